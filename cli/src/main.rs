@@ -1,1 +1,70 @@
-fn main() {}
+//! `warren`: the one binary. A long-lived relay node, the `insert` and `fetch`
+//! clients that talk to it, a local test network, and the routing simulator.
+//!
+//! The binary is thin: argument parsing, config files, progress bars and exit
+//! codes live here; everything else is in `warren-node`, `warren-store` and
+//! `warren-crypto`.
+
+mod api_client;
+mod config;
+mod demo;
+mod fetch;
+mod insert;
+mod node;
+mod sim;
+mod testnet;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "warren", version, about = "An anonymous, censorship-resistant data store")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a long-lived relay node.
+    Node(node::NodeArgs),
+    /// Insert a file or a directory through a running node; prints the key.
+    Insert(insert::InsertArgs),
+    /// Fetch a key through a running node, verify it, and write it out.
+    Fetch(fetch::FetchArgs),
+    /// Create the node identity in a data directory and print its noderef.
+    Keygen {
+        /// Data directory [default: the platform data dir].
+        #[arg(long, env = "WARREN_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Start or stop a local network of real node processes on loopback.
+    Testnet(testnet::TestnetArgs),
+    /// Start a local network, insert a document, fetch it from far away, stop.
+    Demo(demo::DemoArgs),
+    /// Run the routing simulator over many virtual nodes.
+    Sim(sim::SimArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Node(args) => node::run(args),
+        Command::Insert(args) => insert::run(&args),
+        Command::Fetch(args) => fetch::run(&args),
+        Command::Keygen { data_dir } => node::keygen(data_dir),
+        Command::Testnet(args) => testnet::run(args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Sim(args) => sim::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One clear line: the outermost context, then its causes.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

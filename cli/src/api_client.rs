@@ -1,0 +1,140 @@
+//! The client side of a node's local HTTP API, used by `insert`, `fetch`,
+//! `testnet` and `demo`. Blocking: the CLI does one thing at a time.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use serde::Deserialize;
+
+/// How long to wait for the node to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one read may stall before the transfer is given up.
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// Largest JSON answer accepted from the API.
+const MAX_JSON_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    base: String,
+    addr: SocketAddr,
+    agent: ureq::Agent,
+}
+
+/// A streaming fetch: the content reader and what the node said about it.
+pub struct Download {
+    pub length: Option<u64>,
+    pub content_type: Option<String>,
+    pub reader: Box<dyn Read + Send>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UriAnswer {
+    uri: String,
+}
+
+impl ApiClient {
+    pub fn new(addr: SocketAddr) -> ApiClient {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_per_read(Some(READ_TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        ApiClient { base: format!("http://{addr}"), addr, agent }
+    }
+
+    /// Turns transport failures into a line a user can act on.
+    fn explain(&self, err: ureq::Error) -> anyhow::Error {
+        match err {
+            ureq::Error::Io(ref io) if io.kind() == std::io::ErrorKind::ConnectionRefused => anyhow!(
+                "no Warren node is answering at {}: start one with `warren node`, or pass --api",
+                self.addr
+            ),
+            ureq::Error::ConnectionFailed => anyhow!(
+                "cannot connect to a Warren node at {}: start one with `warren node`, or pass --api",
+                self.addr
+            ),
+            other => anyhow!("talking to the node at {} failed: {other}", self.addr),
+        }
+    }
+
+    fn check(&self, mut response: ureq::http::Response<ureq::Body>) -> Result<ureq::http::Response<ureq::Body>> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_JSON_BYTES)
+            .read_to_string()
+            .unwrap_or_default();
+        // The node answers errors as {"error": "..."}; show just the message.
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or(text);
+        Err(anyhow!("{}", message.trim()))
+    }
+
+    pub fn status(&self) -> Result<serde_json::Value> {
+        let response =
+            self.agent.get(format!("{}/api/status", self.base)).call().map_err(|e| self.explain(e))?;
+        let mut response = self.check(response)?;
+        let text = response.body_mut().with_config().limit(MAX_JSON_BYTES).read_to_string()?;
+        serde_json::from_str(&text).context("the node's status is not valid JSON")
+    }
+
+    /// Streams `reader` to the node, which encodes and inserts it; returns the URI.
+    pub fn insert(&self, reader: &mut dyn Read, content_type: Option<&str>) -> Result<String> {
+        let mut request = self.agent.post(format!("{}/api/insert", self.base));
+        if let Some(content_type) = content_type {
+            request = request.query("content_type", content_type);
+        }
+        let response = request
+            .send(ureq::SendBody::from_reader(reader))
+            .map_err(|e| self.explain(e))?;
+        self.read_uri(response)
+    }
+
+    /// Inserts a site manifest over already-inserted files; returns the site URI.
+    pub fn insert_site(&self, manifest: &serde_json::Value) -> Result<String> {
+        let body = serde_json::to_vec(manifest)?;
+        let response = self
+            .agent
+            .post(format!("{}/api/site", self.base))
+            .header("content-type", "application/json")
+            .send(&body[..])
+            .map_err(|e| self.explain(e))?;
+        self.read_uri(response)
+    }
+
+    fn read_uri(&self, response: ureq::http::Response<ureq::Body>) -> Result<String> {
+        let mut response = self.check(response)?;
+        let text = response.body_mut().with_config().limit(MAX_JSON_BYTES).read_to_string()?;
+        let answer: UriAnswer =
+            serde_json::from_str(&text).context("the node's answer is not the expected JSON")?;
+        Ok(answer.uri)
+    }
+
+    /// Starts fetching `key`; the node verifies every block before sending it on.
+    pub fn fetch(&self, key: &str) -> Result<Download> {
+        let response = self
+            .agent
+            .get(format!("{}/{}", self.base, key.trim_start_matches('/')))
+            .call()
+            .map_err(|e| self.explain(e))?;
+        let response = self.check(response)?;
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.into_body();
+        let length = body.content_length();
+        let reader = body.into_with_config().limit(u64::MAX).reader();
+        Ok(Download { length, content_type, reader: Box::new(reader) })
+    }
+}

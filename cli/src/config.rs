@@ -1,0 +1,102 @@
+//! The node's configuration: a TOML file in the data directory, overridden by
+//! flags and environment variables (clap resolves those before we get here).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Name of the config file inside a node's data directory.
+pub const CONFIG_FILE: &str = "config.toml";
+/// Default peer-to-peer port.
+pub const DEFAULT_P2P_PORT: u16 = 9470;
+/// Default local API (HTTP) port, as in Freenet's FProxy.
+pub const DEFAULT_API_PORT: u16 = 8888;
+/// Default long-term store size.
+pub const DEFAULT_STORE_MIB: u64 = 1024;
+/// Default cache size.
+pub const DEFAULT_CACHE_MIB: u64 = 256;
+
+/// What `config.toml` may hold. Every field is optional; absent means default.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address for peer-to-peer links, e.g. "0.0.0.0:9470".
+    pub listen: Option<SocketAddr>,
+    /// Address other nodes should dial, if different from `listen`.
+    pub advertise: Option<SocketAddr>,
+    /// Local API address; must be a loopback address unless `api_allow_remote`.
+    pub api: Option<SocketAddr>,
+    /// Opt-in to serving the API beyond loopback (dangerous: it can insert and fetch).
+    #[serde(default)]
+    pub api_allow_remote: bool,
+    /// Noderefs of peers to connect to, in their pasteable text form.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// This node's location on the circle as a 64-bit fixed-point fraction;
+    /// chosen at random on first start and kept.
+    pub location: Option<u64>,
+    /// Long-term store size in MiB.
+    pub store_mib: Option<u64>,
+    /// Cache size in MiB.
+    pub cache_mib: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads `<data_dir>/config.toml`, or the default config if there is none.
+    pub fn load(data_dir: &Path) -> Result<FileConfig> {
+        let path = data_dir.join(CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("{} is not a valid Warren config", path.display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+            Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    pub fn save(&self, data_dir: &Path) -> Result<()> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = toml::to_string_pretty(self).context("cannot serialise config")?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// The platform data directory (e.g. `~/.local/share/warren`), used when no
+/// `--data-dir` or `WARREN_DATA_DIR` is given.
+pub fn default_data_dir() -> Result<PathBuf> {
+    directories::ProjectDirs::from("org", "warren", "warren")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .context("cannot find a home directory for the data dir; pass --data-dir")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_gives_defaults_and_saved_file_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = FileConfig::load(dir.path()).unwrap();
+        assert!(empty.listen.is_none() && empty.peers.is_empty());
+        let config = FileConfig {
+            listen: Some("127.0.0.1:4000".parse().unwrap()),
+            peers: vec!["warren-noderef:v1:x".into()],
+            store_mib: Some(10),
+            ..FileConfig::default()
+        };
+        config.save(dir.path()).unwrap();
+        let back = FileConfig::load(dir.path()).unwrap();
+        assert_eq!(back.listen, config.listen);
+        assert_eq!(back.peers, config.peers);
+        assert_eq!(back.store_mib, Some(10));
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "lisen = \"x\"\n").unwrap();
+        let err = format!("{:#}", FileConfig::load(dir.path()).unwrap_err());
+        assert!(err.contains("config.toml") && err.contains("lisen"), "{err}");
+    }
+}

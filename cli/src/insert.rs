@@ -1,0 +1,130 @@
+//! `warren insert FILE|DIR`: the key on stdout, progress on stderr.
+
+use std::fs::File;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::api_client::ApiClient;
+use crate::config::DEFAULT_API_PORT;
+
+/// Most files a directory insert takes, so a mistaken `warren insert /` stops early.
+const MAX_SITE_FILES: usize = 10_000;
+
+#[derive(Debug, Args)]
+pub struct InsertArgs {
+    /// The file or directory to insert.
+    pub path: PathBuf,
+    /// The node's local API address.
+    #[arg(long, env = "WARREN_API", default_value_t = default_api())]
+    pub api: SocketAddr,
+    /// Content type to record (guessed from the file name if not given).
+    #[arg(long)]
+    pub content_type: Option<String>,
+}
+
+pub fn default_api() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT))
+}
+
+pub fn run(args: &InsertArgs) -> Result<()> {
+    let client = ApiClient::new(args.api);
+    let meta = std::fs::metadata(&args.path)
+        .with_context(|| format!("cannot read {}", args.path.display()))?;
+    let uri = if meta.is_dir() {
+        insert_dir(&client, &args.path)?
+    } else {
+        let bar = progress_bar(meta.len(), "inserting");
+        let content_type = args.content_type.clone().unwrap_or_else(|| guess_type(&args.path));
+        let uri = insert_file(&client, &args.path, &content_type, &bar)?;
+        bar.finish_and_clear();
+        with_file_name(uri, &args.path)
+    };
+    println!("{uri}");
+    Ok(())
+}
+
+/// Adds the file name to a single-file key, so `fetch` knows what to call it.
+fn with_file_name(uri: String, path: &Path) -> String {
+    match path.file_name().and_then(|n| n.to_str()) {
+        Some(name) => format!("{uri}/{name}"),
+        None => uri,
+    }
+}
+
+pub fn insert_file(client: &ApiClient, path: &Path, content_type: &str, bar: &ProgressBar) -> Result<String> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut reader = bar.wrap_read(file);
+    client
+        .insert(&mut reader as &mut dyn Read, Some(content_type))
+        .with_context(|| format!("inserting {} failed", path.display()))
+}
+
+fn insert_dir(client: &ApiClient, root: &Path) -> Result<String> {
+    let mut files = Vec::new();
+    collect_files(root, root, &mut files)?;
+    if files.is_empty() {
+        bail!("{} holds no files to insert", root.display());
+    }
+    let total: u64 = files.iter().map(|(_, _, len)| len).sum();
+    let bar = progress_bar(total, "inserting site");
+    let mut entries = Vec::new();
+    for (relative, path, _) in &files {
+        let content_type = guess_type(path);
+        let uri = insert_file(client, path, &content_type, &bar)?;
+        entries.push(serde_json::json!({ "path": relative, "uri": uri, "content_type": content_type }));
+    }
+    bar.finish_and_clear();
+    if !files.iter().any(|(relative, _, _)| relative == "index.html") {
+        eprintln!("note: {} has no index.html; browse it by file path", root.display());
+    }
+    client.insert_site(&serde_json::json!({ "entries": entries }))
+}
+
+/// Regular files under `dir`, as (path relative to root with `/`, path, size).
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf, u64)>) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("cannot list {}", dir.display()))?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            collect_files(root, &path, out)?;
+        } else if kind.is_file() {
+            let relative = path
+                .strip_prefix(root)?
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push((relative, path.clone(), entry.metadata()?.len()));
+            if out.len() > MAX_SITE_FILES {
+                bail!("{} holds more than {MAX_SITE_FILES} files", root.display());
+            }
+        }
+        // Symlinks and special files are skipped: a site is what is really there.
+    }
+    Ok(())
+}
+
+pub fn guess_type(path: &Path) -> String {
+    mime_guess::from_path(path).first_or_octet_stream().essence_str().to_owned()
+}
+
+pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}

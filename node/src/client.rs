@@ -1,0 +1,325 @@
+//! Whole files over the network: splitfile inserts and windowed parallel fetches.
+//!
+//! The content codecs are sans-IO (`warren_crypto::splitfile`); this module
+//! drives them against a running node. Inserts encode a segment at a time and
+//! keep a bounded window of block inserts in flight; fetches keep a bounded
+//! window of block requests in flight so throughput is not one block per round
+//! trip, and hand content out in order, a segment at a time, so memory stays
+//! bounded by a few segments whatever the file size.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use warren_crypto::splitfile::{
+    ContentFetcher, EncodeError, FetchError as ContentError, SiteBuilder, SiteEntry as CodecSiteEntry,
+    SiteError, SplitfileEncoder,
+};
+use warren_crypto::{ChkBlock, ChkUri, RoutingKey, UriError};
+
+use crate::driver::{NodeHandle, RequestError};
+use crate::routing::FetchError;
+
+/// Block inserts in flight at once for one client insert.
+pub const INSERT_WINDOW: usize = 32;
+/// Block requests in flight at once for one client fetch.
+pub const FETCH_WINDOW: usize = 48;
+/// Bytes gathered from the client before handing them to the encoder, so the
+/// (CPU-heavy) encoder runs on big batches off the async threads.
+const ENCODE_BATCH: usize = 1024 * 1024;
+/// Extra tries for a block whose request timed out or met an overloaded peer.
+const BLOCK_RETRIES: u32 = 1;
+/// Decoded segments queued between the fetch task and the reader.
+const OUTPUT_QUEUE: usize = 2;
+
+/// Why a client operation failed, worded for the person who asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    #[error("not a valid key: {0}")]
+    BadKey(#[from] UriError),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("the node is overloaded; retry later")]
+    Overloaded,
+    #[error("{0}")]
+    Content(ContentError),
+    #[error("cannot encode the content: {0}")]
+    Encode(#[from] EncodeError),
+    #[error("cannot build the site: {0}")]
+    Site(#[from] SiteError),
+    #[error("inserting a block failed: {0}")]
+    Insert(RequestError),
+    #[error("reading the content to insert failed: {0}")]
+    Input(String),
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+impl From<RequestError> for ClientError {
+    fn from(err: RequestError) -> Self {
+        match err {
+            RequestError::Stopped => ClientError::Stopped,
+            RequestError::Busy => ClientError::Overloaded,
+            other => ClientError::Insert(other),
+        }
+    }
+}
+
+impl From<ContentError> for ClientError {
+    fn from(err: ContentError) -> Self {
+        match err {
+            ContentError::BlockNotFound { .. }
+            | ContentError::SegmentUnrecoverable { .. }
+            | ContentError::NotInSite { .. } => ClientError::NotFound(err.to_string()),
+            other => ClientError::Content(other),
+        }
+    }
+}
+
+/// Encodes a stream of bytes into blocks and inserts them; returns the URI.
+pub async fn insert_stream<S, E>(node: &NodeHandle, chunks: S, content_type: Option<String>) -> Result<ChkUri, ClientError>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
+    let mut chunks = std::pin::pin!(chunks);
+    let mut encoder = SplitfileEncoder::new(content_type);
+    let mut window = InsertWindow::new(node.clone());
+    let mut batch = Vec::with_capacity(ENCODE_BATCH);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| ClientError::Input(e.to_string()))?;
+        batch.extend_from_slice(&chunk);
+        if batch.len() >= ENCODE_BATCH {
+            let (back, blocks) = encode_off_thread(encoder, std::mem::take(&mut batch)).await?;
+            encoder = back;
+            window.insert_all(blocks).await?;
+        }
+    }
+    let (encoder, blocks) = encode_off_thread(encoder, batch).await?;
+    window.insert_all(blocks).await?;
+    let encoded = tokio::task::spawn_blocking(move || encoder.finish())
+        .await
+        .map_err(|_| ClientError::Stopped)??;
+    // The root block goes last (the codec orders it so): once it is in, the
+    // whole tree under it is.
+    window.insert_all(encoded.blocks).await?;
+    window.finish().await?;
+    Ok(encoded.uri)
+}
+
+async fn encode_off_thread(
+    mut encoder: SplitfileEncoder,
+    batch: Vec<u8>,
+) -> Result<(SplitfileEncoder, Vec<ChkBlock>), ClientError> {
+    let (encoder, blocks) = tokio::task::spawn_blocking(move || {
+        let blocks = encoder.push(&batch);
+        (encoder, blocks)
+    })
+    .await
+    .map_err(|_| ClientError::Stopped)?;
+    Ok((encoder, blocks?))
+}
+
+/// A bounded window of block inserts in flight.
+struct InsertWindow {
+    node: NodeHandle,
+    inflight: JoinSet<Result<(), RequestError>>,
+}
+
+impl InsertWindow {
+    fn new(node: NodeHandle) -> Self {
+        InsertWindow { node, inflight: JoinSet::new() }
+    }
+
+    async fn insert_all(&mut self, blocks: Vec<ChkBlock>) -> Result<(), ClientError> {
+        for block in blocks {
+            while self.inflight.len() >= INSERT_WINDOW {
+                self.join_one().await?;
+            }
+            let node = self.node.clone();
+            self.inflight.spawn(async move { insert_with_retry(&node, block).await });
+        }
+        Ok(())
+    }
+
+    async fn join_one(&mut self) -> Result<(), ClientError> {
+        match self.inflight.join_next().await {
+            Some(Ok(result)) => result.map_err(ClientError::from),
+            Some(Err(_)) => Err(ClientError::Stopped),
+            None => Ok(()),
+        }
+    }
+
+    async fn finish(mut self) -> Result<(), ClientError> {
+        while !self.inflight.is_empty() {
+            self.join_one().await?;
+        }
+        Ok(())
+    }
+}
+
+async fn insert_with_retry(node: &NodeHandle, block: ChkBlock) -> Result<(), RequestError> {
+    let mut tries = 0;
+    loop {
+        match node.insert_block(block.clone()).await {
+            Err(err) if err.is_transient() && tries < BLOCK_RETRIES => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// One file of a site, as the API receives it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SiteEntry {
+    pub path: String,
+    pub uri: String,
+    pub content_type: Option<String>,
+    pub size: u64,
+}
+
+/// Builds and inserts a site manifest over files already inserted.
+pub async fn insert_site(node: &NodeHandle, entries: Vec<SiteEntry>) -> Result<ChkUri, ClientError> {
+    let mut builder = SiteBuilder::new();
+    for entry in entries {
+        let uri: ChkUri = entry.uri.parse()?;
+        builder.add(CodecSiteEntry { path: entry.path, content_type: entry.content_type, uri, size: entry.size })?;
+    }
+    let encoded = builder.finish()?;
+    let mut window = InsertWindow::new(node.clone());
+    window.insert_all(encoded.blocks).await?;
+    window.finish().await?;
+    Ok(encoded.uri)
+}
+
+/// Content being fetched: what it is, and its bytes as they arrive, in order.
+pub struct ContentStream {
+    pub length: u64,
+    pub content_type: Option<String>,
+    /// Ends early with an error if the fetch fails part way.
+    pub chunks: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+}
+
+impl std::fmt::Debug for ContentStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContentStream").field("length", &self.length).finish_non_exhaustive()
+    }
+}
+
+impl ContentStream {
+    /// The chunks as a `Stream`, for HTTP bodies.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+        futures_util::stream::unfold(self.chunks, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+    }
+}
+
+/// Starts fetching `uri`: resolves its manifests until the content's length
+/// and type are known, then streams the content from a background task.
+pub async fn fetch(node: &NodeHandle, uri: ChkUri) -> Result<ContentStream, ClientError> {
+    let mut run = FetchRun::new(node.clone(), &uri);
+    let length = loop {
+        if let Some(length) = run.fetcher.total_len() {
+            break length;
+        }
+        run.step().await?;
+    };
+    let content_type = run.fetcher.content_type().map(str::to_owned).or_else(|| guess_type(&uri));
+    let (tx, chunks) = mpsc::channel(OUTPUT_QUEUE);
+    tokio::spawn(async move {
+        if let Err(err) = run.stream_to(&tx).await {
+            tracing::debug!(%err, "fetch failed part way");
+            let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
+        }
+    });
+    Ok(ContentStream { length, content_type, chunks })
+}
+
+/// A content type from the file name in the URI, for single-block files whose
+/// manifest-less form carries none.
+fn guess_type(uri: &ChkUri) -> Option<String> {
+    let name = uri.path.as_deref()?;
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    let known = match ext.as_str() {
+        "html" | "htm" => "text/html",
+        "txt" => "text/plain",
+        "css" => "text/css",
+        "js" => "text/javascript",
+        "json" => "application/json",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "pdf" => "application/pdf",
+        _ => return None,
+    };
+    Some(known.to_owned())
+}
+
+/// The state of one fetch: the sans-IO fetcher and the block requests in flight.
+struct FetchRun {
+    node: NodeHandle,
+    fetcher: ContentFetcher,
+    inflight: JoinSet<(RoutingKey, Result<ChkBlock, RequestError>)>,
+    tries: HashMap<RoutingKey, u32>,
+}
+
+impl FetchRun {
+    fn new(node: NodeHandle, uri: &ChkUri) -> Self {
+        FetchRun { node, fetcher: ContentFetcher::new(uri), inflight: JoinSet::new(), tries: HashMap::new() }
+    }
+
+    fn request(&mut self, key: RoutingKey) {
+        let node = self.node.clone();
+        self.inflight.spawn(async move { (key, node.fetch_block(key).await) });
+    }
+
+    /// Tops up the window, then handles one finished block request.
+    async fn step(&mut self) -> Result<(), ClientError> {
+        let room = FETCH_WINDOW.saturating_sub(self.inflight.len());
+        for key in self.fetcher.wanted(room) {
+            self.request(key);
+        }
+        let Some(joined) = self.inflight.join_next().await else {
+            // Nothing in flight and nothing wanted: the fetcher is stuck.
+            return Err(ClientError::NotFound("no more blocks to try".into()));
+        };
+        let (key, result) = joined.map_err(|_| ClientError::Stopped)?;
+        match result {
+            Ok(block) => self.fetcher.on_block(&block)?,
+            Err(err) if err.is_transient() && self.tries.get(&key).copied().unwrap_or(0) < BLOCK_RETRIES => {
+                *self.tries.entry(key).or_default() += 1;
+                self.request(key);
+            }
+            Err(RequestError::Stopped) => return Err(ClientError::Stopped),
+            Err(_) => self.fetcher.on_missing(key)?,
+        }
+        Ok(())
+    }
+
+    async fn stream_to(mut self, tx: &mpsc::Sender<Result<Bytes, std::io::Error>>) -> Result<(), ClientError> {
+        loop {
+            while let Some(chunk) = self.fetcher.take_output() {
+                if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                    // The reader went away: stop fetching (in-flight requests are aborted on drop).
+                    return Ok(());
+                }
+            }
+            if self.fetcher.is_done() {
+                return Ok(());
+            }
+            self.step().await?;
+        }
+    }
+}
+
+impl RequestError {
+    /// Worth one more try: the network was busy or slow, not empty.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RequestError::Fetch(FetchError::Timeout | FetchError::Overloaded) | RequestError::Busy)
+    }
+}

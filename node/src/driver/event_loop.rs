@@ -1,0 +1,353 @@
+//! The node's event loop: one task owning the routing core.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::SeedableRng as _;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+use warren_crypto::{ChkBlock, NodeIdentity, NodePublicKey, NodeRef, RoutingKey};
+use warren_store::BlockStore;
+
+use super::peers::{Admit, PeerTable};
+use super::{
+    Command, LinkTotals, NodeConfig, NodeStatus, PeerStatus, RequestError, LINK_EVENT_QUEUE,
+    NEW_LINK_QUEUE,
+};
+use crate::link::{self, Backoff, Link, LinkConfig, LinkEvent, LinkSendError, Listener};
+use crate::routing::{self, Action, Area, BlockLookup, ClientId, Event, PeerId, Time};
+use crate::wire;
+
+/// How long closing the links may take at shutdown.
+const LINK_CLOSE_DEADLINE: Duration = Duration::from_secs(3);
+
+/// What `Driver::new` needs.
+pub(super) struct Parts {
+    pub(super) config: NodeConfig,
+    pub(super) identity: Arc<NodeIdentity>,
+    pub(super) noderef: NodeRef,
+    pub(super) listener: Listener,
+    pub(super) store: Arc<dyn BlockStore>,
+    pub(super) commands: mpsc::Receiver<Command>,
+    pub(super) cancel: CancellationToken,
+}
+
+/// A link whose handshake is done, from a dialer or the listener.
+struct NewLink {
+    link: Link,
+    outbound: bool,
+}
+
+/// The core reads the store through this.
+struct StoreLookup<'a>(&'a dyn BlockStore);
+
+impl BlockLookup for StoreLookup<'_> {
+    fn get(&self, key: &RoutingKey) -> Option<ChkBlock> {
+        match self.0.get(key) {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::warn!(%err, "store read failed; treating the block as absent");
+                None
+            }
+        }
+    }
+}
+
+pub(super) struct Driver {
+    core: routing::Node,
+    rng: StdRng,
+    epoch: Instant,
+    store: Arc<dyn BlockStore>,
+    listener: Listener,
+    commands: mpsc::Receiver<Command>,
+    link_events_tx: mpsc::Sender<LinkEvent>,
+    link_events: mpsc::Receiver<LinkEvent>,
+    new_links_tx: mpsc::Sender<NewLink>,
+    new_links: mpsc::Receiver<NewLink>,
+    peers: PeerTable,
+    dialers: HashMap<NodePublicKey, AbortOnDropHandle<()>>,
+    fetches: HashMap<ClientId, oneshot::Sender<Result<ChkBlock, RequestError>>>,
+    inserts: HashMap<ClientId, oneshot::Sender<Result<(), RequestError>>>,
+    next_client: u64,
+    identity: Arc<NodeIdentity>,
+    noderef: NodeRef,
+    link_config: LinkConfig,
+    initial_peers: Vec<NodeRef>,
+    cancel: CancellationToken,
+    totals: LinkTotals,
+}
+
+impl Driver {
+    pub(super) fn new(parts: Parts) -> Self {
+        let (link_events_tx, link_events) = mpsc::channel(LINK_EVENT_QUEUE);
+        let (new_links_tx, new_links) = mpsc::channel(NEW_LINK_QUEUE);
+        let peers = PeerTable::new(parts.noderef.identity, &parts.config.data_dir);
+        let mut initial_peers = parts.config.peers.clone();
+        initial_peers.extend(peers.load_saved());
+        Driver {
+            core: routing::Node::new(parts.config.routing.clone(), parts.config.location),
+            rng: StdRng::from_entropy(),
+            epoch: Instant::now(),
+            store: parts.store,
+            listener: parts.listener,
+            commands: parts.commands,
+            link_events_tx,
+            link_events,
+            new_links_tx,
+            new_links,
+            peers,
+            dialers: HashMap::new(),
+            fetches: HashMap::new(),
+            inserts: HashMap::new(),
+            next_client: 0,
+            identity: parts.identity,
+            noderef: parts.noderef,
+            link_config: parts.config.link,
+            initial_peers,
+            cancel: parts.cancel,
+            totals: LinkTotals::default(),
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time(u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Runs until cancelled, then closes every link.
+    pub(super) async fn run(mut self) {
+        for peer in std::mem::take(&mut self.initial_peers) {
+            self.peers.remember(peer.clone());
+            self.dial(peer);
+        }
+        loop {
+            let deadline = self.core.poll_timeout().map(|t| self.epoch + Duration::from_millis(t.0));
+            // Biased: cancellation first, then local work (timers, clients),
+            // then remote work, so a busy network cannot starve our own users.
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => break,
+                () = sleep_until(deadline) => {
+                    let now = self.now();
+                    self.core.handle_timeout(now);
+                }
+                Some(command) = self.commands.recv() => self.on_command(command),
+                Some(event) = self.link_events.recv() => self.on_link_event(event),
+                Some(new) = self.new_links.recv() => self.on_new_link(new),
+                Some(link) = self.listener.accept() => self.on_new_link(NewLink { link, outbound: false }),
+            }
+            self.drain_actions();
+        }
+        self.close_all().await;
+    }
+
+    fn feed(&mut self, event: Event) {
+        let now = self.now();
+        let lookup = StoreLookup(self.store.as_ref());
+        self.core.handle(now, &mut self.rng, &lookup, event);
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Fetch { key, reply } => {
+                let client = self.next_client_id();
+                self.fetches.insert(client, reply);
+                self.feed(Event::Fetch { client, key });
+            }
+            Command::Insert { block, reply } => {
+                let client = self.next_client_id();
+                self.inserts.insert(client, reply);
+                self.feed(Event::Insert { client, block });
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    fn next_client_id(&mut self) -> ClientId {
+        self.next_client += 1;
+        ClientId(self.next_client)
+    }
+
+    fn on_link_event(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Received { peer, payload } => {
+                let Some(from) = self.peers.id_of(&peer) else { return };
+                self.totals.bytes_received += payload.len() as u64;
+                match wire::decode(&payload) {
+                    Ok(msg) => self.feed(Event::Message { from, msg }),
+                    Err(err) => {
+                        // Authenticated garbage: the peer is broken or hostile.
+                        tracing::info!(peer = ?peer, %err, "peer sent an undecodable message; disconnecting");
+                        self.totals.bad_messages += 1;
+                        self.disconnect(from);
+                    }
+                }
+            }
+            LinkEvent::Closed { peer, reason } => {
+                if let Some(id) = self.peers.closed(&peer) {
+                    tracing::info!(peer = ?peer, %reason, "link closed");
+                    self.feed(Event::PeerDown { peer: id });
+                    if let Some(noderef) = self.peers.known(&peer).cloned() {
+                        self.dial(noderef);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_new_link(&mut self, new: NewLink) {
+        let peer = new.link.peer().clone();
+        if peer.identity == self.noderef.identity {
+            return;
+        }
+        let admit = self.peers.admit(&peer, new.outbound);
+        if admit == Admit::Reject {
+            tracing::debug!(peer = ?peer.identity, "duplicate link dropped");
+            return;
+        }
+        self.dialers.remove(&peer.identity);
+        let handle = new.link.spawn(self.link_events_tx.clone());
+        let (id, old) = self.peers.insert(handle, new.outbound);
+        if let Some(old) = old {
+            old.close();
+        }
+        if admit == Admit::New {
+            tracing::info!(peer = ?peer.identity, location = %peer.location, address = %peer.address, "link up");
+            self.feed(Event::PeerUp { peer: id, location: peer.location });
+        }
+    }
+
+    /// Keeps dialling `peer` with backoff until a link to it is up.
+    fn dial(&mut self, peer: NodeRef) {
+        if peer.identity == self.noderef.identity
+            || self.peers.is_connected(&peer.identity)
+            || self.dialers.contains_key(&peer.identity)
+        {
+            return;
+        }
+        let (identity, local, config) = (self.identity.clone(), self.noderef.clone(), self.link_config.clone());
+        let (links, cancel) = (self.new_links_tx.clone(), self.cancel.child_token());
+        let key = peer.identity;
+        let task = tokio::spawn(async move {
+            let attempt =
+                link::connect_with_backoff(identity, local, &peer, &config, Backoff::default(), u32::MAX, &cancel);
+            match attempt.await {
+                Some(Ok(link)) => {
+                    let _ = links.send(NewLink { link, outbound: true }).await;
+                }
+                Some(Err(err)) => tracing::warn!(peer = ?peer.identity, %err, "giving up dialling peer"),
+                None => {}
+            }
+        });
+        self.dialers.insert(key, AbortOnDropHandle::new(task));
+    }
+
+    fn disconnect(&mut self, peer: PeerId) {
+        if let Some(slot) = self.peers.link(peer) {
+            slot.handle.close();
+        }
+    }
+
+    fn drain_actions(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Send { to, msg } => self.send(to, &msg),
+                Action::Store { area, block } => {
+                    let area = match area {
+                        Area::Store => warren_store::Area::Store,
+                        Area::Cache => warren_store::Area::Cache,
+                    };
+                    if let Err(err) = self.store.put(area, &block) {
+                        tracing::warn!(%err, "cannot write a block to the store");
+                    }
+                }
+                Action::FetchDone { client, result } => {
+                    if let Some(reply) = self.fetches.remove(&client) {
+                        let _ = reply.send(result.map_err(RequestError::from));
+                    }
+                }
+                Action::InsertDone { client, result } => {
+                    if let Some(reply) = self.inserts.remove(&client) {
+                        let _ = reply.send(result.map_err(RequestError::from));
+                    }
+                }
+                Action::Misbehaved { peer, reason } => {
+                    tracing::info!(?peer, ?reason, "peer broke the protocol; disconnecting");
+                    self.disconnect(peer);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Encodes and queues a message; sheds it if the link's outbox is full
+    /// (the core times the request out and routes elsewhere).
+    fn send(&mut self, to: PeerId, msg: &wire::Message) {
+        let Some(slot) = self.peers.link(to) else { return };
+        let payload = Bytes::from(wire::encode(msg));
+        let len = payload.len() as u64;
+        match slot.handle.try_send(payload) {
+            Ok(()) => self.totals.bytes_sent += len,
+            Err(LinkSendError::Full) => {
+                self.totals.messages_shed += 1;
+                tracing::debug!(peer = ?to, kind = msg.kind(), "link outbox full; message shed");
+            }
+            Err(err) => tracing::debug!(peer = ?to, %err, "message not sent"),
+        }
+    }
+
+    fn status(&self) -> NodeStatus {
+        let peers = self
+            .peers
+            .links()
+            .map(|slot| PeerStatus {
+                identity: slot.noderef.identity.to_string(),
+                location: slot.noderef.location.as_fraction(),
+                address: slot.noderef.address,
+            })
+            .collect();
+        NodeStatus {
+            noderef: self.noderef.to_string(),
+            location: self.noderef.location.as_fraction(),
+            uptime_s: self.epoch.elapsed().as_secs(),
+            peers,
+            live_requests: self.core.live_requests(),
+            routing: serde_json::to_value(format!("{:?}", self.core.stats())).unwrap_or_default(),
+            store: serde_json::to_value(format!("{:?}", self.store.stats())).unwrap_or_default(),
+            links: self.totals.clone(),
+        }
+    }
+
+    async fn close_all(&mut self) {
+        self.listener.close();
+        self.dialers.clear();
+        for slot in self.peers.links() {
+            slot.handle.close();
+        }
+        // Give the links a moment to say goodbye; they are aborted on drop after that.
+        let deadline = Instant::now() + LINK_CLOSE_DEADLINE;
+        while self.peers.links().any(|slot| !slot.handle.is_closed()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for (_, reply) in self.fetches.drain() {
+            let _ = reply.send(Err(RequestError::Stopped));
+        }
+        for (_, reply) in self.inserts.drain() {
+            let _ = reply.send(Err(RequestError::Stopped));
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

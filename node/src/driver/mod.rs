@@ -1,0 +1,284 @@
+//! The tokio node: drives the sans-IO routing core over real links and the
+//! real store.
+//!
+//! One event-loop task owns the routing core, the peer table and the link
+//! handles. Links, the listener, timers and local clients feed it events; it
+//! hands each to the core, then carries out the actions the core returns:
+//! encode and `try_send` to a link, write to the store, answer a client. The
+//! store is shared (`Arc<dyn BlockStore>`): the core reads it synchronously
+//! through [`BlockLookup`](crate::routing::BlockLookup).
+//!
+//! ```no_run
+//! # async fn demo(identity: warren_crypto::NodeIdentity) -> Result<(), Box<dyn std::error::Error>> {
+//! use warren_node::driver::{Node, NodeConfig};
+//! let config = NodeConfig::new("/tmp/warren-a".into(), "127.0.0.1:0".parse()?, warren_crypto::Location(42));
+//! let node = Node::start(config, identity).await?;
+//! let (block, key) = warren_crypto::ChkBlock::encode(b"hello")?;
+//! node.handle().insert_block(block).await?;
+//! let back = node.handle().fetch_block(key.routing).await?;
+//! assert_eq!(back.decode(&key.crypto)?, b"hello");
+//! node.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+mod event_loop;
+mod peers;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+use warren_crypto::{ChkBlock, Location, NodeIdentity, NodeRef, RoutingKey, PROTOCOL_VERSION};
+use warren_store::{BlockStore, SledStore, StoreConfig, StoreError};
+
+use crate::link::{LinkConfig, Listener};
+use crate::routing::{FetchError, InsertError, RoutingConfig};
+
+/// Local client commands queued for the event loop at most.
+pub const COMMAND_QUEUE: usize = 1024;
+/// Link events (received payloads, closes) queued for the event loop at most.
+pub const LINK_EVENT_QUEUE: usize = 4096;
+/// New links (dialled or accepted) queued for the event loop at most.
+pub const NEW_LINK_QUEUE: usize = 64;
+/// Frames queued per link; above the routing core's per-peer request limit so
+/// replies to accepted requests are not shed in normal operation.
+pub const LINK_OUTBOX: usize = 256;
+/// How often the store is flushed to disk while running.
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long shutdown waits for the event loop to finish.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+/// Name of the datastore directory inside the data directory.
+pub const STORE_DIR: &str = "store";
+/// Name of the known-peers file inside the data directory.
+pub const PEERS_FILE: &str = "peers.txt";
+
+/// Everything a node runs with.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    /// Address to listen on for peers (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Address peers should dial, if not the listen address.
+    pub advertise: Option<SocketAddr>,
+    pub location: Location,
+    /// Peers to connect to (and reconnect to, for as long as the node runs).
+    pub peers: Vec<NodeRef>,
+    pub store: StoreConfig,
+    pub routing: RoutingConfig,
+    pub link: LinkConfig,
+}
+
+impl NodeConfig {
+    pub fn new(data_dir: PathBuf, listen: SocketAddr, location: Location) -> Self {
+        let link = LinkConfig { outbox_capacity: LINK_OUTBOX, ..LinkConfig::default() };
+        NodeConfig {
+            data_dir,
+            listen,
+            advertise: None,
+            location,
+            peers: Vec::new(),
+            store: StoreConfig::default(),
+            routing: RoutingConfig::default(),
+            link,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("cannot open the datastore: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen for peers on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+}
+
+/// Why a block request or insert failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Insert(#[from] InsertError),
+    #[error("the node's request queue is full; retry later")]
+    Busy,
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+impl RequestError {
+    /// Worth one more try: the network was busy or slow, not empty.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RequestError::Fetch(FetchError::Timeout | FetchError::Overloaded)
+                | RequestError::Insert(InsertError::Timeout | InsertError::Overloaded)
+                | RequestError::Busy
+        )
+    }
+}
+
+/// A snapshot for the status page, the JSON API and metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub noderef: String,
+    pub location: f64,
+    pub uptime_s: u64,
+    pub peers: Vec<PeerStatus>,
+    pub live_requests: usize,
+    pub routing: serde_json::Value,
+    pub store: serde_json::Value,
+    pub links: LinkTotals,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStatus {
+    pub identity: String,
+    pub location: f64,
+    pub address: SocketAddr,
+}
+
+/// Bytes and frames over all links since start, and what was shed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LinkTotals {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub messages_shed: u64,
+    pub bad_messages: u64,
+}
+
+enum Command {
+    Fetch { key: RoutingKey, reply: oneshot::Sender<Result<ChkBlock, RequestError>> },
+    Insert { block: ChkBlock, reply: oneshot::Sender<Result<(), RequestError>> },
+    Status { reply: oneshot::Sender<NodeStatus> },
+}
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    noderef: Arc<NodeRef>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Fetch { .. } => "Fetch",
+            Command::Insert { .. } => "Insert",
+            Command::Status { .. } => "Status",
+        })
+    }
+}
+
+impl NodeHandle {
+    /// This node's noderef, to hand to peers.
+    pub fn noderef(&self) -> &NodeRef {
+        &self.noderef
+    }
+
+    /// Fetches one block from the local store or the network, verified.
+    pub async fn fetch_block(&self, key: RoutingKey) -> Result<ChkBlock, RequestError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Fetch { key, reply }).await.map_err(|_| RequestError::Stopped)?;
+        answer.await.map_err(|_| RequestError::Stopped)?
+    }
+
+    /// Inserts one block into the network.
+    pub async fn insert_block(&self, block: ChkBlock) -> Result<(), RequestError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Insert { block, reply }).await.map_err(|_| RequestError::Stopped)?;
+        answer.await.map_err(|_| RequestError::Stopped)?
+    }
+
+    pub async fn status(&self) -> Result<NodeStatus, RequestError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Status { reply }).await.map_err(|_| RequestError::Stopped)?;
+        answer.await.map_err(|_| RequestError::Stopped)
+    }
+}
+
+/// A running node. Dropping it aborts the node; [`Node::shutdown`] stops it cleanly.
+#[derive(Debug)]
+pub struct Node {
+    handle: NodeHandle,
+    cancel: CancellationToken,
+    task: AbortOnDropHandle<()>,
+    store: Arc<dyn BlockStore>,
+}
+
+impl Node {
+    /// Opens the store, binds the listener, and starts the event loop and the
+    /// dialers for the configured peers.
+    pub async fn start(config: NodeConfig, identity: NodeIdentity) -> Result<Node, StartError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
+        let store: Arc<dyn BlockStore> =
+            Arc::new(SledStore::open(&config.data_dir.join(STORE_DIR), config.store.clone())?);
+        Self::start_with_store(config, identity, store).await
+    }
+
+    /// Like [`Node::start`] with a store the caller opened (tests use `MemoryStore`).
+    pub async fn start_with_store(
+        config: NodeConfig,
+        identity: NodeIdentity,
+        store: Arc<dyn BlockStore>,
+    ) -> Result<Node, StartError> {
+        let identity = Arc::new(identity);
+        let local = NodeRef {
+            identity: identity.public(),
+            location: config.location,
+            address: config.advertise.unwrap_or(config.listen),
+            version: PROTOCOL_VERSION,
+        };
+        let listener = Listener::bind(
+            config.listen,
+            identity.clone(),
+            local,
+            config.link.clone(),
+            Arc::new(crate::link::AnyPeer),
+        )
+        .await
+        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let mut noderef = listener.noderef().clone();
+        if config.advertise.is_none() && noderef.address.ip().is_unspecified() {
+            // Listening on 0.0.0.0: advertise loopback rather than an address no one can dial.
+            noderef.address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        let cancel = CancellationToken::new();
+        let handle = NodeHandle { commands, noderef: Arc::new(noderef.clone()) };
+        let driver = event_loop::Driver::new(event_loop::Parts {
+            config,
+            identity,
+            noderef,
+            listener,
+            store: store.clone(),
+            commands: command_rx,
+            cancel: cancel.clone(),
+        });
+        let task = AbortOnDropHandle::new(tokio::spawn(driver.run()));
+        Ok(Node { handle, cancel, task, store })
+    }
+
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Closes every link, stops the event loop and flushes the store.
+    pub async fn shutdown(self) -> Result<(), StoreError> {
+        self.cancel.cancel();
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, self.task).await.is_err() {
+            tracing::warn!("event loop did not stop within {SHUTDOWN_DEADLINE:?}; aborted");
+        }
+        self.store.flush()
+    }
+}

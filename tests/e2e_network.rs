@@ -1,0 +1,162 @@
+//! End-to-end: real `warren` node processes on loopback, real sockets, real
+//! sled stores, faults injected by killing processes.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use support::{random_file, stderr, stdout, TestNet, WARREN};
+
+/// One testnet at a time: each is ten processes on a two-core machine.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const MIB: usize = 1024 * 1024;
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn insert_ok(net: &TestNet, index: usize, path: &std::path::Path) -> String {
+    let out = net.insert(index, path);
+    assert!(out.status.success(), "insert failed: {}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
+#[test]
+fn insert_and_fetch_three_hops_away() {
+    let _serial = serial();
+    let net = TestNet::start(10);
+    let (fetcher, hops) = net.farthest_from(0);
+    assert!(hops >= 3, "farthest node is only {hops} hops from the inserter");
+
+    let work = tempfile::tempdir().unwrap();
+    let big = work.path().join("document.bin");
+    random_file(&big, 3 * MIB + 12_345, 1);
+    let small = work.path().join("note.txt");
+    std::fs::write(&small, b"a small note, one block").unwrap();
+
+    for source in [&big, &small] {
+        let key = insert_ok(&net, 0, source);
+        assert!(key.starts_with("CHK@"), "{key}");
+        let fetched = work.path().join("fetched");
+        let out = net.fetch(fetcher, &key, &fetched);
+        assert!(out.status.success(), "fetch at node {fetcher} ({hops} hops) failed: {}", stderr(&out));
+        assert_eq!(std::fs::read(&fetched).unwrap(), std::fs::read(source).unwrap());
+    }
+}
+
+#[test]
+fn fetch_survives_a_relay_killed_mid_fetch() {
+    let _serial = serial();
+    let net = TestNet::start(10);
+    let (fetcher, _) = net.farthest_from(0);
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("document.bin");
+    random_file(&source, 12 * MIB, 2);
+    let key = insert_ok(&net, 0, &source);
+
+    // Kill a neighbour of the fetcher that is not the inserter: requests in
+    // flight through it must be routed elsewhere, and the blocks it stored
+    // must be recovered from the rest of each segment.
+    let victim = *net.nodes[fetcher].neighbours.iter().find(|&&n| n != 0).expect("a relay neighbour");
+    let fetched = work.path().join("fetched.bin");
+    let mut child = Command::new(WARREN)
+        .args(["fetch", &key, "-o", fetched.to_str().unwrap(), "--api", &net.nodes[fetcher].api])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    net.kill(victim);
+    let out = wait_with_deadline(&mut child, Duration::from_secs(240));
+    assert!(out.status.success(), "fetch did not survive losing node {victim}: {}", stderr(&out));
+    assert_eq!(std::fs::read(&fetched).unwrap(), std::fs::read(&source).unwrap());
+}
+
+fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("child did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stderr = Vec::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        use std::io::Read as _;
+        let _ = pipe.read_to_end(&mut stderr);
+    }
+    std::process::Output { status: child.wait().unwrap(), stdout: Vec::new(), stderr }
+}
+
+/// Blocks in a node's store and cache, from its status.
+fn stored_blocks(status: &serde_json::Value) -> u64 {
+    let area = |name: &str| status["store"][name]["blocks"].as_u64().unwrap_or(0);
+    area("store") + area("cache")
+}
+
+#[test]
+fn node_killed_during_an_insert_restarts_with_its_store_intact() {
+    let _serial = serial();
+    let net = TestNet::start(8);
+    let node = 3;
+    let work = tempfile::tempdir().unwrap();
+    let first = work.path().join("first.bin");
+    random_file(&first, 2 * MIB, 3);
+    let first_key = insert_ok(&net, node, &first);
+    // sled flushes in the background every second; wait past that so what
+    // the node holds now counts as durable.
+    std::thread::sleep(Duration::from_millis(2500));
+    let before = stored_blocks(&net.status(node).expect("status"));
+
+    let second = work.path().join("second.bin");
+    random_file(&second, 48 * MIB, 4);
+    let mut insert = Command::new(WARREN)
+        .args(["insert", second.to_str().unwrap(), "--api", &net.nodes[node].api])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    net.kill(node);
+    // The client must end (with an error, or success if it beat the kill), not hang.
+    let _ = wait_with_deadline(&mut insert, Duration::from_secs(60));
+
+    // Restart it on the same data directory (config, identity, store).
+    let log = std::fs::File::create(work.path().join("restarted.log")).unwrap();
+    let restarted = Command::new(WARREN)
+        .args(["node", "--data-dir", net.nodes[node].data_dir.to_str().unwrap()])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(restarted);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = net.status(node) {
+            if status["peers"].as_array().is_some_and(|p| !p.is_empty()) {
+                break status;
+            }
+        }
+        assert!(Instant::now() < deadline, "restarted node never came back with peers");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let after = stored_blocks(&status);
+    assert!(after >= before, "store lost blocks across SIGKILL: {before} before, {after} after");
+    let fetched = work.path().join("first.fetched");
+    let out = net.fetch(node, &first_key, &fetched);
+    assert!(out.status.success(), "fetch after restart failed: {}", stderr(&out));
+    assert_eq!(std::fs::read(&fetched).unwrap(), std::fs::read(&first).unwrap());
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
