@@ -23,6 +23,7 @@
 //! ```
 
 pub mod block;
+pub mod fuzzing;
 pub mod identity;
 pub mod key;
 pub mod location;
