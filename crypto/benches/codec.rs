@@ -174,7 +174,7 @@ fn main() {
     );
 
     let raw = 2 * (aead + sha);
-    let codec = encode + decode - copy;
+    let codec = (encode + decode).saturating_sub(copy);
     println!();
     println!(
         "ratio (encode + decode) / 2 x (AEAD + SHA-256): {:.2}  (goal <= 1.5)",
