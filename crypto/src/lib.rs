@@ -23,13 +23,21 @@
 //! ```
 
 pub mod block;
+pub mod fuzzing;
 pub mod identity;
 pub mod key;
 pub mod location;
+pub mod metadata;
+pub mod splitfile;
 pub mod uri;
 
 pub use block::{BlockError, ChkBlock, BLOCK_LEN, BLOCK_PAYLOAD};
 pub use identity::{NodeIdentity, NodePublicKey, NodeRef, NodeRefError, PROTOCOL_VERSION};
 pub use key::{ChkKey, ContentKind, CryptoKey, Extra, RoutingKey};
 pub use location::Location;
+pub use metadata::{Metadata, MetadataError};
+pub use splitfile::{
+    encode_bytes, ContentFetcher, EncodeError, Encoded, FetchError, SiteBuilder, SiteEntry,
+    SplitfileConfig, SplitfileEncoder,
+};
 pub use uri::{ChkUri, UriError};

@@ -1,0 +1,378 @@
+//! Fetching one splitfile: a window of segments, the blocks each still needs,
+//! and erasure decoding once any `k` of a segment's blocks are in.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::block::{ChkBlock, BLOCK_PAYLOAD};
+use crate::key::{ChkKey, CryptoKey, RoutingKey};
+use crate::metadata::{Segment, SplitfileManifest};
+
+use super::fec::{self, SHARD_LEN};
+use super::fetcher::{FetchError, Part};
+use super::FETCH_WINDOW_SEGMENTS;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Not asked for yet.
+    Idle,
+    /// Asked for, no answer yet.
+    Pending,
+    /// Reported not found.
+    Missing,
+    /// Decoded and kept.
+    Have,
+}
+
+/// Where an answered block goes: segment number and shard (data, then check).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    segment: usize,
+    shard: usize,
+}
+
+#[derive(Debug)]
+struct SegmentState {
+    index: usize,
+    /// Global index of the segment's first data block.
+    first_block: u64,
+    data_count: usize,
+    status: Vec<Status>,
+    /// Plaintext shards, padded to a full payload; at most `data_count` kept.
+    shards: Vec<Option<Vec<u8>>>,
+    have: usize,
+    pending: usize,
+    /// The segment's content once decoded, waiting for earlier segments.
+    decoded: Option<Vec<u8>>,
+}
+
+impl SegmentState {
+    fn new(index: usize, first_block: u64, segment: &Segment) -> Self {
+        let total = segment.data.len() + segment.check.len();
+        SegmentState {
+            index,
+            first_block,
+            data_count: segment.data.len(),
+            status: vec![Status::Idle; total],
+            shards: vec![None; total],
+            have: 0,
+            pending: 0,
+            decoded: None,
+        }
+    }
+
+    /// Blocks not yet known to be lost: found, pending, or still to ask for.
+    fn available(&self) -> usize {
+        self.status
+            .iter()
+            .filter(|&&s| s != Status::Missing)
+            .count()
+    }
+}
+
+/// The state of one splitfile being fetched.
+#[derive(Debug)]
+pub(crate) struct Download {
+    manifest: SplitfileManifest,
+    part: Part,
+    /// Segments being worked on, lowest first; the front is the next to output.
+    active: VecDeque<SegmentState>,
+    /// The next segment to activate, and the global index of its first data block.
+    next_segment: usize,
+    next_first_block: u64,
+    /// Requests in flight: a key may fill several slots (identical blocks).
+    pending: HashMap<RoutingKey, Vec<Slot>>,
+}
+
+fn key_of(manifest: &SplitfileManifest, slot: Slot) -> &ChkKey {
+    let segment = &manifest.segments[slot.segment];
+    segment
+        .data
+        .get(slot.shard)
+        .unwrap_or_else(|| &segment.check[slot.shard - segment.data.len()])
+}
+
+impl Download {
+    /// Starts a download of a manifest that has passed validation.
+    pub(crate) fn new(manifest: SplitfileManifest, part: Part) -> Self {
+        let mut download = Download {
+            manifest,
+            part,
+            active: VecDeque::new(),
+            next_segment: 0,
+            next_first_block: 0,
+            pending: HashMap::new(),
+        };
+        download.fill_window();
+        download
+    }
+
+    fn fill_window(&mut self) {
+        while self.active.len() < FETCH_WINDOW_SEGMENTS
+            && self.next_segment < self.manifest.segments.len()
+        {
+            let segment = &self.manifest.segments[self.next_segment];
+            self.active.push_back(SegmentState::new(
+                self.next_segment,
+                self.next_first_block,
+                segment,
+            ));
+            self.next_first_block += segment.data.len() as u64;
+            self.next_segment += 1;
+        }
+    }
+
+    pub(crate) fn is_complete(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    fn state_mut(&mut self, segment: usize) -> Option<&mut SegmentState> {
+        self.active.iter_mut().find(|s| s.index == segment)
+    }
+
+    /// Up to `max` new keys to request: the front segment's needs first, data
+    /// blocks before check blocks, never more than would complete a segment.
+    pub(crate) fn wanted(&mut self, max: usize) -> Vec<RoutingKey> {
+        let mut out = Vec::new();
+        for position in 0..self.active.len() {
+            let state = &mut self.active[position];
+            if state.decoded.is_some() {
+                continue;
+            }
+            let mut need = state.data_count.saturating_sub(state.have + state.pending);
+            let mut shard = 0;
+            while need > 0 && shard < state.status.len() && out.len() < max {
+                if state.status[shard] == Status::Idle {
+                    let slot = Slot {
+                        segment: state.index,
+                        shard,
+                    };
+                    state.status[shard] = Status::Pending;
+                    state.pending += 1;
+                    need -= 1;
+                    let routing = key_of(&self.manifest, slot).routing;
+                    let slots = self.pending.entry(routing).or_default();
+                    if slots.is_empty() {
+                        out.push(routing);
+                    }
+                    slots.push(slot);
+                }
+                shard += 1;
+            }
+        }
+        out
+    }
+
+    /// Takes a block; returns whether it was one this download asked for.
+    pub(crate) fn on_block(&mut self, block: &ChkBlock) -> Result<bool, FetchError> {
+        let routing = block.routing_key();
+        let Some(slots) = self.pending.remove(&routing) else {
+            return Ok(false);
+        };
+        let mut plain = Vec::new();
+        let mut decoded_with: Option<CryptoKey> = None;
+        let mut touched = Vec::new();
+        for slot in slots {
+            let key = key_of(&self.manifest, slot);
+            if decoded_with.as_ref() != Some(&key.crypto) {
+                block
+                    .decode_into(&key.crypto, &mut plain)
+                    .map_err(|source| FetchError::BadBlock {
+                        part: self.part,
+                        source,
+                    })?;
+                decoded_with = Some(key.crypto.clone());
+            }
+            let expected = self.expected_len(slot);
+            if plain.len() != expected {
+                return Err(FetchError::WrongBlockLength {
+                    part: self.part,
+                    expected,
+                    actual: plain.len(),
+                });
+            }
+            touched.push(slot.segment);
+            self.fill(slot, &plain, true);
+        }
+        // The same block may stand in other slots not asked for yet.
+        let mut others = Vec::new();
+        for state in &self.active {
+            for (shard, status) in state.status.iter().enumerate() {
+                let slot = Slot {
+                    segment: state.index,
+                    shard,
+                };
+                if matches!(status, Status::Idle | Status::Missing)
+                    && key_of(&self.manifest, slot).routing == routing
+                    && decoded_with.as_ref() == Some(&key_of(&self.manifest, slot).crypto)
+                {
+                    others.push(slot);
+                }
+            }
+        }
+        for slot in others {
+            if plain.len() == self.expected_len(slot) {
+                touched.push(slot.segment);
+                self.fill(slot, &plain, false);
+            }
+        }
+        touched.dedup();
+        for segment in touched {
+            self.try_decode(segment)?;
+        }
+        Ok(true)
+    }
+
+    /// Bytes of plaintext the block in `slot` must hold.
+    fn expected_len(&self, slot: Slot) -> usize {
+        let Some(state) = self.active.iter().find(|s| s.index == slot.segment) else {
+            return BLOCK_PAYLOAD;
+        };
+        if slot.shard >= state.data_count {
+            return BLOCK_PAYLOAD;
+        }
+        let start = (state.first_block + slot.shard as u64) * BLOCK_PAYLOAD as u64;
+        self.manifest
+            .len
+            .saturating_sub(start)
+            .min(BLOCK_PAYLOAD as u64) as usize
+    }
+
+    fn fill(&mut self, slot: Slot, plain: &[u8], was_pending: bool) {
+        let Some(state) = self.state_mut(slot.segment) else {
+            return;
+        };
+        if state.decoded.is_some() || state.status[slot.shard] == Status::Have {
+            return;
+        }
+        if was_pending {
+            state.pending -= 1;
+        }
+        if state.have == state.data_count {
+            // Enough already: a pending answer that arrived late.
+            state.status[slot.shard] = Status::Idle;
+            return;
+        }
+        let mut shard = Vec::with_capacity(SHARD_LEN);
+        shard.extend_from_slice(plain);
+        shard.resize(SHARD_LEN, 0);
+        state.shards[slot.shard] = Some(shard);
+        state.status[slot.shard] = Status::Have;
+        state.have += 1;
+    }
+
+    /// Records that a block could not be found; fails once a segment can no
+    /// longer gather enough blocks.
+    pub(crate) fn on_missing(&mut self, routing: RoutingKey) -> Result<bool, FetchError> {
+        let Some(slots) = self.pending.remove(&routing) else {
+            return Ok(false);
+        };
+        for slot in slots {
+            if let Some(state) = self.state_mut(slot.segment) {
+                if state.status[slot.shard] == Status::Pending {
+                    state.status[slot.shard] = Status::Missing;
+                    state.pending -= 1;
+                }
+            }
+        }
+        // Identical blocks elsewhere in the window are just as missing.
+        let manifest = &self.manifest;
+        for state in &mut self.active {
+            for shard in 0..state.status.len() {
+                let slot = Slot {
+                    segment: state.index,
+                    shard,
+                };
+                if state.status[shard] == Status::Idle && key_of(manifest, slot).routing == routing
+                {
+                    state.status[shard] = Status::Missing;
+                }
+            }
+        }
+        let segments = self.manifest.segments.len();
+        for state in &self.active {
+            if state.decoded.is_none() && state.available() < state.data_count {
+                return Err(FetchError::SegmentUnrecoverable {
+                    part: self.part,
+                    segment: state.index,
+                    segments,
+                    available: state.available(),
+                    needed: state.data_count,
+                });
+            }
+        }
+        Ok(true)
+    }
+
+    /// Decodes a segment once it holds `data_count` shards.
+    fn try_decode(&mut self, segment: usize) -> Result<(), FetchError> {
+        let part = self.part;
+        let Some(position) = self.active.iter().position(|s| s.index == segment) else {
+            return Ok(());
+        };
+        let state = &self.active[position];
+        if state.decoded.is_some() || state.have < state.data_count {
+            return Ok(());
+        }
+        let data_count = state.data_count;
+        let check_count = state.status.len() - data_count;
+        let mut data = Vec::new();
+        let mut check = Vec::new();
+        for (shard, held) in state.shards.iter().enumerate() {
+            if let Some(bytes) = held {
+                if shard < data_count {
+                    data.push((shard, bytes.as_slice()));
+                } else {
+                    check.push((shard - data_count, bytes.as_slice()));
+                }
+            }
+        }
+        let restored = fec::recover(data_count, check_count, &data, &check).map_err(|source| {
+            FetchError::Fec {
+                part,
+                segment,
+                source,
+            }
+        })?;
+        let mut restored_shards: Vec<Option<Vec<u8>>> = vec![None; data_count];
+        for (index, shard) in restored {
+            restored_shards[index] = Some(shard);
+        }
+        let mut content = Vec::new();
+        for (index, slot) in restored_shards.into_iter().enumerate() {
+            let len = self.expected_len(Slot {
+                segment,
+                shard: index,
+            });
+            let state = &self.active[position];
+            if let Some(shard) = slot {
+                // Recovered blocks must re-encode to the keys the manifest lists,
+                // so every fetcher gets the same content whatever blocks it found.
+                let (_, key) = ChkBlock::encode(&shard[..len])
+                    .map_err(|source| FetchError::BadBlock { part, source })?;
+                if key.routing != self.manifest.segments[segment].data[index].routing {
+                    return Err(FetchError::InconsistentSegment { part, segment });
+                }
+                content.extend_from_slice(&shard[..len]);
+            } else if let Some(shard) = &state.shards[index] {
+                content.extend_from_slice(&shard[..len]);
+            }
+        }
+        let state = &mut self.active[position];
+        state.shards = Vec::new();
+        state.decoded = Some(content);
+        // Late answers for this segment are no longer wanted.
+        self.pending.retain(|_, slots| {
+            slots.retain(|slot| slot.segment != segment);
+            !slots.is_empty()
+        });
+        Ok(())
+    }
+
+    /// The next segment's content, in order, once decoded.
+    pub(crate) fn take_decoded(&mut self) -> Option<Vec<u8>> {
+        let content = self.active.front_mut()?.decoded.take()?;
+        self.active.pop_front();
+        self.fill_window();
+        Some(content)
+    }
+}

@@ -1,0 +1,341 @@
+//! The sans-IO fetch state machine the network client drives.
+
+use core::fmt;
+use std::collections::VecDeque;
+
+use crate::block::{BlockError, ChkBlock};
+use crate::key::{ChkKey, ContentKind, RoutingKey};
+use crate::metadata::{
+    DirectoryManifest, Metadata, MetadataError, SplitfileManifest, INDEX_FILE, MAX_PATH_LEN,
+};
+use crate::uri::ChkUri;
+
+use super::download::Download;
+use super::fec::FecError;
+use super::{MAX_METADATA_DEPTH, MAX_METADATA_HOPS};
+
+/// Which part of a fetch an error concerns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The content itself.
+    Content,
+    /// A metadata document (manifest), at this many hops from the root block.
+    Metadata { hop: usize },
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Part::Content => f.write_str("content"),
+            Part::Metadata { hop } => write!(f, "metadata (level {hop})"),
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncated(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// Why a fetch failed. Every error is final: the fetcher wants nothing more.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    #[error("a block of the {part} is unreadable under the key its manifest gives ({source}): it was inserted corrupt or forged")]
+    BadBlock { part: Part, source: BlockError },
+    #[error("a block of the {part} holds {actual} bytes where its manifest says {expected}: the insert is corrupt")]
+    WrongBlockLength {
+        part: Part,
+        expected: usize,
+        actual: usize,
+    },
+    #[error("segment {segment} (of {segments}, counted from 0) of the {part} cannot be recovered: only {available} of its blocks remain findable and {needed} are needed; the content has fallen out of the network or was never fully inserted")]
+    SegmentUnrecoverable {
+        part: Part,
+        segment: usize,
+        segments: usize,
+        available: usize,
+        needed: usize,
+    },
+    #[error("the {part} block was not found in the network")]
+    BlockNotFound { part: Part },
+    #[error("recovered blocks of segment {segment} of the {part} do not match their keys: the insert has inconsistent check blocks")]
+    InconsistentSegment { part: Part, segment: usize },
+    #[error("erasure decoding of segment {segment} of the {part} failed: {source}")]
+    Fec {
+        part: Part,
+        segment: usize,
+        source: FecError,
+    },
+    #[error("the {part} is invalid: {source}")]
+    Metadata { part: Part, source: MetadataError },
+    #[error("this site has no file `{path}`")]
+    NotInSite { path: String },
+    #[error("metadata is nested too deeply (more than {MAX_METADATA_HOPS} documents, or {MAX_METADATA_DEPTH} levels of split metadata)")]
+    TooDeep,
+    #[error("the site lists this file as {expected} bytes but its content is {actual} bytes")]
+    SizeMismatch { expected: u64, actual: u64 },
+    #[error("this fetch has already failed")]
+    AlreadyFailed,
+}
+
+#[derive(Debug)]
+enum Stage {
+    /// One block: content (a single-block file) or a metadata document.
+    Block {
+        key: ChkKey,
+        kind: ContentKind,
+        requested: bool,
+    },
+    /// A splitfile of content, handed out as segments complete.
+    Content(Download),
+    /// A splitfile holding a metadata document, collected then parsed.
+    SplitMetadata {
+        download: Download,
+        buffer: Vec<u8>,
+    },
+    Done,
+    Failed,
+}
+
+/// Fetches and decodes the content behind a URI, without doing any IO.
+///
+/// The driver loop: ask [`wanted`](Self::wanted) for keys, fetch them, hand
+/// each result to [`on_block`](Self::on_block) or
+/// [`on_missing`](Self::on_missing), and drain [`take_output`](Self::take_output)
+/// (content in order, a segment at a time) until [`is_done`](Self::is_done).
+/// Any error is final. Memory: the splitfile manifest plus about
+/// [`FETCH_WINDOW_SEGMENTS`](super::FETCH_WINDOW_SEGMENTS) segments.
+#[derive(Debug)]
+pub struct ContentFetcher {
+    stage: Stage,
+    /// The site path still to resolve, if the URI named one.
+    path: Option<String>,
+    hops: usize,
+    split_depth: usize,
+    content_type: Option<String>,
+    total_len: Option<u64>,
+    output: VecDeque<Vec<u8>>,
+}
+
+impl ContentFetcher {
+    pub fn new(uri: &ChkUri) -> Self {
+        ContentFetcher {
+            stage: Stage::Block {
+                key: uri.key.clone(),
+                kind: uri.extra.kind,
+                requested: false,
+            },
+            path: uri.path.clone(),
+            hops: 0,
+            split_depth: 0,
+            content_type: None,
+            total_len: None,
+            output: VecDeque::new(),
+        }
+    }
+
+    /// Up to `max` routing keys to request now. Each is returned once; answer
+    /// it with `on_block` or `on_missing`.
+    pub fn wanted(&mut self, max: usize) -> Vec<RoutingKey> {
+        match &mut self.stage {
+            Stage::Block { key, requested, .. } if !*requested && max > 0 => {
+                *requested = true;
+                vec![key.routing]
+            }
+            Stage::Content(download) | Stage::SplitMetadata { download, .. } => {
+                download.wanted(max)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn part(&self) -> Part {
+        match &self.stage {
+            Stage::Block {
+                kind: ContentKind::Data,
+                ..
+            }
+            | Stage::Content(_) => Part::Content,
+            _ => Part::Metadata { hop: self.hops },
+        }
+    }
+
+    /// Takes a block the network returned. Blocks not asked for (or no longer
+    /// needed, such as late answers for a recovered segment) are ignored.
+    pub fn on_block(&mut self, block: &ChkBlock) -> Result<(), FetchError> {
+        let result = self.handle_block(block);
+        if result.is_err() {
+            self.stage = Stage::Failed;
+        }
+        result
+    }
+
+    /// Records that a requested block was not found. Check blocks are asked
+    /// for instead; fails once a segment can no longer be recovered.
+    pub fn on_missing(&mut self, key: RoutingKey) -> Result<(), FetchError> {
+        let part = self.part();
+        let result = match &mut self.stage {
+            Stage::Block { key: wanted, .. } if wanted.routing == key => {
+                Err(FetchError::BlockNotFound { part })
+            }
+            Stage::Content(download) | Stage::SplitMetadata { download, .. } => {
+                download.on_missing(key).map(|_| ())
+            }
+            Stage::Failed => Err(FetchError::AlreadyFailed),
+            _ => Ok(()),
+        };
+        if result.is_err() {
+            self.stage = Stage::Failed;
+        }
+        result
+    }
+
+    /// The next piece of content, in order. Pieces are whole segments (or the
+    /// single block of a small file).
+    pub fn take_output(&mut self) -> Option<Vec<u8>> {
+        self.output.pop_front()
+    }
+
+    /// The content type, once known (from the site entry or the file's manifest).
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_deref()
+    }
+
+    /// The content's length in bytes, once known.
+    pub fn total_len(&self) -> Option<u64> {
+        self.total_len
+    }
+
+    /// All content decoded and taken.
+    pub fn is_done(&self) -> bool {
+        matches!(self.stage, Stage::Done) && self.output.is_empty()
+    }
+
+    pub fn has_failed(&self) -> bool {
+        matches!(self.stage, Stage::Failed)
+    }
+
+    fn handle_block(&mut self, block: &ChkBlock) -> Result<(), FetchError> {
+        let part = self.part();
+        match &mut self.stage {
+            Stage::Block { key, kind, .. } if key.routing == block.routing_key() => {
+                let plain = block
+                    .decode(&key.crypto)
+                    .map_err(|source| FetchError::BadBlock { part, source })?;
+                match kind {
+                    ContentKind::Data => {
+                        self.set_len(plain.len() as u64)?;
+                        self.output.push_back(plain);
+                        self.stage = Stage::Done;
+                        Ok(())
+                    }
+                    ContentKind::Metadata => self.on_metadata(&plain),
+                }
+            }
+            Stage::Content(download) => {
+                download.on_block(block)?;
+                while let Some(content) = download.take_decoded() {
+                    self.output.push_back(content);
+                }
+                if download.is_complete() {
+                    self.stage = Stage::Done;
+                }
+                Ok(())
+            }
+            Stage::SplitMetadata { download, buffer } => {
+                download.on_block(block)?;
+                while let Some(content) = download.take_decoded() {
+                    buffer.extend_from_slice(&content);
+                }
+                if download.is_complete() {
+                    let document = core::mem::take(buffer);
+                    self.on_metadata(&document)
+                } else {
+                    Ok(())
+                }
+            }
+            Stage::Failed => Err(FetchError::AlreadyFailed),
+            _ => Ok(()),
+        }
+    }
+
+    fn set_len(&mut self, actual: u64) -> Result<(), FetchError> {
+        match self.total_len {
+            Some(expected) if expected != actual => {
+                Err(FetchError::SizeMismatch { expected, actual })
+            }
+            _ => {
+                self.total_len = Some(actual);
+                Ok(())
+            }
+        }
+    }
+
+    /// Parses a metadata document and moves to what it points at.
+    fn on_metadata(&mut self, bytes: &[u8]) -> Result<(), FetchError> {
+        let part = Part::Metadata { hop: self.hops };
+        self.hops += 1;
+        if self.hops > MAX_METADATA_HOPS {
+            return Err(FetchError::TooDeep);
+        }
+        let document =
+            Metadata::from_bytes(bytes).map_err(|source| FetchError::Metadata { part, source })?;
+        match document {
+            Metadata::Splitfile(manifest) => self.start_content(manifest),
+            Metadata::Indirect(manifest) => {
+                self.split_depth += 1;
+                if self.split_depth > MAX_METADATA_DEPTH {
+                    return Err(FetchError::TooDeep);
+                }
+                let download = Download::new(manifest, Part::Metadata { hop: self.hops });
+                self.stage = Stage::SplitMetadata {
+                    download,
+                    buffer: Vec::new(),
+                };
+                Ok(())
+            }
+            Metadata::Directory(directory) => self.enter_site(&directory),
+        }
+    }
+
+    fn start_content(&mut self, manifest: SplitfileManifest) -> Result<(), FetchError> {
+        self.set_len(manifest.len)?;
+        if self.content_type.is_none() {
+            self.content_type.clone_from(&manifest.content_type);
+        }
+        self.stage = Stage::Content(Download::new(manifest, Part::Content));
+        Ok(())
+    }
+
+    /// Resolves the URI's path (or `index.html`) in a site manifest.
+    fn enter_site(&mut self, directory: &DirectoryManifest) -> Result<(), FetchError> {
+        let wanted = match self.path.take() {
+            None => INDEX_FILE.to_owned(),
+            Some(path) if path.is_empty() || path.ends_with('/') => path + INDEX_FILE,
+            Some(path) => path,
+        };
+        let Some(entry) = directory.entry(&wanted) else {
+            return Err(FetchError::NotInSite {
+                path: truncated(wanted, MAX_PATH_LEN),
+            });
+        };
+        // The site's own content type wins over the file's; sizes must agree.
+        self.content_type.clone_from(&entry.content_type);
+        self.total_len = Some(entry.size);
+        self.split_depth = 0;
+        self.stage = Stage::Block {
+            key: entry.key.clone(),
+            kind: entry.extra.kind,
+            requested: false,
+        };
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! Fuzzes noderef text; the body is shared with the crate's proptests.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    warren_crypto::fuzzing::parse_noderef(data);
+});
