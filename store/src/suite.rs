@@ -1,0 +1,410 @@
+//! The test suite every `BlockStore` implementation must pass, plus a
+//! model-based property test (put, get, contains, corrupt, flush, reopen)
+//! against a plain in-memory model, in the manner of sled's
+//! `prop_tree_matches_btreemap`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use warren_crypto::{ChkBlock, ChkKey, BLOCK_LEN};
+
+use crate::{Area, BlockStore, MemoryStore, SledStore, StoreConfig, StoreStats};
+
+/// How a test gets, reopens and damages stores of one implementation.
+pub(crate) trait Harness {
+    type Store: BlockStore;
+    fn open(&mut self, config: StoreConfig) -> Self::Store;
+    /// Closes and opens again with the same configuration (the memory store
+    /// has nothing to reopen and hands itself back).
+    fn reopen(&mut self, store: Self::Store, config: StoreConfig) -> Self::Store;
+    /// Flips a byte of the stored copy of `key`; whether it was held.
+    fn corrupt(store: &Self::Store, key: &warren_crypto::RoutingKey) -> bool;
+}
+
+pub(crate) struct MemoryHarness;
+
+impl Harness for MemoryHarness {
+    type Store = MemoryStore;
+    fn open(&mut self, config: StoreConfig) -> MemoryStore {
+        MemoryStore::new(config)
+    }
+    fn reopen(&mut self, store: MemoryStore, _config: StoreConfig) -> MemoryStore {
+        store
+    }
+    fn corrupt(store: &MemoryStore, key: &warren_crypto::RoutingKey) -> bool {
+        store.corrupt_stored_block(key).unwrap()
+    }
+}
+
+pub(crate) struct SledHarness(tempfile::TempDir);
+
+impl SledHarness {
+    pub(crate) fn new() -> Self {
+        SledHarness(tempfile::tempdir().unwrap())
+    }
+}
+
+impl Harness for SledHarness {
+    type Store = SledStore;
+    fn open(&mut self, config: StoreConfig) -> SledStore {
+        SledStore::open(self.0.path(), config).unwrap()
+    }
+    fn reopen(&mut self, store: SledStore, config: StoreConfig) -> SledStore {
+        drop(store);
+        SledStore::open(self.0.path(), config).unwrap()
+    }
+    fn corrupt(store: &SledStore, key: &warren_crypto::RoutingKey) -> bool {
+        store.corrupt_stored_block(key).unwrap()
+    }
+}
+
+/// Distinct blocks with their keys.
+pub(crate) fn blocks(n: usize) -> Vec<(ChkBlock, ChkKey)> {
+    (0..n)
+        .map(|i| ChkBlock::encode(format!("block {i}").as_bytes()).unwrap())
+        .collect()
+}
+
+/// A config holding `store` and `cache` whole blocks (plus a partial block
+/// of slack, which must not count).
+pub(crate) fn config_blocks(store: u64, cache: u64) -> StoreConfig {
+    let slack = BLOCK_LEN as u64 - 1;
+    StoreConfig {
+        store_bytes: store * BLOCK_LEN as u64 + slack,
+        cache_bytes: cache * BLOCK_LEN as u64 + slack,
+        sled_cache_bytes: 1 << 20,
+        flush_every_ms: None,
+    }
+}
+
+pub(crate) fn put_get_round_trip<H: Harness>(mut h: H) {
+    let s = h.open(StoreConfig::default());
+    let (block, key) = ChkBlock::encode(b"round trip").unwrap();
+    assert!(!s.contains(&key.routing).unwrap());
+    assert!(s.get(&key.routing).unwrap().is_none());
+    s.put(Area::Cache, &block).unwrap();
+    s.put(Area::Cache, &block).unwrap(); // idempotent
+    s.flush().unwrap();
+    assert!(s.contains(&key.routing).unwrap());
+    let got = s.get(&key.routing).unwrap().unwrap();
+    assert_eq!(got.decode(&key.crypto).unwrap(), b"round trip");
+    let st = s.stats();
+    assert_eq!((st.cache.blocks, st.cache.bytes), (1, BLOCK_LEN as u64));
+    assert_eq!((st.cache.hits, st.misses, st.store.blocks), (1, 1, 0));
+    assert_eq!(st.cache.capacity_bytes, StoreConfig::default().cache_bytes);
+}
+
+pub(crate) fn evicts_least_recently_used<H: Harness>(mut h: H) {
+    let s = h.open(config_blocks(0, 3));
+    let b = blocks(4);
+    for (block, _) in &b[..3] {
+        s.put(Area::Cache, block).unwrap();
+    }
+    // A read is an access: block 0 becomes the most recent, block 1 the LRU.
+    assert!(s.get(&b[0].1.routing).unwrap().is_some());
+    s.put(Area::Cache, &b[3].0).unwrap();
+    assert!(!s.contains(&b[1].1.routing).unwrap());
+    for i in [0, 2, 3] {
+        assert!(s.contains(&b[i].1.routing).unwrap(), "block {i}");
+    }
+    let st = s.stats();
+    assert_eq!((st.cache.blocks, st.cache.evictions), (3, 1));
+    assert!(st.cache.bytes <= st.cache.capacity_bytes);
+}
+
+pub(crate) fn store_wins_over_cache<H: Harness>(mut h: H) {
+    let s = h.open(config_blocks(2, 2));
+    let b = blocks(2);
+    s.put(Area::Cache, &b[0].0).unwrap();
+    s.put(Area::Store, &b[0].0).unwrap(); // moves
+    s.put(Area::Store, &b[1].0).unwrap();
+    s.put(Area::Cache, &b[1].0).unwrap(); // stays in the store
+    let st = s.stats();
+    assert_eq!((st.store.blocks, st.cache.blocks), (2, 0));
+    let got = s.get(&b[0].1.routing).unwrap().unwrap();
+    assert_eq!(got.routing_key(), b[0].1.routing);
+    assert_eq!(s.stats().store.hits, 1);
+}
+
+pub(crate) fn zero_capacity_area_stores_nothing<H: Harness>(mut h: H) {
+    let s = h.open(config_blocks(0, 0));
+    let (block, key) = ChkBlock::encode(b"nowhere").unwrap();
+    s.put(Area::Store, &block).unwrap();
+    s.put(Area::Cache, &block).unwrap();
+    assert!(!s.contains(&key.routing).unwrap());
+    assert_eq!(s.stats().store.blocks + s.stats().cache.blocks, 0);
+}
+
+pub(crate) fn corrupt_block_is_dropped_not_served<H: Harness>(mut h: H) {
+    let s = h.open(StoreConfig::default());
+    let b = blocks(2);
+    s.put(Area::Store, &b[0].0).unwrap();
+    s.put(Area::Cache, &b[1].0).unwrap();
+    assert!(H::corrupt(&s, &b[0].1.routing));
+    assert!(s.get(&b[0].1.routing).unwrap().is_none());
+    assert!(!s.contains(&b[0].1.routing).unwrap());
+    assert!(s.get(&b[1].1.routing).unwrap().is_some());
+    let st = s.stats();
+    assert_eq!(
+        (st.store.corrupt_dropped, st.store.blocks, st.misses),
+        (1, 0, 1)
+    );
+    // The good block can be stored again and is served.
+    s.put(Area::Store, &b[0].0).unwrap();
+    assert!(s.get(&b[0].1.routing).unwrap().is_some());
+}
+
+pub(crate) fn concurrent_use_keeps_the_bound<H: Harness>(mut h: H) {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 12;
+    let s = Arc::new(h.open(config_blocks(4, 8)));
+    let all = Arc::new(blocks(THREADS * PER_THREAD));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (s, all) = (Arc::clone(&s), Arc::clone(&all));
+            std::thread::spawn(move || {
+                for i in 0..PER_THREAD {
+                    let (block, key) = &all[t * PER_THREAD + i];
+                    let area = if i % 3 == 0 { Area::Store } else { Area::Cache };
+                    s.put(area, block).unwrap();
+                    if let Some(got) = s.get(&key.routing).unwrap() {
+                        assert_eq!(got.routing_key(), key.routing);
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let st = s.stats();
+    assert_eq!((st.store.blocks, st.cache.blocks), (4, 8));
+    let held = all
+        .iter()
+        .filter(|(_, k)| s.contains(&k.routing).unwrap())
+        .count();
+    assert_eq!(held, 12);
+}
+
+/// Instantiates the shared suite for one harness constructor.
+macro_rules! shared_suite {
+    ($module:ident, $harness:expr) => {
+        mod $module {
+            use super::*;
+            #[test]
+            fn put_get_round_trip() {
+                super::put_get_round_trip($harness);
+            }
+            #[test]
+            fn evicts_least_recently_used() {
+                super::evicts_least_recently_used($harness);
+            }
+            #[test]
+            fn store_wins_over_cache() {
+                super::store_wins_over_cache($harness);
+            }
+            #[test]
+            fn zero_capacity_area_stores_nothing() {
+                super::zero_capacity_area_stores_nothing($harness);
+            }
+            #[test]
+            fn corrupt_block_is_dropped_not_served() {
+                super::corrupt_block_is_dropped_not_served($harness);
+            }
+            #[test]
+            fn concurrent_use_keeps_the_bound() {
+                super::concurrent_use_keeps_the_bound($harness);
+            }
+        }
+    };
+}
+
+shared_suite!(memory, MemoryHarness);
+shared_suite!(sled, SledHarness::new());
+
+// ---- model-based test ----
+
+const POOL: usize = 8;
+const MODEL_STORE_BLOCKS: u64 = 2;
+const MODEL_CACHE_BLOCKS: u64 = 3;
+
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Put(Area, usize),
+    Get(usize),
+    Contains(usize),
+    Corrupt(usize),
+    Flush,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let area = prop_oneof![Just(Area::Store), Just(Area::Cache)];
+    prop_oneof![
+        6 => (area, 0..POOL).prop_map(|(a, i)| Op::Put(a, i)),
+        4 => (0..POOL).prop_map(Op::Get),
+        1 => (0..POOL).prop_map(Op::Contains),
+        1 => (0..POOL).prop_map(Op::Corrupt),
+        1 => Just(Op::Flush),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// The model: per area, block indices from least to most recently used.
+#[derive(Debug, Default)]
+struct Model {
+    order: [Vec<usize>; 2],
+    corrupt: HashSet<usize>,
+    expect: StoreStats,
+}
+
+impl Model {
+    fn area_of(&self, i: usize) -> Option<Area> {
+        Area::ALL
+            .into_iter()
+            .find(|a| self.order[a.index()].contains(&i))
+    }
+
+    fn make_recent(&mut self, area: Area, i: usize) {
+        let order = &mut self.order[area.index()];
+        order.retain(|&x| x != i);
+        order.push(i);
+    }
+
+    fn counters(&mut self, area: Area) -> &mut crate::AreaStats {
+        match area {
+            Area::Store => &mut self.expect.store,
+            Area::Cache => &mut self.expect.cache,
+        }
+    }
+
+    fn put(&mut self, area: Area, i: usize) {
+        let existing = self.area_of(i);
+        let target = if existing == Some(Area::Store) {
+            Area::Store
+        } else {
+            area
+        };
+        if existing == Some(target) {
+            return self.make_recent(target, i);
+        }
+        let cap = if target == Area::Store {
+            MODEL_STORE_BLOCKS
+        } else {
+            MODEL_CACHE_BLOCKS
+        };
+        let order = &mut self.order[target.index()];
+        let evict = (order.len() as u64 + 1).saturating_sub(cap) as usize;
+        for gone in order.drain(..evict) {
+            self.corrupt.remove(&gone);
+        }
+        self.counters(target).evictions += evict as u64;
+        if let Some(from) = existing {
+            self.order[from.index()].retain(|&x| x != i);
+        }
+        self.order[target.index()].push(i);
+    }
+
+    /// Whether a get of `i` finds a valid block.
+    fn get(&mut self, i: usize) -> bool {
+        let Some(area) = self.area_of(i) else {
+            self.expect.misses += 1;
+            return false;
+        };
+        if self.corrupt.remove(&i) {
+            self.order[area.index()].retain(|&x| x != i);
+            self.counters(area).corrupt_dropped += 1;
+            self.expect.misses += 1;
+            return false;
+        }
+        self.counters(area).hits += 1;
+        self.make_recent(area, i);
+        true
+    }
+
+    fn check(&self, actual: &StoreStats, baseline: &StoreStats) {
+        for area in Area::ALL {
+            let (a, b, m) = (
+                actual.area(area),
+                baseline.area(area),
+                self.expect.area(area),
+            );
+            let held = self.order[area.index()].len() as u64;
+            assert_eq!(a.blocks, held, "{area:?} blocks");
+            assert_eq!(a.bytes, held * BLOCK_LEN as u64, "{area:?} bytes");
+            assert_eq!(a.hits - b.hits, m.hits, "{area:?} hits");
+            assert_eq!(a.evictions - b.evictions, m.evictions, "{area:?} evictions");
+            assert_eq!(
+                a.corrupt_dropped - b.corrupt_dropped,
+                m.corrupt_dropped,
+                "{area:?} corrupt"
+            );
+        }
+        assert_eq!(
+            actual.misses - baseline.misses,
+            self.expect.misses,
+            "misses"
+        );
+    }
+}
+
+pub(crate) fn run_model<H: Harness>(mut h: H, ops: &[Op]) {
+    let config = config_blocks(MODEL_STORE_BLOCKS, MODEL_CACHE_BLOCKS);
+    let pool = blocks(POOL);
+    let mut store = h.open(config.clone());
+    let mut model = Model::default();
+    let mut baseline = store.stats();
+    for op in ops {
+        match *op {
+            Op::Put(area, i) => {
+                store.put(area, &pool[i].0).unwrap();
+                model.put(area, i);
+            }
+            Op::Get(i) => {
+                let got = store.get(&pool[i].1.routing).unwrap();
+                assert_eq!(got.is_some(), model.get(i), "get {i}");
+                if let Some(block) = got {
+                    assert_eq!(block, pool[i].0);
+                }
+            }
+            Op::Contains(i) => {
+                let held = store.contains(&pool[i].1.routing).unwrap();
+                assert_eq!(held, model.area_of(i).is_some(), "contains {i}");
+            }
+            Op::Corrupt(i) => {
+                assert_eq!(
+                    H::corrupt(&store, &pool[i].1.routing),
+                    model.area_of(i).is_some()
+                );
+                if model.area_of(i).is_some() {
+                    model.corrupt.insert(i);
+                }
+            }
+            Op::Flush => store.flush().unwrap(),
+            Op::Reopen => {
+                store = h.reopen(store, config.clone());
+                // Counters restart at open; contents and LRU order persist.
+                model.expect = StoreStats::default();
+                baseline = store.stats();
+            }
+        }
+        model.check(&store.stats(), &baseline);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn memory_store_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
+        run_model(MemoryHarness, &ops);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn sled_store_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
+        run_model(SledHarness::new(), &ops);
+    }
+}
