@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -37,6 +37,8 @@ use super::LinkConfig;
 /// Encrypted bytes waiting for the socket before the actor stops taking
 /// payloads from its outbox (and stops answering pings).
 pub const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// Read buffer for discarding a closing peer's last bytes.
+const LINGER_BUF: usize = 16 * 1024;
 
 /// A link whose handshake is done; [`Link::spawn`] starts it.
 #[derive(Debug)]
@@ -327,7 +329,7 @@ impl Actor {
             other => debug!(peer = ?self.peer, "link closed: {other}"),
         }
         if let Some(code) = reason.goodbye() {
-            self.say_goodbye(code).await;
+            self.say_goodbye(code, &reason).await;
         }
         self.cancel.cancel();
         let event = LinkEvent::Closed {
@@ -344,16 +346,31 @@ impl Actor {
         }
     }
 
-    /// Flush what is pending plus a Close frame, within the close grace.
-    async fn say_goodbye(&mut self, code: CloseCode) {
+    /// Within the close grace: send what is pending (on a local close also
+    /// what is still queued), then a Close frame; shut our sending side and
+    /// read until the peer hangs up too. Reading on ("lingering") keeps the
+    /// kernel from answering the peer's in-flight bytes with a reset that
+    /// would destroy the Close frame before the peer reads it.
+    async fn say_goodbye(&mut self, code: CloseCode, reason: &CloseReason) {
+        if matches!(reason, CloseReason::Local) {
+            self.outbox.close();
+            while let Ok(payload) = self.outbox.try_recv() {
+                if self.seal(&LinkMessage::Data(payload)).is_err() {
+                    return;
+                }
+            }
+        }
         if self.seal(&LinkMessage::Close(code)).is_err() {
             return;
         }
-        let flush = async {
+        let linger = async {
             self.writer.write_all(&self.pending).await?;
-            self.writer.shutdown().await
+            self.writer.shutdown().await?;
+            let mut sink = vec![0u8; LINGER_BUF];
+            while self.reader.get_mut().read(&mut sink).await? > 0 {}
+            Ok::<_, std::io::Error>(())
         };
-        let _ = tokio::time::timeout(self.config.close_grace, flush).await;
+        let _ = tokio::time::timeout(self.config.close_grace, linger).await;
     }
 
     async fn run_inner(&mut self) -> Result<CloseReason, RunError> {

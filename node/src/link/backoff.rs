@@ -49,7 +49,10 @@ impl Backoff {
     pub fn delay(&self, failures: u32, rng: &mut impl RngCore) -> Duration {
         let base = self.base(failures);
         let half = base / 2;
-        let spread = base.saturating_sub(half).as_nanos().min(u128::from(u64::MAX)) as u64;
+        let spread = base
+            .saturating_sub(half)
+            .as_nanos()
+            .min(u128::from(u64::MAX)) as u64;
         let jitter = if spread == 0 {
             0
         } else {
