@@ -79,8 +79,10 @@ pub enum CloseReason {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
-    #[error("network error: {0}")]
-    Io(#[from] std::io::Error),
+    #[error("reading from the peer failed: {0}")]
+    Read(std::io::Error),
+    #[error("sending to the peer failed: {0}")]
+    Write(std::io::Error),
     #[error("the peer disconnected without saying goodbye")]
     Eof,
     #[error("peer sent a bad frame: {0}")]
@@ -103,6 +105,12 @@ impl CloseReason {
                 Some(CloseCode::Shutdown)
             }
             CloseReason::Failed(RunError::Frame(_) | RunError::UnexpectedHello) => {
+                Some(CloseCode::ProtocolViolation)
+            }
+            // An oversize length prefix; a cut-short frame at EOF needs no answer.
+            CloseReason::Failed(RunError::Read(err))
+                if err.kind() == std::io::ErrorKind::InvalidData =>
+            {
                 Some(CloseCode::ProtocolViolation)
             }
             CloseReason::Failed(RunError::PeerSilent(_)) => Some(CloseCode::Timeout),
@@ -391,12 +399,12 @@ impl Actor {
                 biased;
                 () = self.cancel.cancelled() => return Ok(CloseReason::Local),
                 written = self.writer.write_buf(&mut self.pending), if !self.pending.is_empty() => {
-                    if written? == 0 {
+                    if written.map_err(RunError::Write)? == 0 {
                         return Err(RunError::Eof);
                     }
                 }
                 frame = self.reader.next() => {
-                    let frame = frame.ok_or(RunError::Eof)??;
+                    let frame = frame.ok_or(RunError::Eof)?.map_err(RunError::Read)?;
                     at.idle = Instant::now() + self.config.idle_timeout;
                     if let Some(reason) = self.on_frame(&frame)? {
                         return Ok(reason);
