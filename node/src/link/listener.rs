@@ -1,0 +1,196 @@
+//! Accepting links: the mini-redis server shape.
+//!
+//! A semaphore permit is taken before each `accept` and held until that
+//! connection's handshake ends, so at most `max_handshakes` run at once; each
+//! has a deadline. A failed handshake is logged and forgotten; nothing a
+//! caller sends ends the accept loop. Finished links wait in a bounded queue
+//! for [`Listener::accept`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+use tracing::{info, warn};
+use warren_crypto::{NodeIdentity, NodeRef};
+
+use super::actor::Link;
+use super::handshake::{respond, LinkError};
+use super::LinkConfig;
+
+/// First pause after a failed `accept` (e.g. out of file descriptors)...
+const ACCEPT_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
+/// ...doubling up to this.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Which authenticated peers a listener accepts. Darknet: known keys only;
+/// opennet: [`AnyPeer`]. Closures `Fn(&NodeRef) -> bool` qualify.
+pub trait PeerPolicy: Send + Sync + 'static {
+    /// `peer.identity` is authenticated by the handshake; the rest is claimed.
+    fn accept_peer(&self, peer: &NodeRef) -> bool;
+}
+
+impl<F: Fn(&NodeRef) -> bool + Send + Sync + 'static> PeerPolicy for F {
+    fn accept_peer(&self, peer: &NodeRef) -> bool {
+        self(peer)
+    }
+}
+
+/// Opennet policy: every authenticated peer is welcome.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnyPeer;
+
+impl PeerPolicy for AnyPeer {
+    fn accept_peer(&self, _peer: &NodeRef) -> bool {
+        true
+    }
+}
+
+/// A bound listener running its accept loop. Dropping it stops the loop and
+/// every handshake in progress.
+#[derive(Debug)]
+pub struct Listener {
+    local: NodeRef,
+    incoming: mpsc::Receiver<Link>,
+    cancel: CancellationToken,
+    _task: AbortOnDropHandle<()>,
+}
+
+struct Shared {
+    identity: Arc<NodeIdentity>,
+    local: NodeRef,
+    config: LinkConfig,
+    policy: Arc<dyn PeerPolicy>,
+    links: mpsc::Sender<Link>,
+}
+
+impl Listener {
+    /// Bind `addr` and start accepting. If `local.address` has port 0 it is
+    /// replaced by the bound address, so tests can bind `127.0.0.1:0`.
+    pub async fn bind(
+        addr: SocketAddr,
+        identity: Arc<NodeIdentity>,
+        mut local: NodeRef,
+        config: LinkConfig,
+        policy: Arc<dyn PeerPolicy>,
+    ) -> std::io::Result<Listener> {
+        let socket = TcpListener::bind(addr).await?;
+        if local.address.port() == 0 {
+            local.address = socket.local_addr()?;
+        }
+        let (links, incoming) = mpsc::channel(config.accept_queue.max(1));
+        let cancel = CancellationToken::new();
+        let permits = Arc::new(Semaphore::new(config.max_handshakes.max(1)));
+        let shared = Arc::new(Shared {
+            identity,
+            local: local.clone(),
+            config,
+            policy,
+            links,
+        });
+        let task = tokio::spawn(accept_loop(socket, shared, permits, cancel.clone()));
+        Ok(Listener {
+            local,
+            incoming,
+            cancel,
+            _task: AbortOnDropHandle::new(task),
+        })
+    }
+
+    /// The noderef this listener hands to callers.
+    pub fn noderef(&self) -> &NodeRef {
+        &self.local
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local.address
+    }
+
+    /// The next inbound link with its handshake done; `None` once closed.
+    /// Cancel-safe.
+    pub async fn accept(&mut self) -> Option<Link> {
+        self.incoming.recv().await
+    }
+
+    /// Stop accepting; links already handed out are unaffected.
+    pub fn close(&self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn accept_loop(
+    socket: TcpListener,
+    shared: Arc<Shared>,
+    permits: Arc<Semaphore>,
+    cancel: CancellationToken,
+) {
+    let mut handshakes = JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF_INITIAL;
+    loop {
+        while handshakes.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, from) = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            accepted = socket.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    warn!("accepting a connection failed: {err}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    continue;
+                }
+            },
+        };
+        backoff = ACCEPT_BACKOFF_INITIAL;
+        let shared = shared.clone();
+        handshakes.spawn(async move {
+            let _permit = permit;
+            handshake_one(stream, from, &shared).await;
+        });
+    }
+}
+
+async fn handshake_one(stream: TcpStream, from: SocketAddr, shared: &Shared) {
+    let deadline = shared.config.handshake_timeout;
+    let attempt = respond(
+        stream,
+        from,
+        &shared.identity,
+        &shared.local,
+        &shared.config,
+        shared.policy.as_ref(),
+    );
+    let link = match tokio::time::timeout(deadline, attempt).await {
+        Ok(Ok(link)) => link,
+        Ok(Err(err @ LinkError::NotAccepted(_))) => {
+            info!(%from, "refused inbound link: {err}");
+            return;
+        }
+        Ok(Err(err)) => {
+            info!(%from, "inbound handshake failed: {err}");
+            return;
+        }
+        Err(_) => {
+            info!(%from, "inbound handshake failed: {}", LinkError::Timeout(deadline));
+            return;
+        }
+    };
+    // This task is not an event loop: waiting here (bounded) only holds a
+    // handshake permit, which slows new callers while the node is busy.
+    let peer = link.peer().identity;
+    if shared.links.send_timeout(link, deadline).await.is_err() {
+        info!(%from, ?peer, "dropped inbound link: the node did not accept it in time");
+    }
+}

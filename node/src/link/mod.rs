@@ -1,0 +1,112 @@
+//! Links: how two Warren nodes talk.
+//!
+//! A link is one TCP connection carrying a Noise `XK` session
+//! ([`NOISE_PARAMS`]). The caller knows the callee's static key from its
+//! noderef; both sides get forward secrecy. Inside the handshake each side
+//! sends its own [`NodeRef`](warren_crypto::NodeRef), so once a link is up
+//! both know who and where the other is. After the handshake every frame is a
+//! Noise transport message whose plaintext is a versioned postcard envelope
+//! ([`message`]) padded to one of a few fixed sizes, so a block transfer and
+//! a keepalive differ on the wire only in their size class.
+//!
+//! Shape, for the node driver:
+//! - [`connect`] dials a peer; [`Listener`] accepts them (handshakes in progress
+//!   capped, each with a deadline; a bad one is logged and skipped).
+//! - Either gives a [`Link`]; [`Link::spawn`] turns it into an actor and returns
+//!   a [`LinkHandle`] (bounded outbox + cancellation + abort-on-drop).
+//! - The actor reports [`LinkEvent`]s: received payloads (shed when the
+//!   driver's queue is full) and one `Closed` with the reason.
+//! - [`Backoff`] and [`connect_with_backoff`] redial a peer that went away.
+//!
+//! The precise byte layout is in `docs/PROTOCOL.md` (link part).
+
+use std::time::Duration;
+
+mod actor;
+pub mod backoff;
+mod budget;
+pub mod frame;
+mod handshake;
+pub mod identity_file;
+mod listener;
+pub mod message;
+
+pub use actor::{
+    CloseReason, Link, LinkEvent, LinkHandle, LinkSendError, LinkStats, LinkStatsSnapshot,
+    RunError, WRITE_HIGH_WATER,
+};
+pub use backoff::{connect_with_backoff, Backoff};
+pub use frame::{MAX_FRAME_LEN, PAD_BLOCK, PAD_CONTROL, PAD_MEDIUM, PAD_SIZES};
+pub use handshake::{
+    connect, LinkError, MAX_HANDSHAKE_FRAME, MIN_PROTOCOL_VERSION, MSG1_LEN, MSG2_LEN, MSG3_LEN,
+    NOISE_PARAMS, PROLOGUE,
+};
+pub use listener::{AnyPeer, Listener, PeerPolicy};
+pub use message::{CloseCode, LinkMessage, MessageError, LINK_VERSION, MAX_PAYLOAD};
+
+/// Whole handshake, TCP connect included, must finish within this.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Send a ping after this long without sending anything.
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// A peer we have heard nothing from for this long is dead. Must exceed the
+/// keepalive interval plus a round trip: we ping, the peer must pong.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Rekey a direction after this many ciphertext bytes...
+pub const DEFAULT_REKEY_AFTER_BYTES: u64 = 1 << 30;
+/// ...or after this long, whichever comes first.
+pub const DEFAULT_REKEY_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Payloads queued for one link before `try_send` reports `Full`. With
+/// [`MAX_PAYLOAD`] this bounds a link's queued bytes at about 1.1 MiB.
+pub const DEFAULT_OUTBOX_CAPACITY: usize = 32;
+/// Handshakes a listener runs at once; more callers wait in the TCP backlog.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 32;
+/// Finished inbound links waiting for [`Listener::accept`].
+pub const DEFAULT_ACCEPT_QUEUE: usize = 16;
+/// Sustained frames per second a peer may send before it counts as flooding.
+/// A block frame is 34 KiB, so this is ~340 MB/s of blocks: far above what a
+/// link needs, far below what a flood of tiny frames costs us.
+pub const DEFAULT_MAX_FRAMES_PER_SEC: u32 = 10_000;
+/// Frames a peer may send in a burst above the sustained rate.
+pub const DEFAULT_FRAME_BURST: u32 = 2_000;
+/// Time given to flush a goodbye frame when a link closes.
+pub const DEFAULT_CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long a closing link waits for room in the driver's queue to report
+/// `Closed` (the only event that is never shed).
+pub const DEFAULT_CLOSED_EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Link tunables. `Default` is what a node should use; tests shrink timeouts.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LinkConfig {
+    pub handshake_timeout: Duration,
+    pub keepalive_interval: Duration,
+    pub idle_timeout: Duration,
+    pub rekey_after_bytes: u64,
+    pub rekey_interval: Duration,
+    pub outbox_capacity: usize,
+    pub max_handshakes: usize,
+    pub accept_queue: usize,
+    pub max_frames_per_sec: u32,
+    pub frame_burst: u32,
+    pub close_grace: Duration,
+    pub closed_event_timeout: Duration,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            rekey_after_bytes: DEFAULT_REKEY_AFTER_BYTES,
+            rekey_interval: DEFAULT_REKEY_INTERVAL,
+            outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            accept_queue: DEFAULT_ACCEPT_QUEUE,
+            max_frames_per_sec: DEFAULT_MAX_FRAMES_PER_SEC,
+            frame_burst: DEFAULT_FRAME_BURST,
+            close_grace: DEFAULT_CLOSE_GRACE,
+            closed_event_timeout: DEFAULT_CLOSED_EVENT_TIMEOUT,
+        }
+    }
+}

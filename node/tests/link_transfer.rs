@@ -1,0 +1,196 @@
+//! Running links: block transfers across rekeys, keepalive, dead peers,
+//! orderly close and flooding.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod link_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use link_support::*;
+use tokio::sync::mpsc;
+use warren_crypto::{ChkBlock, BLOCK_LEN};
+use warren_node::link::{
+    AnyPeer, CloseCode, CloseReason, LinkEvent, LinkHandle, LinkMessage, LinkSendError, RunError,
+    MAX_PAYLOAD,
+};
+
+async fn send_blocks(handle: &LinkHandle, count: u32) {
+    for seq in 0..count {
+        handle.send(block_payload(seq)).await.unwrap();
+    }
+}
+
+async fn receive_blocks(events: &mut mpsc::Receiver<LinkEvent>, count: u32) {
+    for seq in 0..count {
+        let LinkEvent::Received { payload, .. } = next_event(events).await else {
+            panic!("link closed")
+        };
+        assert_eq!(payload, block_payload(seq));
+    }
+}
+
+/// A block-sized payload whose bytes depend on `seq`.
+fn block_payload(seq: u32) -> Bytes {
+    let (block, _) = ChkBlock::encode(&seq.to_be_bytes().repeat(1000)).unwrap();
+    let mut payload = seq.to_be_bytes().to_vec();
+    payload.extend_from_slice(block.as_bytes());
+    Bytes::from(payload)
+}
+
+#[tokio::test]
+async fn blocks_flow_both_ways_across_many_rekeys() {
+    const BLOCKS: u32 = 40;
+    let mut config = quick_config();
+    config.rekey_after_bytes = 100 * 1024;
+    let (mut a, mut b) = linked_pair(config.clone(), config).await;
+    tokio::join!(
+        send_blocks(&a.handle, BLOCKS),
+        send_blocks(&b.handle, BLOCKS),
+        receive_blocks(&mut a.events, BLOCKS),
+        receive_blocks(&mut b.events, BLOCKS)
+    );
+    let (sa, sb) = (a.handle.stats(), b.handle.stats());
+    // 40 frames of 34 KiB over a 100 KiB rekey limit.
+    assert!(
+        sa.rekeys_sent >= 10 && sb.rekeys_sent >= 10,
+        "{sa:?} {sb:?}"
+    );
+    assert_eq!(sa.rekeys_sent, sb.rekeys_received);
+    assert_eq!(sb.rekeys_sent, sa.rekeys_received);
+    assert_eq!(sa.payloads_shed + sb.payloads_shed, 0);
+    assert!(sa.bytes_sent > u64::from(BLOCKS) * BLOCK_LEN as u64);
+}
+
+#[tokio::test]
+async fn oversize_payloads_are_refused_locally() {
+    let (a, _b) = linked_pair(quick_config(), quick_config()).await;
+    let err = a
+        .handle
+        .try_send(Bytes::from(vec![0; MAX_PAYLOAD + 1]))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        LinkSendError::TooLarge {
+            len: MAX_PAYLOAD + 1
+        }
+    );
+    a.handle
+        .try_send(Bytes::from(vec![0; MAX_PAYLOAD]))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn keepalive_holds_an_idle_link_open() {
+    let mut config = quick_config();
+    config.keepalive_interval = Duration::from_millis(50);
+    config.idle_timeout = Duration::from_millis(600);
+    let (mut a, mut b) = linked_pair(config.clone(), config).await;
+    // Several idle timeouts pass with no application traffic. (Generous
+    // margins: a loaded test machine must not starve the pings.)
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    a.handle
+        .try_send(Bytes::from_static(b"still there?"))
+        .unwrap();
+    let LinkEvent::Received { payload, .. } = next_event(&mut b.events).await else {
+        panic!("link died while idle")
+    };
+    assert_eq!(&payload[..], b"still there?");
+    assert!(
+        a.events.try_recv().is_err(),
+        "no Closed event on the idle side"
+    );
+    assert!(a.handle.stats().frames_received > 0, "pings were answered");
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_declared_dead() {
+    let mut config = quick_config();
+    config.idle_timeout = Duration::from_millis(300);
+    let (listener, _) = listen(1, config, Arc::new(AnyPeer)).await;
+    let remote = listener.noderef().clone();
+    let (tx, mut events) = tokio::sync::mpsc::channel(EVENTS);
+    let _server = serve(listener, tx);
+    let me = identity(2);
+    // Completes the handshake, then never sends again (nor answers pings).
+    let _mute = RawPeer::connect(&remote, &me, &noderef(&me, "127.0.0.1:1".parse().unwrap())).await;
+    let reason = closed_reason(&mut events).await;
+    assert!(
+        matches!(reason, CloseReason::Failed(RunError::PeerSilent(_))),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn close_says_goodbye_to_the_peer() {
+    let (mut a, mut b) = linked_pair(quick_config(), quick_config()).await;
+    a.handle
+        .try_send(Bytes::from_static(b"last words"))
+        .unwrap();
+    a.handle.close();
+    assert!(matches!(
+        closed_reason(&mut a.events).await,
+        CloseReason::Local
+    ));
+    // The payload queued before closing still arrives, then the goodbye.
+    let LinkEvent::Received { payload, .. } = next_event(&mut b.events).await else {
+        panic!()
+    };
+    assert_eq!(&payload[..], b"last words");
+    let reason = closed_reason(&mut b.events).await;
+    assert!(
+        matches!(reason, CloseReason::Remote(CloseCode::Shutdown)),
+        "{reason}"
+    );
+    assert_eq!(a.handle.try_send(Bytes::new()), Err(LinkSendError::Closed));
+}
+
+#[tokio::test]
+async fn a_flooding_peer_is_cut_off() {
+    let mut strict = quick_config();
+    strict.max_frames_per_sec = 100;
+    strict.frame_burst = 50;
+    let (a, mut b) = linked_pair(quick_config(), strict).await;
+    let mut a = a;
+    let flood = async {
+        for _ in 0..2000 {
+            if a.handle.send(Bytes::from_static(b"spam")).await.is_err() {
+                break;
+            }
+        }
+    };
+    flood.await;
+    let reason = closed_reason(&mut b.events).await;
+    assert!(
+        matches!(reason, CloseReason::Failed(RunError::Flooding { .. })),
+        "{reason}"
+    );
+    let reason = closed_reason(&mut a.events).await;
+    assert!(
+        matches!(reason, CloseReason::Remote(CloseCode::Flooding)),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_hello_is_a_protocol_violation() {
+    let (listener, _) = listen(1, quick_config(), Arc::new(AnyPeer)).await;
+    let remote = listener.noderef().clone();
+    let (tx, mut events) = tokio::sync::mpsc::channel(EVENTS);
+    let _server = serve(listener, tx);
+    let me = identity(2);
+    let hello = noderef(&me, "127.0.0.1:1".parse().unwrap());
+    let mut peer = RawPeer::connect(&remote, &me, &hello).await;
+    peer.send(&LinkMessage::Hello(hello)).await;
+    let reason = closed_reason(&mut events).await;
+    assert!(
+        matches!(reason, CloseReason::Failed(RunError::UnexpectedHello)),
+        "{reason}"
+    );
+    assert_eq!(
+        peer.recv().await,
+        Some(LinkMessage::Close(CloseCode::ProtocolViolation))
+    );
+}
