@@ -1,10 +1,25 @@
-//! The Warren network node.
+//! The Warren network node: links, wire format, the sans-IO routing core, the
+//! tokio driver that runs it, the client layer for whole files, the local HTTP
+//! API, and the simulator.
 //!
-//! - [`link`]: authenticated, encrypted, padded links between two nodes
-//!   (Noise XK handshake, length-delimited transport frames, keepalive,
-//!   rekeying, flood and garbage protection) and the node's identity file.
+//! - [`link`]: authenticated, encrypted, padded links between two nodes (Noise
+//!   XK over TCP, length-delimited padded frames, keepalive, rekeying, flood and
+//!   garbage protection) and the node's identity file.
+//! - [`wire`]: the routing messages and their postcard encoding.
+//! - [`routing`]: the routing core. Plain data and functions: events in,
+//!   actions out, time and randomness passed in.
+//! - [`driver`]: the tokio event loop feeding the core from links, timers and
+//!   local clients, and carrying out its actions on links and the store.
+//! - [`client`]: whole files: splitfile inserts and windowed parallel fetches.
+//! - [`http`]: the local API and browser gateway on 127.0.0.1.
+//! - [`sim`]: the simulator, driving the same core over many virtual nodes.
 //!
-//! The routing core, wire messages, tokio driver and simulator live beside it;
-//! see `docs/ARCHITECTURE.md` for how the parts fit together.
+//! See `docs/ARCHITECTURE.md` for how the parts fit together.
 
+pub mod client;
+pub mod driver;
+pub mod http;
 pub mod link;
+pub mod routing;
+pub mod sim;
+pub mod wire;

@@ -1,0 +1,225 @@
+//! The sans-IO routing core: plain data and functions, no sockets, clocks or tasks.
+//!
+//! One [`Node`] per Warren node. Its driver (the tokio node, or the simulator)
+//! feeds it [`Event`]s with [`Node::handle`], passing the current [`Time`], an
+//! RNG and read access to the local store ([`BlockLookup`]); then drains
+//! [`Node::poll_action`] until `None`, and arms one timer at
+//! [`Node::poll_timeout`], calling [`Node::handle_timeout`] when it fires.
+//! Store writes, sends and client completions are all [`Action`]s: the core
+//! never blocks and never owns a resource it cannot drop.
+//!
+//! Routing rules (greedy toward the key, backtracking, hops-to-live with per-link
+//! coin flips, loop rejection, merging, caching, sinks, back-off) are described
+//! in `docs/PROTOCOL-routing.md`.
+
+mod node;
+mod request;
+
+use core::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use warren_crypto::{ChkBlock, Location, RoutingKey};
+
+pub use self::node::{Node, NodeStats};
+use crate::wire::Message;
+
+/// Virtual or real time in milliseconds since an epoch the driver chooses.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct Time(pub u64);
+
+impl Time {
+    pub const ZERO: Time = Time(0);
+
+    pub const fn from_millis(ms: u64) -> Self {
+        Time(ms)
+    }
+
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// `self + d`, saturating at the end of time.
+    #[must_use]
+    pub fn after(self, d: Duration) -> Time {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Time(self.0.saturating_add(ms))
+    }
+}
+
+/// An opaque handle for a connected peer, assigned by the driver.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub struct PeerId(pub u64);
+
+/// An opaque handle for a local client operation, assigned by the driver.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub struct ClientId(pub u64);
+
+/// Which part of the datastore a block goes to (mirrors `warren_store::Area`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum Area {
+    /// Long-term: inserts that ended here because this node is a sink for the key.
+    Store,
+    /// Everything else that passed through, evicted first.
+    Cache,
+}
+
+/// Synchronous read access to the local datastore.
+pub trait BlockLookup {
+    /// The block stored under `key`, verified, if any.
+    fn get(&self, key: &RoutingKey) -> Option<ChkBlock>;
+}
+
+/// Looks nothing up: a node with an empty store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoStore;
+
+impl BlockLookup for NoStore {
+    fn get(&self, _key: &RoutingKey) -> Option<ChkBlock> {
+        None
+    }
+}
+
+/// An input to the core.
+#[derive(Debug)]
+pub enum Event {
+    /// A link to `peer` is up; `location` is its place on the circle.
+    PeerUp { peer: PeerId, location: Location },
+    /// The link to `peer` is gone.
+    PeerDown { peer: PeerId },
+    /// A message from `from`, already decoded.
+    Message { from: PeerId, msg: Message },
+    /// A local client asks for the block named `key`.
+    Fetch { client: ClientId, key: RoutingKey },
+    /// A local client inserts `block`.
+    Insert { client: ClientId, block: ChkBlock },
+}
+
+/// An output of the core, drained with [`Node::poll_action`].
+#[derive(Debug)]
+pub enum Action {
+    /// Send `msg` to `to` (drop it if the link is gone: the core gets `PeerDown`).
+    Send { to: PeerId, msg: Message },
+    /// Write a verified block to the local datastore.
+    Store { area: Area, block: ChkBlock },
+    /// A local fetch finished.
+    FetchDone {
+        client: ClientId,
+        result: Result<ChkBlock, FetchError>,
+    },
+    /// A local insert finished.
+    InsertDone {
+        client: ClientId,
+        result: Result<(), InsertError>,
+    },
+    /// `peer` broke the protocol; the driver should disconnect it.
+    Misbehaved { peer: PeerId, reason: Misbehaviour },
+}
+
+/// Why a local fetch failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    #[error("data not found: the request ran out of hops; it may not have been inserted, or has dropped out of the network")]
+    DataNotFound,
+    #[error("route not found: no more peers to try; connect to more peers and retry")]
+    RouteNotFound,
+    #[error("the request timed out; the network is slow or a peer stopped answering, retry later")]
+    Timeout,
+    #[error("this node has too many requests in flight; retry later")]
+    Overloaded,
+}
+
+/// Why a local insert failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InsertError {
+    #[error("route not found: no peer took the insert; connect to more peers and retry")]
+    RouteNotFound,
+    #[error("different data is already stored under this key")]
+    Collision,
+    #[error("the insert timed out; the network is slow or a peer stopped answering, retry later")]
+    Timeout,
+    #[error("this node has too many requests in flight; retry later")]
+    Overloaded,
+}
+
+/// How a peer broke the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Misbehaviour {
+    /// It sent a block that does not hash to the key it was asked for.
+    ForgedBlock,
+    /// It answered a request that was not routed to it, or with the wrong kind of reply.
+    UnexpectedReply,
+}
+
+/// Hops-to-live a request starts with.
+pub const DEFAULT_MAX_HTL: u8 = 18;
+/// Probability that a link decrements a request arriving at the maximum HTL.
+pub const DEFAULT_DECREMENT_AT_MAX: f64 = 0.5;
+/// Probability that a link ends a request arriving at HTL 1.
+pub const DEFAULT_DECREMENT_AT_MIN: f64 = 0.25;
+/// No caching while HTL is within this many hops of the maximum.
+pub const DEFAULT_NO_CACHE_HTL_MARGIN: u8 = 2;
+/// Peers one node routes among at most; further `PeerUp`s are ignored.
+pub const DEFAULT_MAX_PEERS: usize = 256;
+/// Requests (fetches and inserts) one node works on at once.
+pub const DEFAULT_MAX_LIVE_REQUESTS: usize = 2048;
+/// Requests one node works on at once for one peer; beyond, `Overloaded`.
+pub const DEFAULT_MAX_REQUESTS_PER_PEER: u32 = 64;
+/// Identical requests merged into one in flight at most.
+pub const DEFAULT_MAX_WAITERS: usize = 16;
+/// How long to wait for a peer to accept a request before trying the next.
+pub const DEFAULT_ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an accepted request may take before this node gives up on it.
+pub const DEFAULT_SEARCH_TIMEOUT: Duration = Duration::from_secs(120);
+/// First back-off from a peer that was overloaded or did not answer.
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+/// Longest back-off; each further failure doubles it up to this.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(180);
+
+/// Every routing limit and timeout, with the design's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingConfig {
+    pub max_htl: u8,
+    pub decrement_at_max_probability: f64,
+    pub decrement_at_min_probability: f64,
+    pub no_cache_htl_margin: u8,
+    pub max_peers: usize,
+    pub max_live_requests: usize,
+    pub max_requests_per_peer: u32,
+    pub max_waiters: usize,
+    pub accept_timeout: Duration,
+    pub search_timeout: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            max_htl: DEFAULT_MAX_HTL,
+            decrement_at_max_probability: DEFAULT_DECREMENT_AT_MAX,
+            decrement_at_min_probability: DEFAULT_DECREMENT_AT_MIN,
+            no_cache_htl_margin: DEFAULT_NO_CACHE_HTL_MARGIN,
+            max_peers: DEFAULT_MAX_PEERS,
+            max_live_requests: DEFAULT_MAX_LIVE_REQUESTS,
+            max_requests_per_peer: DEFAULT_MAX_REQUESTS_PER_PEER,
+            max_waiters: DEFAULT_MAX_WAITERS,
+            accept_timeout: DEFAULT_ACCEPT_TIMEOUT,
+            search_timeout: DEFAULT_SEARCH_TIMEOUT,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+        }
+    }
+}
+
+impl RoutingConfig {
+    /// Whether a node that received a request at `htl` may write it to its cache.
+    pub fn may_cache(&self, htl: u8) -> bool {
+        htl < self.max_htl.saturating_sub(self.no_cache_htl_margin)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,400 @@
+//! The node: peers, event dispatch, timers and the action queue.
+
+use std::collections::{HashMap, VecDeque};
+
+use core::time::Duration;
+use rand_core::RngCore;
+use warren_crypto::{ChkBlock, Location, RoutingKey};
+
+use super::request::{Kind, Outcome, Request, Waiter};
+use super::{
+    Action, BlockLookup, ClientId, Event, FetchError, InsertError, Misbehaviour, PeerId,
+    RoutingConfig, Time,
+};
+use crate::wire::{Message, RequestId};
+
+/// Fresh ids drawn before giving up on avoiding a live one (2^-64 odds each).
+const ID_DRAWS: usize = 4;
+
+/// One connected peer, as routing sees it.
+#[derive(Debug, Clone)]
+pub(super) struct Peer {
+    pub(super) id: PeerId,
+    pub(super) location: Location,
+    /// Coin flips made once per link at `PeerUp`: whether requests arriving
+    /// over this link at the maximum HTL are decremented, and whether those
+    /// at HTL 1 end here.
+    decrement_at_max: bool,
+    decrement_at_min: bool,
+    backoff_until: Time,
+    backoff: Duration,
+    /// Requests from this peer this node is working on.
+    pub(super) serving: u32,
+}
+
+/// Counters for status pages and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    pub requests_accepted: u64,
+    pub inserts_accepted: u64,
+    pub answered_from_store: u64,
+    pub merged: u64,
+    pub loops_rejected: u64,
+    pub overloaded_sent: u64,
+    pub forged_blocks: u64,
+    pub unexpected_replies: u64,
+    pub unknown_replies: u64,
+    pub peers_refused: u64,
+    pub timeouts: u64,
+}
+
+/// The routing state of one node. See the module docs for how to drive it.
+#[derive(Debug)]
+pub struct Node {
+    pub(super) config: RoutingConfig,
+    pub(super) location: Location,
+    pub(super) peers: Vec<Peer>,
+    pub(super) requests: HashMap<RequestId, Request>,
+    /// Live fetches by key, for merging identical requests.
+    pub(super) fetch_by_key: HashMap<RoutingKey, RequestId>,
+    /// Ids of merged requests -> the live request answering them (for loop checks).
+    pub(super) aliases: HashMap<RequestId, RequestId>,
+    pub(super) actions: VecDeque<Action>,
+    pub(super) stats: NodeStats,
+}
+
+impl Node {
+    pub fn new(config: RoutingConfig, location: Location) -> Self {
+        Node {
+            config,
+            location,
+            peers: Vec::new(),
+            requests: HashMap::new(),
+            fetch_by_key: HashMap::new(),
+            aliases: HashMap::new(),
+            actions: VecDeque::new(),
+            stats: NodeStats::default(),
+        }
+    }
+
+    pub fn location(&self) -> Location {
+        self.location
+    }
+
+    pub fn config(&self) -> &RoutingConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// Connected peers and their locations.
+    pub fn peers(&self) -> impl Iterator<Item = (PeerId, Location)> + '_ {
+        self.peers.iter().map(|p| (p.id, p.location))
+    }
+
+    /// Requests this node is working on (its own and relayed).
+    pub fn live_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Feeds one event in. Drain [`Node::poll_action`] afterwards.
+    pub fn handle<R, S>(&mut self, now: Time, rng: &mut R, store: &S, event: Event)
+    where
+        R: RngCore + ?Sized,
+        S: BlockLookup + ?Sized,
+    {
+        match event {
+            Event::PeerUp { peer, location } => self.peer_up(rng, peer, location),
+            Event::PeerDown { peer } => self.peer_down(now, peer),
+            Event::Message { from, msg } => self.on_message(now, store, from, msg),
+            Event::Fetch { client, key } => self.local_fetch(now, rng, store, client, key),
+            Event::Insert { client, block } => self.local_insert(now, rng, store, client, block),
+        }
+    }
+
+    /// The next action to carry out, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.requests.values().map(|r| r.deadline).min()
+    }
+
+    /// Fires every deadline at or before `now`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        let mut due: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        // HashMap order is arbitrary; fire in a fixed order for determinism.
+        due.sort_unstable();
+        for id in due {
+            self.stats.timeouts += 1;
+            let Some(req) = self.requests.get_mut(&id) else {
+                continue;
+            };
+            match req.downstream {
+                Some(peer) if !req.accepted => {
+                    // The peer never took it on: back off from it and try another.
+                    self.back_off(now, peer);
+                    self.route_next(now, id);
+                }
+                _ => self.finish(id, Outcome::Timeout),
+            }
+        }
+    }
+
+    fn peer_up<R: RngCore + ?Sized>(&mut self, rng: &mut R, peer: PeerId, location: Location) {
+        if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
+            p.location = location;
+            return;
+        }
+        if self.peers.len() >= self.config.max_peers {
+            self.stats.peers_refused += 1;
+            return;
+        }
+        let decrement_at_max = coin(rng, self.config.decrement_at_max_probability);
+        let decrement_at_min = coin(rng, self.config.decrement_at_min_probability);
+        self.peers.push(Peer {
+            id: peer,
+            location,
+            decrement_at_max,
+            decrement_at_min,
+            backoff_until: Time::ZERO,
+            backoff: Duration::ZERO,
+            serving: 0,
+        });
+    }
+
+    fn peer_down(&mut self, now: Time, peer: PeerId) {
+        self.peers.retain(|p| p.id != peer);
+        let mut affected: Vec<RequestId> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.downstream == Some(peer) || r.has_peer_waiter(peer))
+            .map(|(id, _)| *id)
+            .collect();
+        affected.sort_unstable();
+        for id in affected {
+            let Some(req) = self.requests.get_mut(&id) else {
+                continue;
+            };
+            for w in req.waiters.iter().filter(|w| w.peer() == Some(peer)) {
+                if let Waiter::Peer { id: alias, .. } = w {
+                    self.aliases.remove(alias);
+                }
+            }
+            req.waiters.retain(|w| w.peer() != Some(peer));
+            if req.waiters.is_empty() {
+                // Nobody is left to answer: drop the request quietly.
+                self.forget(id);
+            } else if req.downstream == Some(peer) {
+                self.route_next(now, id);
+            }
+        }
+    }
+
+    fn on_message<S: BlockLookup + ?Sized>(
+        &mut self,
+        now: Time,
+        store: &S,
+        from: PeerId,
+        msg: Message,
+    ) {
+        let Some(from_idx) = self.peer_index(from) else {
+            // Not (or no longer) a peer: the driver raced a PeerDown. Ignore.
+            return;
+        };
+        match msg {
+            Message::Request { id, key, htl } => {
+                self.on_request(now, store, from_idx, id, key, htl)
+            }
+            Message::Insert {
+                id,
+                key,
+                htl,
+                block,
+            } => self.on_insert(now, store, from_idx, id, key, htl, block),
+            reply => self.on_reply(now, from, reply),
+        }
+    }
+
+    pub(super) fn peer_index(&self, peer: PeerId) -> Option<usize> {
+        self.peers.iter().position(|p| p.id == peer)
+    }
+
+    /// HTL after arriving over the link from `peers[idx]`, with that link's coin flips.
+    pub(super) fn decrement(&self, idx: usize, htl: u8) -> u8 {
+        let max = self.config.max_htl;
+        let htl = htl.min(max);
+        let peer = &self.peers[idx];
+        if htl == 0 {
+            0
+        } else if htl == max {
+            htl - u8::from(peer.decrement_at_max)
+        } else if htl == 1 {
+            htl - u8::from(peer.decrement_at_min)
+        } else {
+            htl - 1
+        }
+    }
+
+    pub(super) fn back_off(&mut self, now: Time, peer: PeerId) {
+        let (initial, max) = (self.config.backoff_initial, self.config.backoff_max);
+        if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
+            p.backoff = if p.backoff.is_zero() {
+                initial
+            } else {
+                (p.backoff * 2).min(max)
+            };
+            p.backoff_until = now.after(p.backoff);
+        }
+    }
+
+    pub(super) fn reset_backoff(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
+            p.backoff = Duration::ZERO;
+        }
+    }
+
+    /// The closest peer to `key` that is not excluded and not backed off.
+    pub(super) fn best_peer(
+        &self,
+        now: Time,
+        key: &RoutingKey,
+        excluded: impl Fn(PeerId) -> bool,
+    ) -> Option<(PeerId, Location)> {
+        let target = key.location();
+        self.peers
+            .iter()
+            .filter(|p| p.backoff_until <= now && !excluded(p.id))
+            .min_by_key(|p| (p.location.distance(target), p.id))
+            .map(|p| (p.id, p.location))
+    }
+
+    pub(super) fn send(&mut self, to: PeerId, msg: Message) {
+        self.actions.push_back(Action::Send { to, msg });
+    }
+
+    pub(super) fn misbehaved(&mut self, peer: PeerId, reason: Misbehaviour) {
+        match reason {
+            Misbehaviour::ForgedBlock => self.stats.forged_blocks += 1,
+            Misbehaviour::UnexpectedReply => self.stats.unexpected_replies += 1,
+        }
+        self.actions.push_back(Action::Misbehaved { peer, reason });
+    }
+
+    /// A random id not live here.
+    pub(super) fn fresh_id<R: RngCore + ?Sized>(&self, rng: &mut R) -> RequestId {
+        let mut id = RequestId(rng.next_u64());
+        for _ in 0..ID_DRAWS {
+            if !self.is_live(id) {
+                break;
+            }
+            id = RequestId(rng.next_u64());
+        }
+        id
+    }
+
+    pub(super) fn is_live(&self, id: RequestId) -> bool {
+        self.requests.contains_key(&id) || self.aliases.contains_key(&id)
+    }
+
+    fn local_fetch<R, S>(
+        &mut self,
+        now: Time,
+        rng: &mut R,
+        store: &S,
+        client: ClientId,
+        key: RoutingKey,
+    ) where
+        R: RngCore + ?Sized,
+        S: BlockLookup + ?Sized,
+    {
+        if let Some(block) = lookup(store, &key) {
+            let result = Ok(block);
+            self.actions.push_back(Action::FetchDone { client, result });
+            return;
+        }
+        if let Some(&live) = self.fetch_by_key.get(&key) {
+            if let Some(req) = self.requests.get_mut(&live) {
+                if req.waiters.len() < self.config.max_waiters {
+                    req.waiters.push(Waiter::Client(client));
+                    self.stats.merged += 1;
+                    return;
+                }
+            }
+        }
+        if self.requests.len() >= self.config.max_live_requests {
+            let result = Err(FetchError::Overloaded);
+            self.actions.push_back(Action::FetchDone { client, result });
+            return;
+        }
+        let id = self.fresh_id(rng);
+        let htl = self.config.max_htl;
+        let req = Request::new(Kind::Fetch, key, htl, htl, Waiter::Client(client), now);
+        self.requests.insert(id, req);
+        self.fetch_by_key.insert(key, id);
+        self.route_next(now, id);
+    }
+
+    fn local_insert<R, S>(
+        &mut self,
+        now: Time,
+        rng: &mut R,
+        store: &S,
+        client: ClientId,
+        block: ChkBlock,
+    ) where
+        R: RngCore + ?Sized,
+        S: BlockLookup + ?Sized,
+    {
+        let key = block.routing_key();
+        if lookup(store, &key).is_some_and(|old| old.as_bytes() != block.as_bytes()) {
+            let result = Err(InsertError::Collision);
+            self.actions
+                .push_back(Action::InsertDone { client, result });
+            return;
+        }
+        if self.requests.len() >= self.config.max_live_requests {
+            let result = Err(InsertError::Overloaded);
+            self.actions
+                .push_back(Action::InsertDone { client, result });
+            return;
+        }
+        // The originator neither stores nor caches its own insert: that would
+        // show which content it inserted. Its peers store or cache it.
+        let id = self.fresh_id(rng);
+        let htl = self.config.max_htl;
+        let req = Request::new(
+            Kind::Insert(block),
+            key,
+            htl,
+            htl,
+            Waiter::Client(client),
+            now,
+        );
+        self.requests.insert(id, req);
+        self.route_next(now, id);
+    }
+}
+
+/// A block from the local store, if it really is the block named `key`.
+pub(super) fn lookup<S: BlockLookup + ?Sized>(store: &S, key: &RoutingKey) -> Option<ChkBlock> {
+    store.get(key).filter(|b| b.routing_key() == *key)
+}
+
+/// 2^32, the number of values `next_u32` can take.
+const U32_RANGE: f64 = 4_294_967_296.0;
+
+/// A biased coin from the RNG: true with probability `p` (0 never, 1 always).
+fn coin<R: RngCore + ?Sized>(rng: &mut R, p: f64) -> bool {
+    f64::from(rng.next_u32()) < p * U32_RANGE
+}

@@ -1,0 +1,452 @@
+//! One request's life at one node: accept, route, backtrack, finish.
+
+use warren_crypto::{ChkBlock, Location, RoutingKey};
+
+use super::node::{lookup, Node};
+use super::{Action, Area, BlockLookup, FetchError, InsertError, Misbehaviour, PeerId, Time};
+use crate::routing::ClientId;
+use crate::wire::{Message, RequestId};
+
+/// What a request is after.
+#[derive(Debug)]
+pub(super) enum Kind {
+    Fetch,
+    /// An insert carries its verified block until it is stored or cached here.
+    Insert(ChkBlock),
+}
+
+/// Who is waiting for a request's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Waiter {
+    /// A peer, answered under its own request id.
+    Peer { peer: PeerId, id: RequestId },
+    /// A local client of this node.
+    Client(ClientId),
+}
+
+impl Waiter {
+    pub(super) fn peer(self) -> Option<PeerId> {
+        match self {
+            Waiter::Peer { peer, .. } => Some(peer),
+            Waiter::Client(_) => None,
+        }
+    }
+}
+
+/// How a request ended here.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    Found(ChkBlock),
+    NotFound { htl: u8 },
+    RouteNotFound { htl: u8 },
+    Inserted,
+    Collision,
+    Timeout,
+}
+
+/// A request this node is working on.
+#[derive(Debug)]
+pub(super) struct Request {
+    pub(super) kind: Kind,
+    pub(super) key: RoutingKey,
+    /// HTL as it arrived (the maximum for local requests): decides caching.
+    pub(super) htl_in: u8,
+    /// Hops left to hand on to the next peer.
+    pub(super) htl: u8,
+    /// Who gets the answer; the first is the request that created this one.
+    pub(super) waiters: Vec<Waiter>,
+    /// Location of the peer the request came from, for the sink rule.
+    source_location: Option<Location>,
+    /// Peers routed to so far, with their locations at the time.
+    pub(super) tried: Vec<(PeerId, Location)>,
+    /// The peer currently working on it.
+    pub(super) downstream: Option<PeerId>,
+    /// Whether `downstream` has accepted it.
+    pub(super) accepted: bool,
+    /// Whether any peer has taken it on (an insert that did is not lost).
+    reached: bool,
+    pub(super) deadline: Time,
+}
+
+impl Request {
+    pub(super) fn new(
+        kind: Kind,
+        key: RoutingKey,
+        htl_in: u8,
+        htl: u8,
+        first: Waiter,
+        now: Time,
+    ) -> Self {
+        Request {
+            kind,
+            key,
+            htl_in,
+            htl,
+            waiters: vec![first],
+            source_location: None,
+            tried: Vec::new(),
+            downstream: None,
+            accepted: false,
+            reached: false,
+            deadline: now,
+        }
+    }
+
+    pub(super) fn has_peer_waiter(&self, peer: PeerId) -> bool {
+        self.waiters.iter().any(|w| w.peer() == Some(peer))
+    }
+
+    fn was_tried(&self, peer: PeerId) -> bool {
+        self.tried.iter().any(|(p, _)| *p == peer)
+    }
+
+    fn is_insert(&self) -> bool {
+        matches!(self.kind, Kind::Insert(_))
+    }
+}
+
+impl Node {
+    /// Whether this node takes on another request from `peers[idx]`.
+    fn has_capacity(&self, idx: usize) -> bool {
+        self.peers[idx].serving < self.config.max_requests_per_peer
+            && self.requests.len() < self.config.max_live_requests
+    }
+
+    fn refuse_overloaded(&mut self, to: PeerId, id: RequestId) {
+        self.stats.overloaded_sent += 1;
+        self.send(to, Message::Overloaded { id });
+    }
+
+    pub(super) fn on_request<S: BlockLookup + ?Sized>(
+        &mut self,
+        now: Time,
+        store: &S,
+        idx: usize,
+        id: RequestId,
+        key: RoutingKey,
+        htl: u8,
+    ) {
+        let from = self.peers[idx].id;
+        if self.is_live(id) {
+            self.stats.loops_rejected += 1;
+            self.send(from, Message::RejectedLoop { id });
+            return;
+        }
+        if let Some(block) = lookup(store, &key) {
+            self.stats.answered_from_store += 1;
+            let block = block.into_bytes();
+            self.send(from, Message::DataFound { id, block });
+            return;
+        }
+        if !self.has_capacity(idx) {
+            self.refuse_overloaded(from, id);
+            return;
+        }
+        let htl_in = htl.min(self.config.max_htl);
+        let htl = self.decrement(idx, htl_in);
+        if htl == 0 {
+            self.send(from, Message::DataNotFound { id, htl: 0 });
+            return;
+        }
+        if self.try_merge(idx, id, key, htl) {
+            return;
+        }
+        self.peers[idx].serving += 1;
+        self.stats.requests_accepted += 1;
+        self.send(from, Message::Accepted { id });
+        let mut req = Request::new(
+            Kind::Fetch,
+            key,
+            htl_in,
+            htl,
+            Waiter::Peer { peer: from, id },
+            now,
+        );
+        req.source_location = Some(self.peers[idx].location);
+        self.requests.insert(id, req);
+        self.fetch_by_key.entry(key).or_insert(id);
+        self.route_next(now, id);
+    }
+
+    /// Joins an identical fetch already in flight here, if it searches at least
+    /// as deep and is not waiting on the asking peer itself.
+    fn try_merge(&mut self, idx: usize, id: RequestId, key: RoutingKey, htl: u8) -> bool {
+        let Some(&live) = self.fetch_by_key.get(&key) else {
+            return false;
+        };
+        let from = self.peers[idx].id;
+        let max_waiters = self.config.max_waiters;
+        let Some(req) = self.requests.get_mut(&live) else {
+            return false;
+        };
+        if req.htl < htl || req.waiters.len() >= max_waiters || req.was_tried(from) {
+            return false;
+        }
+        req.waiters.push(Waiter::Peer { peer: from, id });
+        self.aliases.insert(id, live);
+        self.peers[idx].serving += 1;
+        self.stats.merged += 1;
+        self.send(from, Message::Accepted { id });
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)] // the fields of one Insert message
+    pub(super) fn on_insert<S: BlockLookup + ?Sized>(
+        &mut self,
+        now: Time,
+        store: &S,
+        idx: usize,
+        id: RequestId,
+        key: RoutingKey,
+        htl: u8,
+        bytes: Vec<u8>,
+    ) {
+        let from = self.peers[idx].id;
+        if self.is_live(id) {
+            self.stats.loops_rejected += 1;
+            self.send(from, Message::RejectedLoop { id });
+            return;
+        }
+        if !self.has_capacity(idx) {
+            self.refuse_overloaded(from, id);
+            return;
+        }
+        let Ok(block) = ChkBlock::verify(key, bytes) else {
+            self.misbehaved(from, Misbehaviour::ForgedBlock);
+            return;
+        };
+        if lookup(store, &key).is_some_and(|old| old.as_bytes() != block.as_bytes()) {
+            self.send(from, Message::InsertCollision { id });
+            return;
+        }
+        let htl_in = htl.min(self.config.max_htl);
+        let htl = self.decrement(idx, htl_in);
+        self.peers[idx].serving += 1;
+        self.stats.inserts_accepted += 1;
+        self.send(from, Message::Accepted { id });
+        let first = Waiter::Peer { peer: from, id };
+        let mut req = Request::new(Kind::Insert(block), key, htl_in, htl, first, now);
+        req.source_location = Some(self.peers[idx].location);
+        self.requests.insert(id, req);
+        if htl == 0 {
+            self.finish(id, Outcome::Inserted);
+        } else {
+            self.route_next(now, id);
+        }
+    }
+
+    pub(super) fn on_reply(&mut self, now: Time, from: PeerId, msg: Message) {
+        let id = msg.id();
+        let search_timeout = self.config.search_timeout;
+        let Some(req) = self.requests.get_mut(&id) else {
+            // Normal after a timeout or PeerDown: ids are forgotten on completion.
+            self.stats.unknown_replies += 1;
+            return;
+        };
+        if req.downstream != Some(from) {
+            self.misbehaved(from, Misbehaviour::UnexpectedReply);
+            return;
+        }
+        let insert = req.is_insert();
+        match msg {
+            Message::Accepted { .. } => {
+                req.accepted = true;
+                req.reached = true;
+                req.deadline = now.after(search_timeout);
+                self.reset_backoff(from);
+            }
+            Message::RejectedLoop { .. } => self.route_next(now, id),
+            Message::Overloaded { .. } => {
+                self.back_off(now, from);
+                self.route_next(now, id);
+            }
+            Message::DataNotFound { htl, .. } | Message::RouteNotFound { htl, .. } => {
+                req.reached = true;
+                req.htl = req.htl.min(htl);
+                if req.htl > 0 {
+                    self.route_next(now, id);
+                } else if insert {
+                    self.finish(id, Outcome::Inserted);
+                } else {
+                    self.finish(id, Outcome::NotFound { htl: 0 });
+                }
+            }
+            Message::DataFound { block, .. } if !insert => match ChkBlock::verify(req.key, block) {
+                Ok(block) => self.finish(id, Outcome::Found(block)),
+                Err(_) => {
+                    // Penalise the forger; the request goes on elsewhere.
+                    self.misbehaved(from, Misbehaviour::ForgedBlock);
+                    self.route_next(now, id);
+                }
+            },
+            Message::InsertReply { .. } if insert => self.finish(id, Outcome::Inserted),
+            Message::InsertCollision { .. } if insert => self.finish(id, Outcome::Collision),
+            _ => {
+                self.misbehaved(from, Misbehaviour::UnexpectedReply);
+                self.route_next(now, id);
+            }
+        }
+    }
+
+    /// Sends the request to the best untried peer, or ends it with `RouteNotFound`.
+    pub(super) fn route_next(&mut self, now: Time, id: RequestId) {
+        let Some(req) = self.requests.get(&id) else {
+            return;
+        };
+        let next = self.best_peer(now, &req.key, |p| {
+            req.was_tried(p) || req.has_peer_waiter(p)
+        });
+        let accept_timeout = self.config.accept_timeout;
+        let Some(req) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let Some((peer, location)) = next else {
+            let htl = req.htl;
+            self.finish(id, Outcome::RouteNotFound { htl });
+            return;
+        };
+        req.tried.push((peer, location));
+        req.downstream = Some(peer);
+        req.accepted = false;
+        req.deadline = now.after(accept_timeout);
+        let (key, htl) = (req.key, req.htl);
+        let msg = match &req.kind {
+            Kind::Fetch => Message::Request { id, key, htl },
+            Kind::Insert(block) => Message::Insert {
+                id,
+                key,
+                htl,
+                block: block.as_bytes().to_vec(),
+            },
+        };
+        self.send(peer, msg);
+    }
+
+    /// Drops a request from every table and returns it.
+    pub(super) fn forget(&mut self, id: RequestId) -> Option<Request> {
+        let req = self.requests.remove(&id)?;
+        if self.fetch_by_key.get(&req.key) == Some(&id) {
+            self.fetch_by_key.remove(&req.key);
+        }
+        for w in &req.waiters {
+            if let Waiter::Peer { id: alias, .. } = w {
+                self.aliases.remove(alias);
+            }
+        }
+        Some(req)
+    }
+
+    /// Ends a request: answers everyone waiting and writes to the store if the rules allow.
+    pub(super) fn finish(&mut self, id: RequestId, outcome: Outcome) {
+        let Some(mut req) = self.forget(id) else {
+            return;
+        };
+        for w in &req.waiters {
+            if let Some(p) = w
+                .peer()
+                .and_then(|peer| self.peers.iter_mut().find(|p| p.id == peer))
+            {
+                p.serving = p.serving.saturating_sub(1);
+            }
+        }
+        match std::mem::replace(&mut req.kind, Kind::Fetch) {
+            Kind::Fetch => self.finish_fetch(&req, outcome),
+            Kind::Insert(block) => self.finish_insert(&req, block, outcome),
+        }
+    }
+
+    fn finish_fetch(&mut self, req: &Request, outcome: Outcome) {
+        let relayed = matches!(req.waiters.first(), Some(Waiter::Peer { .. }));
+        if let Outcome::Found(block) = outcome {
+            // A node's own requests never enter its cache (that would show what it
+            // asked for); relayed ones do, except near the originator.
+            if relayed && self.config.may_cache(req.htl_in) {
+                let block = block.clone();
+                self.actions.push_back(Action::Store {
+                    area: Area::Cache,
+                    block,
+                });
+            }
+            for w in &req.waiters {
+                match *w {
+                    Waiter::Peer { peer, id } => {
+                        let block = block.as_bytes().to_vec();
+                        self.send(peer, Message::DataFound { id, block });
+                    }
+                    Waiter::Client(client) => {
+                        let result = Ok(block.clone());
+                        self.actions.push_back(Action::FetchDone { client, result });
+                    }
+                }
+            }
+            return;
+        }
+        let (route, htl, error) = match outcome {
+            Outcome::RouteNotFound { htl } => (true, htl, FetchError::RouteNotFound),
+            Outcome::NotFound { htl } => (false, htl, FetchError::DataNotFound),
+            Outcome::Timeout => (false, 0, FetchError::Timeout),
+            _ => (false, 0, FetchError::DataNotFound),
+        };
+        for w in &req.waiters {
+            match *w {
+                Waiter::Peer { peer, id } if route => {
+                    self.send(peer, Message::RouteNotFound { id, htl })
+                }
+                Waiter::Peer { peer, id } => self.send(peer, Message::DataNotFound { id, htl }),
+                Waiter::Client(client) => {
+                    let result = Err(error);
+                    self.actions.push_back(Action::FetchDone { client, result });
+                }
+            }
+        }
+    }
+
+    fn finish_insert(&mut self, req: &Request, block: ChkBlock, outcome: Outcome) {
+        let Some(&first) = req.waiters.first() else {
+            return;
+        };
+        if let (Waiter::Peer { peer, id }, false) = (first, matches!(outcome, Outcome::Collision)) {
+            if let Some(area) = self.insert_area(req) {
+                self.actions.push_back(Action::Store { area, block });
+            }
+            let msg = match outcome {
+                Outcome::RouteNotFound { htl } => Message::RouteNotFound { id, htl },
+                Outcome::Timeout => Message::RouteNotFound { id, htl: 0 },
+                _ => Message::InsertReply { id },
+            };
+            self.send(peer, msg);
+            return;
+        }
+        match first {
+            Waiter::Peer { peer, id } => self.send(peer, Message::InsertCollision { id }),
+            Waiter::Client(client) => {
+                let result = match outcome {
+                    Outcome::Collision => Err(InsertError::Collision),
+                    Outcome::Timeout => Err(InsertError::Timeout),
+                    _ if req.reached => Ok(()),
+                    _ => Err(InsertError::RouteNotFound),
+                };
+                self.actions
+                    .push_back(Action::InsertDone { client, result });
+            }
+        }
+    }
+
+    /// Where a relayed insert goes: the store at a sink (closer to the key than
+    /// the peer it came from and every peer it was routed to), else the cache
+    /// unless near the originator.
+    fn insert_area(&self, req: &Request) -> Option<Area> {
+        let target = req.key.location();
+        let mine = self.location.distance(target);
+        let closer = |loc: &Location| mine < loc.distance(target);
+        let sink = req.source_location.as_ref().is_none_or(closer)
+            && req.tried.iter().all(|(_, loc)| closer(loc));
+        if sink {
+            Some(Area::Store)
+        } else if self.config.may_cache(req.htl_in) {
+            Some(Area::Cache)
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,594 @@
+//! The simulator's engine: many routing cores, one event queue, virtual time.
+//!
+//! Like quinn's test `Pair`, for N nodes: messages are queued with a virtual
+//! latency, time jumps to the next event, and each node's one timer is armed at
+//! its `poll_timeout`. Messages are handed over decoded (the wire format has
+//! its own tests); blocks live once in a shared table, and each node's store
+//! and cache hold keys into it, so 100,000 nodes fit in memory.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+use warren_crypto::{ChkBlock, Location, RoutingKey};
+
+use crate::routing::{
+    Action, Area, BlockLookup, ClientId, Event, FetchError, InsertError, Misbehaviour, Node,
+    PeerId, RoutingConfig, Time,
+};
+use crate::wire::{Message, RequestId};
+
+/// Node index inside one simulation; doubles as every node's `PeerId` for it.
+pub type NodeIx = u32;
+
+/// What an interceptor does with a message about to be sent.
+#[derive(Debug)]
+pub enum Intercept {
+    Deliver,
+    Drop,
+    /// Drop it and have its recipient answer its sender with this instead.
+    Answer(Message),
+}
+
+/// Sees every message before it is queued: tests use it to play attackers.
+pub type Interceptor = Box<dyn FnMut(NodeIx, NodeIx, &Message) -> Intercept>;
+
+/// How a local operation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    Fetch(Result<RoutingKey, FetchError>),
+    Insert(Result<(), InsertError>),
+}
+
+/// Message counters, reset with [`Net::reset_counters`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub messages: u64,
+    pub dropped: u64,
+    pub misbehaved: Vec<(NodeIx, NodeIx, Misbehaviour)>,
+}
+
+/// A node's datastore as keys into the shared block table.
+#[derive(Debug, Default)]
+struct MemStore {
+    store: HashSet<RoutingKey>,
+    cache: HashSet<RoutingKey>,
+    /// Cache keys oldest first: evicted first when the cache is full.
+    cache_order: VecDeque<RoutingKey>,
+}
+
+struct StoreView<'a> {
+    keys: &'a MemStore,
+    blocks: &'a HashMap<RoutingKey, ChkBlock>,
+}
+
+impl BlockLookup for StoreView<'_> {
+    fn get(&self, key: &RoutingKey) -> Option<ChkBlock> {
+        if self.keys.store.contains(key) || self.keys.cache.contains(key) {
+            self.blocks.get(key).cloned()
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Pending {
+    Deliver {
+        from: NodeIx,
+        to: NodeIx,
+        epochs: (u32, u32),
+        msg: Message,
+    },
+    Timer(NodeIx),
+    Local(NodeIx, Event),
+    Down(NodeIx),
+    Up(NodeIx),
+}
+
+/// Queue entry ordered by (time, sequence) only.
+#[derive(Debug)]
+struct Entry(Time, u64, Pending);
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0, self.1) == (other.0, other.1)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        (self.0, self.1).cmp(&(other.0, other.1))
+    }
+}
+
+/// The simulated network.
+pub struct Net {
+    config: RoutingConfig,
+    nodes: Vec<Node>,
+    stores: Vec<MemStore>,
+    blocks: HashMap<RoutingKey, ChkBlock>,
+    adjacency: Vec<Vec<NodeIx>>,
+    online: Vec<bool>,
+    epoch: Vec<u32>,
+    cut: HashSet<(NodeIx, NodeIx)>,
+    armed: Vec<Option<Time>>,
+    queue: BinaryHeap<Reverse<Entry>>,
+    seq: u64,
+    now: Time,
+    rng: ChaCha8Rng,
+    latency_ms: (u64, u64),
+    cache_capacity: usize,
+    next_client: u64,
+    completions: HashMap<ClientId, Completion>,
+    /// Fetches by the request id their originator chose, to count their hops.
+    fetch_ids: HashMap<RequestId, ClientId>,
+    hops: HashMap<ClientId, u32>,
+    interceptor: Option<Interceptor>,
+    counters: Counters,
+}
+
+impl core::fmt::Debug for Net {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Net")
+            .field("nodes", &self.nodes.len())
+            .field("now", &self.now)
+            .field("queued", &self.queue.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Latency and store size of a simulated network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetParams {
+    pub seed: u64,
+    /// Each message takes a uniformly random latency in this range (ms, inclusive).
+    pub latency_ms: (u64, u64),
+    /// Blocks each node's cache holds before evicting the oldest.
+    pub cache_capacity: usize,
+}
+
+impl Net {
+    /// Builds the network with every link up at time zero.
+    pub fn new(
+        config: RoutingConfig,
+        locations: &[Location],
+        adjacency: Vec<Vec<NodeIx>>,
+        params: NetParams,
+    ) -> Self {
+        let n = locations.len();
+        let mut net = Net {
+            nodes: locations
+                .iter()
+                .map(|&l| Node::new(config.clone(), l))
+                .collect(),
+            config,
+            stores: (0..n).map(|_| MemStore::default()).collect(),
+            blocks: HashMap::new(),
+            adjacency,
+            online: vec![true; n],
+            epoch: vec![0; n],
+            cut: HashSet::new(),
+            armed: vec![None; n],
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: Time::ZERO,
+            rng: ChaCha8Rng::seed_from_u64(params.seed),
+            latency_ms: params.latency_ms,
+            cache_capacity: params.cache_capacity,
+            next_client: 0,
+            completions: HashMap::new(),
+            fetch_ids: HashMap::new(),
+            hops: HashMap::new(),
+            interceptor: None,
+            counters: Counters::default(),
+        };
+        for x in 0..n as NodeIx {
+            net.connect_all(x);
+        }
+        net
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    pub fn node(&self, x: NodeIx) -> &Node {
+        &self.nodes[x as usize]
+    }
+
+    pub fn is_online(&self, x: NodeIx) -> bool {
+        self.online[x as usize]
+    }
+
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn reset_counters(&mut self) {
+        self.counters = Counters::default();
+    }
+
+    /// Replaces one node's routing configuration (its routing state starts afresh).
+    pub fn set_node_config(&mut self, x: NodeIx, config: RoutingConfig) {
+        let location = self.nodes[x as usize].location();
+        self.nodes[x as usize] = Node::new(config, location);
+        self.connect_all(x);
+    }
+
+    pub fn set_interceptor(&mut self, interceptor: Interceptor) {
+        self.interceptor = Some(interceptor);
+    }
+
+    /// Whether `x` holds `key` in its store (`Area::Store`) or cache.
+    pub fn holds(&self, x: NodeIx, key: &RoutingKey, area: Area) -> bool {
+        let store = &self.stores[x as usize];
+        match area {
+            Area::Store => store.store.contains(key),
+            Area::Cache => store.cache.contains(key),
+        }
+    }
+
+    pub fn completion(&self, client: ClientId) -> Option<&Completion> {
+        self.completions.get(&client)
+    }
+
+    /// Links the block crossed to reach a successful fetch's originator.
+    pub fn hops(&self, client: ClientId) -> u32 {
+        self.hops.get(&client).copied().unwrap_or(0)
+    }
+
+    /// Starts a local insert at `x` at time `at`.
+    pub fn insert(&mut self, at: Time, x: NodeIx, block: ChkBlock) -> ClientId {
+        let client = self.client();
+        self.schedule(at, Pending::Local(x, Event::Insert { client, block }));
+        client
+    }
+
+    /// Starts a local fetch at `x` at time `at`.
+    pub fn fetch(&mut self, at: Time, x: NodeIx, key: RoutingKey) -> ClientId {
+        let client = self.client();
+        self.schedule(at, Pending::Local(x, Event::Fetch { client, key }));
+        client
+    }
+
+    /// Takes `x` off the network at `at`: its links drop, its routing state is
+    /// lost, its store survives.
+    pub fn take_down(&mut self, at: Time, x: NodeIx) {
+        self.schedule(at, Pending::Down(x));
+    }
+
+    /// Brings `x` back at `at`, reconnecting to its online neighbours.
+    pub fn bring_up(&mut self, at: Time, x: NodeIx) {
+        self.schedule(at, Pending::Up(x));
+    }
+
+    /// Runs events until the queue is empty or `max_events` ran; returns how many ran.
+    pub fn run(&mut self, max_events: u64) -> u64 {
+        let mut ran = 0;
+        while ran < max_events {
+            let Some(Reverse(Entry(at, _, pending))) = self.queue.pop() else {
+                break;
+            };
+            self.now = self.now.max(at);
+            self.dispatch(pending);
+            ran += 1;
+        }
+        ran
+    }
+
+    /// Runs events due at or before `until`, then moves the clock to `until`.
+    pub fn run_until(&mut self, until: Time, max_events: u64) -> u64 {
+        let mut ran = 0;
+        while ran < max_events {
+            match self.queue.peek() {
+                Some(Reverse(Entry(at, _, _))) if *at <= until => {}
+                _ => break,
+            }
+            let Some(Reverse(Entry(at, _, pending))) = self.queue.pop() else {
+                break;
+            };
+            self.now = self.now.max(at);
+            self.dispatch(pending);
+            ran += 1;
+        }
+        self.now = self.now.max(until);
+        ran
+    }
+
+    fn client(&mut self) -> ClientId {
+        self.next_client += 1;
+        ClientId(self.next_client)
+    }
+
+    fn schedule(&mut self, at: Time, pending: Pending) {
+        self.seq += 1;
+        self.queue.push(Reverse(Entry(at, self.seq, pending)));
+    }
+
+    fn dispatch(&mut self, pending: Pending) {
+        match pending {
+            Pending::Deliver {
+                from,
+                to,
+                epochs,
+                msg,
+            } => {
+                let alive = self.online[to as usize]
+                    && epochs == (self.epoch[from as usize], self.epoch[to as usize])
+                    && !self.cut.contains(&(from, to));
+                if !alive {
+                    self.counters.dropped += 1;
+                    return;
+                }
+                if let Message::DataFound { id, .. } = &msg {
+                    if let Some(client) = self.fetch_ids.get(id) {
+                        *self.hops.entry(*client).or_insert(0) += 1;
+                    }
+                }
+                let from = PeerId(u64::from(from));
+                self.handle(to, Event::Message { from, msg });
+            }
+            Pending::Timer(x) => {
+                if self.armed[x as usize] == Some(self.now) {
+                    self.armed[x as usize] = None;
+                    self.nodes[x as usize].handle_timeout(self.now);
+                    self.drain(x);
+                }
+            }
+            Pending::Local(x, event) => self.local(x, event),
+            Pending::Down(x) => self.down(x),
+            Pending::Up(x) => self.up(x),
+        }
+    }
+
+    fn local(&mut self, x: NodeIx, event: Event) {
+        if self.online[x as usize] {
+            let fetch = match &event {
+                Event::Fetch { client, .. } => Some(*client),
+                _ => None,
+            };
+            self.handle_inner(x, event);
+            match fetch {
+                // Learn the id the originator chose from its first send.
+                Some(client) => self.drain_tracking(x, client),
+                None => self.drain(x),
+            }
+        } else {
+            let done = match event {
+                Event::Fetch { .. } => Completion::Fetch(Err(FetchError::RouteNotFound)),
+                _ => Completion::Insert(Err(InsertError::RouteNotFound)),
+            };
+            if let Event::Fetch { client, .. } | Event::Insert { client, .. } = event {
+                self.completions.insert(client, done);
+            }
+        }
+    }
+
+    fn handle(&mut self, x: NodeIx, event: Event) {
+        self.handle_inner(x, event);
+        self.drain(x);
+    }
+
+    fn handle_inner(&mut self, x: NodeIx, event: Event) {
+        let view = StoreView {
+            keys: &self.stores[x as usize],
+            blocks: &self.blocks,
+        };
+        self.nodes[x as usize].handle(self.now, &mut self.rng, &view, event);
+    }
+
+    fn drain_tracking(&mut self, x: NodeIx, client: ClientId) {
+        while let Some(action) = self.nodes[x as usize].poll_action() {
+            if let Action::Send {
+                msg: Message::Request { id, .. },
+                ..
+            } = &action
+            {
+                self.fetch_ids.insert(*id, client);
+            }
+            self.act(x, action);
+        }
+        self.arm(x);
+    }
+
+    fn drain(&mut self, x: NodeIx) {
+        while let Some(action) = self.nodes[x as usize].poll_action() {
+            self.act(x, action);
+        }
+        self.arm(x);
+    }
+
+    fn arm(&mut self, x: NodeIx) {
+        if let Some(at) = self.nodes[x as usize].poll_timeout() {
+            let armed = &mut self.armed[x as usize];
+            if armed.is_none_or(|t| at < t) {
+                *armed = Some(at);
+                self.schedule(at, Pending::Timer(x));
+            }
+        }
+    }
+
+    fn act(&mut self, x: NodeIx, action: Action) {
+        match action {
+            Action::Send { to, msg } => self.send(x, to.0 as NodeIx, msg),
+            Action::Store { area, block } => self.store(x, area, block),
+            Action::FetchDone { client, result } => {
+                let result = result.map(|b| b.routing_key());
+                self.completions.insert(client, Completion::Fetch(result));
+            }
+            Action::InsertDone { client, result } => {
+                self.completions.insert(client, Completion::Insert(result));
+            }
+            Action::Misbehaved { peer, reason } => {
+                let peer = peer.0 as NodeIx;
+                self.counters.misbehaved.push((x, peer, reason));
+                // Like the driver: disconnect the offender.
+                self.cut.insert((x, peer));
+                self.cut.insert((peer, x));
+                self.peer_down_pair(x, peer);
+            }
+        }
+    }
+
+    fn send(&mut self, from: NodeIx, to: NodeIx, msg: Message) {
+        if !self.online[to as usize] || self.cut.contains(&(from, to)) {
+            self.counters.dropped += 1;
+            return;
+        }
+        let verdict = match self.interceptor.as_mut() {
+            Some(f) => f(from, to, &msg),
+            None => Intercept::Deliver,
+        };
+        let (from, to, msg) = match verdict {
+            Intercept::Deliver => (from, to, msg),
+            Intercept::Drop => return,
+            Intercept::Answer(reply) => (to, from, reply),
+        };
+        self.counters.messages += 1;
+        let (lo, hi) = self.latency_ms;
+        let delay = self.rng.gen_range(lo..=hi.max(lo));
+        let epochs = (self.epoch[from as usize], self.epoch[to as usize]);
+        let at = Time(self.now.0 + delay);
+        self.schedule(
+            at,
+            Pending::Deliver {
+                from,
+                to,
+                epochs,
+                msg,
+            },
+        );
+    }
+
+    fn store(&mut self, x: NodeIx, area: Area, block: ChkBlock) {
+        let key = block.routing_key();
+        self.blocks.entry(key).or_insert(block);
+        let store = &mut self.stores[x as usize];
+        match area {
+            Area::Store => {
+                store.store.insert(key);
+            }
+            Area::Cache => {
+                if store.cache.insert(key) {
+                    store.cache_order.push_back(key);
+                    if store.cache_order.len() > self.cache_capacity {
+                        if let Some(old) = store.cache_order.pop_front() {
+                            store.cache.remove(&old);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect_all(&mut self, x: NodeIx) {
+        for i in 0..self.adjacency[x as usize].len() {
+            let y = self.adjacency[x as usize][i];
+            if self.online[y as usize] && !self.cut.contains(&(x, y)) {
+                let location = self.nodes[y as usize].location();
+                let peer = PeerId(u64::from(y));
+                self.handle(x, Event::PeerUp { peer, location });
+            }
+        }
+    }
+
+    fn peer_down_pair(&mut self, x: NodeIx, y: NodeIx) {
+        self.handle(
+            x,
+            Event::PeerDown {
+                peer: PeerId(u64::from(y)),
+            },
+        );
+        if self.online[y as usize] {
+            self.handle(
+                y,
+                Event::PeerDown {
+                    peer: PeerId(u64::from(x)),
+                },
+            );
+        }
+    }
+
+    fn down(&mut self, x: NodeIx) {
+        if !self.online[x as usize] {
+            return;
+        }
+        self.online[x as usize] = false;
+        self.epoch[x as usize] += 1;
+        let location = self.nodes[x as usize].location();
+        self.nodes[x as usize] = Node::new(self.config.clone(), location);
+        self.armed[x as usize] = None;
+        for i in 0..self.adjacency[x as usize].len() {
+            let y = self.adjacency[x as usize][i];
+            if self.online[y as usize] {
+                self.handle(
+                    y,
+                    Event::PeerDown {
+                        peer: PeerId(u64::from(x)),
+                    },
+                );
+            }
+        }
+    }
+
+    fn up(&mut self, x: NodeIx) {
+        if self.online[x as usize] {
+            return;
+        }
+        self.online[x as usize] = true;
+        self.connect_all(x);
+        let location = self.nodes[x as usize].location();
+        for i in 0..self.adjacency[x as usize].len() {
+            let y = self.adjacency[x as usize][i];
+            if self.online[y as usize] && !self.cut.contains(&(y, x)) {
+                let peer = PeerId(u64::from(x));
+                self.handle(y, Event::PeerUp { peer, location });
+            }
+        }
+    }
+
+    /// Block table size, for reports.
+    pub fn distinct_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The routing config nodes start with.
+    pub fn config(&self) -> &RoutingConfig {
+        &self.config
+    }
+
+    /// Sum of a statistic over all nodes.
+    pub fn sum_stats(&self, f: impl Fn(&crate::routing::NodeStats) -> u64) -> u64 {
+        self.nodes.iter().map(|n| f(n.stats())).sum()
+    }
+
+    /// Requests still live anywhere (zero once everything has settled).
+    pub fn live_requests(&self) -> usize {
+        self.nodes.iter().map(Node::live_requests).sum()
+    }
+
+    /// Neighbours of `x` in the topology (whether up or not).
+    pub fn neighbours(&self, x: NodeIx) -> &[NodeIx] {
+        &self.adjacency[x as usize]
+    }
+}

@@ -1,0 +1,375 @@
+//! Routing messages between nodes and their postcard encoding.
+//!
+//! Every message on a link is `WIRE_VERSION ‖ postcard(Message)`. The size is
+//! checked against [`MAX_MESSAGE_LEN`] before anything is decoded, the version
+//! byte before the body, and trailing bytes are refused, so one message has one
+//! encoding. Block bytes travel as one length-prefixed byte string (not a
+//! sequence of integers), and are only *carried* here: the routing core checks
+//! them against the routing key it asked for.
+
+use serde::{Deserialize, Serialize};
+use warren_crypto::{RoutingKey, BLOCK_LEN};
+
+/// Version of the message encoding; the first byte of every message.
+pub const WIRE_VERSION: u8 = 1;
+
+/// Headroom over one block for the largest message's other fields
+/// (tag, id, key, hops-to-live and length prefixes need under 64 bytes).
+const MESSAGE_OVERHEAD: usize = 256;
+
+/// Largest encoded message accepted or produced. An `Insert` carrying a full
+/// block fits; the link layer's payload cap (a block plus at least 1 KiB) must
+/// be at least this.
+pub const MAX_MESSAGE_LEN: usize = BLOCK_LEN + MESSAGE_OVERHEAD;
+
+/// A random 64-bit request id, chosen by the originator and kept along the path.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+pub struct RequestId(pub u64);
+
+/// One routing message. See `docs/PROTOCOL-routing.md` for the rules.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Find the block named `key`, with `htl` hops left.
+    Request {
+        id: RequestId,
+        key: RoutingKey,
+        htl: u8,
+    },
+    /// Store `block` (named `key`) along the route toward `key`.
+    Insert {
+        id: RequestId,
+        key: RoutingKey,
+        htl: u8,
+        #[serde(with = "block_bytes")]
+        block: Vec<u8>,
+    },
+    /// The receiver took the request on and is working on it.
+    Accepted { id: RequestId },
+    /// The block for a `Request`, travelling back along the path.
+    DataFound {
+        id: RequestId,
+        #[serde(with = "block_bytes")]
+        block: Vec<u8>,
+    },
+    /// The hops ran out without finding the block; `htl` hops are left over.
+    DataNotFound { id: RequestId, htl: u8 },
+    /// No untried peer was left to route to; `htl` hops are left over.
+    RouteNotFound { id: RequestId, htl: u8 },
+    /// The receiver has this request id in flight already: a loop.
+    RejectedLoop { id: RequestId },
+    /// The receiver will not take this request on now; back off from it.
+    Overloaded { id: RequestId },
+    /// An insert finished its route.
+    InsertReply { id: RequestId },
+    /// An insert met different data already stored under its key.
+    InsertCollision { id: RequestId },
+}
+
+impl Message {
+    /// The request this message belongs to.
+    pub fn id(&self) -> RequestId {
+        match self {
+            Message::Request { id, .. }
+            | Message::Insert { id, .. }
+            | Message::Accepted { id }
+            | Message::DataFound { id, .. }
+            | Message::DataNotFound { id, .. }
+            | Message::RouteNotFound { id, .. }
+            | Message::RejectedLoop { id }
+            | Message::Overloaded { id }
+            | Message::InsertReply { id }
+            | Message::InsertCollision { id } => *id,
+        }
+    }
+
+    /// A short name for logs and statistics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Request { .. } => "Request",
+            Message::Insert { .. } => "Insert",
+            Message::Accepted { .. } => "Accepted",
+            Message::DataFound { .. } => "DataFound",
+            Message::DataNotFound { .. } => "DataNotFound",
+            Message::RouteNotFound { .. } => "RouteNotFound",
+            Message::RejectedLoop { .. } => "RejectedLoop",
+            Message::Overloaded { .. } => "Overloaded",
+            Message::InsertReply { .. } => "InsertReply",
+            Message::InsertCollision { .. } => "InsertCollision",
+        }
+    }
+}
+
+impl core::fmt::Debug for Message {
+    // Block bytes are 32 KiB of noise: print their length, never their content.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Message::Request { id, key, htl } => f
+                .debug_struct("Request")
+                .field("id", id)
+                .field("key", key)
+                .field("htl", htl)
+                .finish(),
+            Message::Insert {
+                id,
+                key,
+                htl,
+                block,
+            } => f
+                .debug_struct("Insert")
+                .field("id", id)
+                .field("key", key)
+                .field("htl", htl)
+                .field("block_len", &block.len())
+                .finish(),
+            Message::DataFound { id, block } => f
+                .debug_struct("DataFound")
+                .field("id", id)
+                .field("block_len", &block.len())
+                .finish(),
+            Message::DataNotFound { id, htl } | Message::RouteNotFound { id, htl } => f
+                .debug_struct(self.kind())
+                .field("id", id)
+                .field("htl", htl)
+                .finish(),
+            Message::Accepted { id }
+            | Message::RejectedLoop { id }
+            | Message::Overloaded { id }
+            | Message::InsertReply { id }
+            | Message::InsertCollision { id } => {
+                f.debug_struct(self.kind()).field("id", id).finish()
+            }
+        }
+    }
+}
+
+/// Why bytes from a peer are not a message. Any of these disconnects the peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    #[error("message of {0} bytes exceeds the limit of {MAX_MESSAGE_LEN}")]
+    TooLarge(usize),
+    #[error("empty message")]
+    Empty,
+    #[error("message version {0} is not supported (this node speaks {WIRE_VERSION})")]
+    UnknownVersion(u8),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("{0} bytes left over after the message")]
+    TrailingBytes(usize),
+}
+
+/// Encodes a message: version byte, then postcard.
+pub fn encode(msg: &Message) -> Vec<u8> {
+    let mut out = Vec::with_capacity(match msg {
+        Message::Insert { block, .. } | Message::DataFound { block, .. } => {
+            block.len() + MESSAGE_OVERHEAD
+        }
+        _ => MESSAGE_OVERHEAD,
+    });
+    out.push(WIRE_VERSION);
+    // Serialising these plain types into a Vec cannot fail; should it ever,
+    // the empty message is refused by the peer rather than half-sent.
+    postcard::to_extend(msg, out).unwrap_or_default()
+}
+
+/// Decodes one message, checking size and version before parsing.
+pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
+    if bytes.len() > MAX_MESSAGE_LEN {
+        return Err(WireError::TooLarge(bytes.len()));
+    }
+    let (&version, body) = bytes.split_first().ok_or(WireError::Empty)?;
+    if version != WIRE_VERSION {
+        return Err(WireError::UnknownVersion(version));
+    }
+    let (msg, rest) = postcard::take_from_bytes::<Message>(body)
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(WireError::TrailingBytes(rest.len()));
+    }
+    Ok(msg)
+}
+
+/// The fuzz target's body: decoding arbitrary bytes never panics, and whatever
+/// decodes survives a re-encode unchanged. (postcard accepts over-long varints,
+/// so the bytes themselves need not match.)
+pub fn fuzz_decode(bytes: &[u8]) {
+    if let Ok(msg) = decode(bytes) {
+        let again = encode(&msg);
+        assert!(
+            again.len() <= MAX_MESSAGE_LEN,
+            "re-encoding grew past the limit"
+        );
+        assert_eq!(
+            decode(&again).ok(),
+            Some(msg),
+            "re-encoding changed the message"
+        );
+    }
+}
+
+/// Serde helper: block bytes as one byte string, borrowed from the input while decoding.
+mod block_bytes {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    #[allow(clippy::ptr_arg)] // serde's `with` passes the field's own type.
+    pub(super) fn serialize<S: Serializer>(bytes: &Vec<u8>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_bytes(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("block bytes")
+        }
+
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            if v.len() > super::MAX_MESSAGE_LEN {
+                return Err(E::custom("block bytes exceed the message limit"));
+            }
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            self.visit_bytes(&v)
+        }
+
+        // Self-describing formats (JSON) hand bytes over as a sequence.
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(byte) = seq.next_element::<u8>()? {
+                if out.len() == super::MAX_MESSAGE_LEN {
+                    return Err(A::Error::custom("block bytes exceed the message limit"));
+                }
+                out.push(byte);
+            }
+            Ok(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key_strategy() -> impl Strategy<Value = RoutingKey> {
+        any::<[u8; 32]>().prop_map(RoutingKey::from_bytes)
+    }
+
+    fn block_strategy() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..64),
+            Just(vec![0xA5; BLOCK_LEN]),
+        ]
+    }
+
+    fn message_strategy() -> impl Strategy<Value = Message> {
+        let id = any::<u64>().prop_map(RequestId);
+        prop_oneof![
+            (id.clone(), key_strategy(), any::<u8>()).prop_map(|(id, key, htl)| Message::Request {
+                id,
+                key,
+                htl
+            }),
+            (id.clone(), key_strategy(), any::<u8>(), block_strategy()).prop_map(
+                |(id, key, htl, block)| Message::Insert {
+                    id,
+                    key,
+                    htl,
+                    block
+                }
+            ),
+            id.clone().prop_map(|id| Message::Accepted { id }),
+            (id.clone(), block_strategy()).prop_map(|(id, block)| Message::DataFound { id, block }),
+            (id.clone(), any::<u8>()).prop_map(|(id, htl)| Message::DataNotFound { id, htl }),
+            (id.clone(), any::<u8>()).prop_map(|(id, htl)| Message::RouteNotFound { id, htl }),
+            id.clone().prop_map(|id| Message::RejectedLoop { id }),
+            id.clone().prop_map(|id| Message::Overloaded { id }),
+            id.clone().prop_map(|id| Message::InsertReply { id }),
+            id.prop_map(|id| Message::InsertCollision { id }),
+        ]
+    }
+
+    #[test]
+    fn largest_message_fits_the_limit() {
+        let msg = Message::Insert {
+            id: RequestId(u64::MAX),
+            key: RoutingKey::from_bytes([0xFF; 32]),
+            htl: u8::MAX,
+            block: vec![0; BLOCK_LEN],
+        };
+        let bytes = encode(&msg);
+        assert!(bytes.len() <= MAX_MESSAGE_LEN, "{} bytes", bytes.len());
+        // Block bytes are one byte string, not one varint per byte.
+        assert!(bytes.len() < BLOCK_LEN + 64);
+        assert_eq!(decode(&bytes).unwrap(), msg);
+    }
+
+    #[test]
+    fn oversize_input_is_refused_before_parsing() {
+        let bytes = vec![WIRE_VERSION; MAX_MESSAGE_LEN + 1];
+        assert_eq!(
+            decode(&bytes),
+            Err(WireError::TooLarge(MAX_MESSAGE_LEN + 1))
+        );
+    }
+
+    #[test]
+    fn version_and_trailing_bytes_are_checked() {
+        let mut bytes = encode(&Message::Accepted { id: RequestId(7) });
+        assert_eq!(decode(&[]), Err(WireError::Empty));
+        bytes.push(0);
+        assert_eq!(decode(&bytes), Err(WireError::TrailingBytes(1)));
+        bytes.pop();
+        bytes[0] = WIRE_VERSION + 1;
+        assert_eq!(
+            decode(&bytes),
+            Err(WireError::UnknownVersion(WIRE_VERSION + 1))
+        );
+    }
+
+    #[test]
+    fn debug_hides_block_bytes() {
+        let msg = Message::DataFound {
+            id: RequestId(1),
+            block: vec![0x42; 8],
+        };
+        let text = format!("{msg:?}");
+        assert!(text.contains("block_len: 8"), "{text}");
+        assert!(!text.contains("66"), "{text}");
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(msg in message_strategy()) {
+            let bytes = encode(&msg);
+            prop_assert!(bytes.len() <= MAX_MESSAGE_LEN);
+            prop_assert_eq!(decode(&bytes).unwrap(), msg);
+            fuzz_decode(&bytes);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            fuzz_decode(&bytes);
+            let mut versioned = bytes;
+            versioned.insert(0, WIRE_VERSION);
+            fuzz_decode(&versioned);
+        }
+
+        #[test]
+        fn truncations_never_panic(msg in message_strategy(), cut in any::<prop::sample::Index>()) {
+            let bytes = encode(&msg);
+            let cut = cut.index(bytes.len());
+            prop_assert!(decode(&bytes[..cut]).is_err());
+        }
+    }
+}
