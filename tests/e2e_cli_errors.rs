@@ -17,7 +17,14 @@ fn dead_api() -> String {
 fn malformed_key_is_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("out.bin");
-    let out = warren(&["fetch", "CHK@not-a-key", "-o", out_path.to_str().unwrap(), "--api", &dead_api()]);
+    let out = warren(&[
+        "fetch",
+        "CHK@not-a-key",
+        "-o",
+        out_path.to_str().unwrap(),
+        "--api",
+        &dead_api(),
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -27,11 +34,19 @@ fn malformed_key_is_one_clear_line() {
 
 #[test]
 fn missing_file_is_one_clear_line() {
-    let out = warren(&["insert", "/nonexistent/warren-test-file", "--api", &dead_api()]);
+    let out = warren(&[
+        "insert",
+        "/nonexistent/warren-test-file",
+        "--api",
+        &dead_api(),
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("cannot read /nonexistent/warren-test-file"), "{err}");
+    assert!(
+        err.contains("cannot read /nonexistent/warren-test-file"),
+        "{err}"
+    );
 }
 
 #[test]

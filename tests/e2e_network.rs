@@ -15,7 +15,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const MIB: usize = 1024 * 1024;
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn insert_ok(net: &TestNet, index: usize, path: &std::path::Path) -> String {
@@ -29,7 +31,10 @@ fn insert_and_fetch_three_hops_away() {
     let _serial = serial();
     let net = TestNet::start(10);
     let (fetcher, hops) = net.farthest_from(0);
-    assert!(hops >= 3, "farthest node is only {hops} hops from the inserter");
+    assert!(
+        hops >= 3,
+        "farthest node is only {hops} hops from the inserter"
+    );
 
     let work = tempfile::tempdir().unwrap();
     let big = work.path().join("document.bin");
@@ -42,8 +47,15 @@ fn insert_and_fetch_three_hops_away() {
         assert!(key.starts_with("CHK@"), "{key}");
         let fetched = work.path().join("fetched");
         let out = net.fetch(fetcher, &key, &fetched);
-        assert!(out.status.success(), "fetch at node {fetcher} ({hops} hops) failed: {}", stderr(&out));
-        assert_eq!(std::fs::read(&fetched).unwrap(), std::fs::read(source).unwrap());
+        assert!(
+            out.status.success(),
+            "fetch at node {fetcher} ({hops} hops) failed: {}",
+            stderr(&out)
+        );
+        assert_eq!(
+            std::fs::read(&fetched).unwrap(),
+            std::fs::read(source).unwrap()
+        );
     }
 }
 
@@ -60,10 +72,21 @@ fn fetch_survives_a_relay_killed_mid_fetch() {
     // Kill a neighbour of the fetcher that is not the inserter: requests in
     // flight through it must be routed elsewhere, and the blocks it stored
     // must be recovered from the rest of each segment.
-    let victim = *net.nodes[fetcher].neighbours.iter().find(|&&n| n != 0).expect("a relay neighbour");
+    let victim = *net.nodes[fetcher]
+        .neighbours
+        .iter()
+        .find(|&&n| n != 0)
+        .expect("a relay neighbour");
     let fetched = work.path().join("fetched.bin");
     let mut child = Command::new(WARREN)
-        .args(["fetch", &key, "-o", fetched.to_str().unwrap(), "--api", &net.nodes[fetcher].api])
+        .args([
+            "fetch",
+            &key,
+            "-o",
+            fetched.to_str().unwrap(),
+            "--api",
+            &net.nodes[fetcher].api,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -71,8 +94,15 @@ fn fetch_survives_a_relay_killed_mid_fetch() {
     std::thread::sleep(Duration::from_millis(150));
     net.kill(victim);
     let out = wait_with_deadline(&mut child, Duration::from_secs(240));
-    assert!(out.status.success(), "fetch did not survive losing node {victim}: {}", stderr(&out));
-    assert_eq!(std::fs::read(&fetched).unwrap(), std::fs::read(&source).unwrap());
+    assert!(
+        out.status.success(),
+        "fetch did not survive losing node {victim}: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(&fetched).unwrap(),
+        std::fs::read(&source).unwrap()
+    );
 }
 
 fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::Output {
@@ -89,7 +119,11 @@ fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::Outpu
         use std::io::Read as _;
         let _ = pipe.read_to_end(&mut stderr);
     }
-    std::process::Output { status: child.wait().unwrap(), stdout: Vec::new(), stderr }
+    std::process::Output {
+        status: child.wait().unwrap(),
+        stdout: Vec::new(),
+        stderr,
+    }
 }
 
 /// Blocks in a node's store and cache, from its status.
@@ -115,7 +149,12 @@ fn node_killed_during_an_insert_restarts_with_its_store_intact() {
     let second = work.path().join("second.bin");
     random_file(&second, 48 * MIB, 4);
     let mut insert = Command::new(WARREN)
-        .args(["insert", second.to_str().unwrap(), "--api", &net.nodes[node].api])
+        .args([
+            "insert",
+            second.to_str().unwrap(),
+            "--api",
+            &net.nodes[node].api,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -128,7 +167,11 @@ fn node_killed_during_an_insert_restarts_with_its_store_intact() {
     // Restart it on the same data directory (config, identity, store).
     let log = std::fs::File::create(work.path().join("restarted.log")).unwrap();
     let restarted = Command::new(WARREN)
-        .args(["node", "--data-dir", net.nodes[node].data_dir.to_str().unwrap()])
+        .args([
+            "node",
+            "--data-dir",
+            net.nodes[node].data_dir.to_str().unwrap(),
+        ])
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -141,15 +184,28 @@ fn node_killed_during_an_insert_restarts_with_its_store_intact() {
                 break status;
             }
         }
-        assert!(Instant::now() < deadline, "restarted node never came back with peers");
+        assert!(
+            Instant::now() < deadline,
+            "restarted node never came back with peers"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let after = stored_blocks(&status);
-    assert!(after >= before, "store lost blocks across SIGKILL: {before} before, {after} after");
+    assert!(
+        after >= before,
+        "store lost blocks across SIGKILL: {before} before, {after} after"
+    );
     let fetched = work.path().join("first.fetched");
     let out = net.fetch(node, &first_key, &fetched);
-    assert!(out.status.success(), "fetch after restart failed: {}", stderr(&out));
-    assert_eq!(std::fs::read(&fetched).unwrap(), std::fs::read(&first).unwrap());
+    assert!(
+        out.status.success(),
+        "fetch after restart failed: {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(&fetched).unwrap(),
+        std::fs::read(&first).unwrap()
+    );
 }
 
 struct KillOnDrop(Child);

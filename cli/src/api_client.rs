@@ -16,17 +16,16 @@ const READ_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_JSON_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone)]
-pub struct ApiClient {
+pub(crate) struct ApiClient {
     base: String,
     addr: SocketAddr,
     agent: ureq::Agent,
 }
 
-/// A streaming fetch: the content reader and what the node said about it.
-pub struct Download {
-    pub length: Option<u64>,
-    pub content_type: Option<String>,
-    pub reader: Box<dyn Read + Send>,
+/// A streaming fetch: the content reader and the length the node announced.
+pub(crate) struct Download {
+    pub(crate) length: Option<u64>,
+    pub(crate) reader: Box<dyn Read + Send>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,14 +34,18 @@ struct UriAnswer {
 }
 
 impl ApiClient {
-    pub fn new(addr: SocketAddr) -> ApiClient {
+    pub(crate) fn new(addr: SocketAddr) -> ApiClient {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_per_read(Some(READ_TIMEOUT))
             .http_status_as_error(false)
             .build()
             .into();
-        ApiClient { base: format!("http://{addr}"), addr, agent }
+        ApiClient {
+            base: format!("http://{addr}"),
+            addr,
+            agent,
+        }
     }
 
     /// Turns transport failures into a line a user can act on.
@@ -60,7 +63,10 @@ impl ApiClient {
         }
     }
 
-    fn check(&self, mut response: ureq::http::Response<ureq::Body>) -> Result<ureq::http::Response<ureq::Body>> {
+    fn check(
+        &self,
+        mut response: ureq::http::Response<ureq::Body>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -79,16 +85,27 @@ impl ApiClient {
         Err(anyhow!("{}", message.trim()))
     }
 
-    pub fn status(&self) -> Result<serde_json::Value> {
-        let response =
-            self.agent.get(format!("{}/api/status", self.base)).call().map_err(|e| self.explain(e))?;
+    pub(crate) fn status(&self) -> Result<serde_json::Value> {
+        let response = self
+            .agent
+            .get(format!("{}/api/status", self.base))
+            .call()
+            .map_err(|e| self.explain(e))?;
         let mut response = self.check(response)?;
-        let text = response.body_mut().with_config().limit(MAX_JSON_BYTES).read_to_string()?;
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_JSON_BYTES)
+            .read_to_string()?;
         serde_json::from_str(&text).context("the node's status is not valid JSON")
     }
 
     /// Streams `reader` to the node, which encodes and inserts it; returns the URI.
-    pub fn insert(&self, reader: &mut dyn Read, content_type: Option<&str>) -> Result<String> {
+    pub(crate) fn insert(
+        &self,
+        reader: &mut dyn Read,
+        content_type: Option<&str>,
+    ) -> Result<String> {
         let mut request = self.agent.post(format!("{}/api/insert", self.base));
         if let Some(content_type) = content_type {
             request = request.query("content_type", content_type);
@@ -100,7 +117,7 @@ impl ApiClient {
     }
 
     /// Inserts a site manifest over already-inserted files; returns the site URI.
-    pub fn insert_site(&self, manifest: &serde_json::Value) -> Result<String> {
+    pub(crate) fn insert_site(&self, manifest: &serde_json::Value) -> Result<String> {
         let body = serde_json::to_vec(manifest)?;
         let response = self
             .agent
@@ -113,28 +130,30 @@ impl ApiClient {
 
     fn read_uri(&self, response: ureq::http::Response<ureq::Body>) -> Result<String> {
         let mut response = self.check(response)?;
-        let text = response.body_mut().with_config().limit(MAX_JSON_BYTES).read_to_string()?;
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_JSON_BYTES)
+            .read_to_string()?;
         let answer: UriAnswer =
             serde_json::from_str(&text).context("the node's answer is not the expected JSON")?;
         Ok(answer.uri)
     }
 
     /// Starts fetching `key`; the node verifies every block before sending it on.
-    pub fn fetch(&self, key: &str) -> Result<Download> {
+    pub(crate) fn fetch(&self, key: &str) -> Result<Download> {
         let response = self
             .agent
             .get(format!("{}/{}", self.base, key.trim_start_matches('/')))
             .call()
             .map_err(|e| self.explain(e))?;
         let response = self.check(response)?;
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
         let body = response.into_body();
         let length = body.content_length();
         let reader = body.into_with_config().limit(u64::MAX).reader();
-        Ok(Download { length, content_type, reader: Box::new(reader) })
+        Ok(Download {
+            length,
+            reader: Box::new(reader),
+        })
     }
 }

@@ -8,44 +8,45 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// Name of the config file inside a node's data directory.
-pub const CONFIG_FILE: &str = "config.toml";
+pub(crate) const CONFIG_FILE: &str = "config.toml";
 /// Default peer-to-peer port.
-pub const DEFAULT_P2P_PORT: u16 = 9470;
+pub(crate) const DEFAULT_P2P_PORT: u16 = 9470;
 /// Default local API (HTTP) port, as in Freenet's FProxy.
-pub const DEFAULT_API_PORT: u16 = 8888;
+pub(crate) const DEFAULT_API_PORT: u16 = 8888;
 /// Default long-term store size.
-pub const DEFAULT_STORE_MIB: u64 = 1024;
+pub(crate) const DEFAULT_STORE_MIB: u64 = 1024;
 /// Default cache size.
-pub const DEFAULT_CACHE_MIB: u64 = 256;
+pub(crate) const DEFAULT_CACHE_MIB: u64 = 256;
 
 /// What `config.toml` may hold. Every field is optional; absent means default.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(crate) struct FileConfig {
     /// Address for peer-to-peer links, e.g. "0.0.0.0:9470".
-    pub listen: Option<SocketAddr>,
+    pub(crate) listen: Option<SocketAddr>,
     /// Address other nodes should dial, if different from `listen`.
-    pub advertise: Option<SocketAddr>,
+    pub(crate) advertise: Option<SocketAddr>,
     /// Local API address; must be a loopback address unless `api_allow_remote`.
-    pub api: Option<SocketAddr>,
+    pub(crate) api: Option<SocketAddr>,
     /// Opt-in to serving the API beyond loopback (dangerous: it can insert and fetch).
     #[serde(default)]
-    pub api_allow_remote: bool,
+    pub(crate) api_allow_remote: bool,
     /// Noderefs of peers to connect to, in their pasteable text form.
     #[serde(default)]
-    pub peers: Vec<String>,
-    /// This node's location on the circle as a 64-bit fixed-point fraction;
-    /// chosen at random on first start and kept.
-    pub location: Option<u64>,
+    pub(crate) peers: Vec<String>,
+    /// This node's location on the circle: a 64-bit fixed-point fraction in 16
+    /// hex digits (TOML integers stop at 2^63). Chosen at random on first start and kept.
+    #[serde(default, with = "hex_location")]
+    pub(crate) location: Option<u64>,
     /// Long-term store size in MiB.
-    pub store_mib: Option<u64>,
+    pub(crate) store_mib: Option<u64>,
     /// Cache size in MiB.
-    pub cache_mib: Option<u64>,
+    pub(crate) cache_mib: Option<u64>,
 }
 
 impl FileConfig {
     /// Reads `<data_dir>/config.toml`, or the default config if there is none.
-    pub fn load(data_dir: &Path) -> Result<FileConfig> {
+    pub(crate) fn load(data_dir: &Path) -> Result<FileConfig> {
         let path = data_dir.join(CONFIG_FILE);
         match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text)
@@ -55,16 +56,37 @@ impl FileConfig {
         }
     }
 
-    pub fn save(&self, data_dir: &Path) -> Result<()> {
+    pub(crate) fn save(&self, data_dir: &Path) -> Result<()> {
         let path = data_dir.join(CONFIG_FILE);
         let text = toml::to_string_pretty(self).context("cannot serialise config")?;
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
+mod hex_location {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    #[allow(clippy::ref_option)] // serde's `with` hands us `&Option<T>`
+    pub(super) fn serialize<S: Serializer>(value: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => s.serialize_str(&format!("{v:016x}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|t| {
+            u64::from_str_radix(t.trim_start_matches("0x"), 16)
+                .map_err(|_| serde::de::Error::custom("location must be 16 hexadecimal digits"))
+        })
+        .transpose()
+    }
+}
+
 /// The platform data directory (e.g. `~/.local/share/warren`), used when no
 /// `--data-dir` or `WARREN_DATA_DIR` is given.
-pub fn default_data_dir() -> Result<PathBuf> {
+pub(crate) fn default_data_dir() -> Result<PathBuf> {
     directories::ProjectDirs::from("org", "warren", "warren")
         .map(|dirs| dirs.data_dir().to_path_buf())
         .context("cannot find a home directory for the data dir; pass --data-dir")
@@ -83,6 +105,7 @@ mod tests {
             listen: Some("127.0.0.1:4000".parse().unwrap()),
             peers: vec!["warren-noderef:v1:x".into()],
             store_mib: Some(10),
+            location: Some(u64::MAX - 5),
             ..FileConfig::default()
         };
         config.save(dir.path()).unwrap();
@@ -90,6 +113,7 @@ mod tests {
         assert_eq!(back.listen, config.listen);
         assert_eq!(back.peers, config.peers);
         assert_eq!(back.store_mib, Some(10));
+        assert_eq!(back.location, Some(u64::MAX - 5));
     }
 
     #[test]
@@ -97,6 +121,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(CONFIG_FILE), "lisen = \"x\"\n").unwrap();
         let err = format!("{:#}", FileConfig::load(dir.path()).unwrap_err());
-        assert!(err.contains("config.toml") && err.contains("lisen"), "{err}");
+        assert!(
+            err.contains("config.toml") && err.contains("lisen"),
+            "{err}"
+        );
     }
 }

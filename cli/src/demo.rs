@@ -18,7 +18,7 @@ use crate::testnet::{StartArgs, Testnet};
 const MIB: u64 = 1024 * 1024;
 
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Number of node processes.
     #[arg(long, default_value_t = 10)]
     nodes: usize,
@@ -33,7 +33,7 @@ pub struct DemoArgs {
     dir: Option<PathBuf>,
 }
 
-pub fn run(args: &DemoArgs) -> Result<()> {
+pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let temp;
     let dir = if let Some(dir) = &args.dir {
         dir.clone()
@@ -50,13 +50,23 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .len();
 
     println!("starting {} node processes on loopback…", args.nodes);
-    let net = Testnet::start(&StartArgs { nodes: args.nodes, dir: dir.join("net"), seed: 1, detach: false })?;
+    let net = Testnet::start(&StartArgs {
+        nodes: args.nodes,
+        dir: dir.join("net"),
+        seed: 1,
+        detach: false,
+    })?;
     let result = insert_and_fetch(&net, &document, size, &dir);
     net.stop()?;
     result
 }
 
-fn insert_and_fetch(net: &Testnet, document: &PathBuf, size: u64, dir: &std::path::Path) -> Result<()> {
+fn insert_and_fetch(
+    net: &Testnet,
+    document: &PathBuf,
+    size: u64,
+    dir: &std::path::Path,
+) -> Result<()> {
     let inserter = 0;
     let (fetcher, hops) = (0..net.nodes.len())
         .filter_map(|i| net.hops_between(inserter, i).map(|h| (i, h)))
@@ -68,9 +78,13 @@ fn insert_and_fetch(net: &Testnet, document: &PathBuf, size: u64, dir: &std::pat
     let uri = ApiClient::new(net.nodes[inserter].api)
         .insert(&mut file as &mut dyn Read, Some("application/octet-stream"))?;
     let insert_time = started.elapsed();
-    println!("inserted {} ({:.1} MiB) at node {inserter} in {:.2?} ({:.1} MiB/s)",
-        document.display(), size as f64 / MIB as f64, insert_time,
-        size as f64 / MIB as f64 / insert_time.as_secs_f64());
+    println!(
+        "inserted {} ({:.1} MiB) at node {inserter} in {:.2?} ({:.1} MiB/s)",
+        document.display(),
+        size as f64 / MIB as f64,
+        insert_time,
+        size as f64 / MIB as f64 / insert_time.as_secs_f64()
+    );
     println!("key: {uri}");
 
     let started = Instant::now();
@@ -80,8 +94,11 @@ fn insert_and_fetch(net: &Testnet, document: &PathBuf, size: u64, dir: &std::pat
     let copied = std::io::copy(&mut download.reader, &mut out).context("fetch failed part way")?;
     out.flush()?;
     let fetch_time = started.elapsed();
-    println!("fetched at node {fetcher}, {hops} hops from the inserter, in {:.2?} ({:.1} MiB/s)",
-        fetch_time, copied as f64 / MIB as f64 / fetch_time.as_secs_f64());
+    println!(
+        "fetched at node {fetcher}, {hops} hops from the inserter, in {:.2?} ({:.1} MiB/s)",
+        fetch_time,
+        copied as f64 / MIB as f64 / fetch_time.as_secs_f64()
+    );
 
     if copied != size || !same_contents(document, &fetched_path)? {
         bail!("the fetched document differs from the inserted one");
@@ -99,7 +116,8 @@ fn generate_document(path: &std::path::Path, size_mib: u64) -> Result<PathBuf> {
         std::fs::create_dir_all(parent)?;
     }
     let mut rng = rand_chacha::ChaCha8Rng::from_entropy();
-    let mut file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut file =
+        File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut chunk = vec![0u8; MIB as usize];
     for _ in 0..size_mib {
         rng.fill_bytes(&mut chunk);

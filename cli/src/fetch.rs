@@ -17,18 +17,18 @@ use crate::insert::{default_api, progress_bar};
 const COPY_CHUNK: usize = 256 * 1024;
 
 #[derive(Debug, Args)]
-pub struct FetchArgs {
+pub(crate) struct FetchArgs {
     /// The key to fetch, `CHK@…[/path]`.
-    pub key: String,
+    pub(crate) key: String,
     /// Where to write the content (`-` for standard output) [default: the key's file name].
     #[arg(short, long)]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// The node's local API address.
     #[arg(long, env = "WARREN_API", default_value_t = default_api())]
-    pub api: SocketAddr,
+    pub(crate) api: SocketAddr,
 }
 
-pub fn run(args: &FetchArgs) -> Result<()> {
+pub(crate) fn run(args: &FetchArgs) -> Result<()> {
     // Parse here first: a mistyped key deserves an answer without a node.
     let uri: ChkUri = args.key.parse().context("that is not a valid key")?;
     let output = match &args.output {
@@ -48,7 +48,11 @@ pub fn run(args: &FetchArgs) -> Result<()> {
 }
 
 fn default_output(uri: &ChkUri) -> Result<PathBuf> {
-    let name = uri.path.as_deref().and_then(|p| p.rsplit('/').next()).filter(|n| !n.is_empty());
+    let name = uri
+        .path
+        .as_deref()
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|n| !n.is_empty());
     match name {
         // Only the last path segment, and never `..`: a key must not choose where we write.
         Some(name) if name != ".." && name != "." => Ok(PathBuf::from(name)),
@@ -59,14 +63,18 @@ fn default_output(uri: &ChkUri) -> Result<PathBuf> {
 /// Streams into `<dir>/.<name>.partial`, fsyncs, then renames over `path`:
 /// the output exists only once complete and verified.
 fn write_atomically(download: crate::api_client::Download, path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().context("the output path names no file")?;
     let partial = dir.join(format!(".{}.partial", name.to_string_lossy()));
     let result = (|| {
         let mut file = File::create(&partial)
             .with_context(|| format!("cannot create {}", partial.display()))?;
         copy_checked(download, &mut file, &path.display().to_string())?;
-        file.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
+        file.sync_all()
+            .with_context(|| format!("cannot write {}", path.display()))?;
         std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))
     })();
     if result.is_err() {
@@ -76,7 +84,11 @@ fn write_atomically(download: crate::api_client::Download, path: &Path) -> Resul
 }
 
 /// Copies with a progress bar and checks the length the node announced.
-fn copy_checked(download: crate::api_client::Download, out: &mut dyn Write, what: &str) -> Result<()> {
+fn copy_checked(
+    download: crate::api_client::Download,
+    out: &mut dyn Write,
+    what: &str,
+) -> Result<()> {
     let bar = progress_bar(download.length.unwrap_or(0), "fetching");
     let mut reader = download.reader;
     let mut buf = vec![0u8; COPY_CHUNK];
@@ -90,7 +102,8 @@ fn copy_checked(download: crate::api_client::Download, out: &mut dyn Write, what
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => bail!("the fetch failed part way through: {err}"),
         };
-        out.write_all(&buf[..n]).with_context(|| format!("cannot write {what}"))?;
+        out.write_all(&buf[..n])
+            .with_context(|| format!("cannot write {what}"))?;
         copied += n as u64;
         bar.set_position(copied);
     }

@@ -16,22 +16,22 @@ use crate::config::DEFAULT_API_PORT;
 const MAX_SITE_FILES: usize = 10_000;
 
 #[derive(Debug, Args)]
-pub struct InsertArgs {
+pub(crate) struct InsertArgs {
     /// The file or directory to insert.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The node's local API address.
     #[arg(long, env = "WARREN_API", default_value_t = default_api())]
-    pub api: SocketAddr,
+    pub(crate) api: SocketAddr,
     /// Content type to record (guessed from the file name if not given).
     #[arg(long)]
-    pub content_type: Option<String>,
+    pub(crate) content_type: Option<String>,
 }
 
-pub fn default_api() -> SocketAddr {
+pub(crate) fn default_api() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT))
 }
 
-pub fn run(args: &InsertArgs) -> Result<()> {
+pub(crate) fn run(args: &InsertArgs) -> Result<()> {
     let client = ApiClient::new(args.api);
     let meta = std::fs::metadata(&args.path)
         .with_context(|| format!("cannot read {}", args.path.display()))?;
@@ -39,7 +39,10 @@ pub fn run(args: &InsertArgs) -> Result<()> {
         insert_dir(&client, &args.path)?
     } else {
         let bar = progress_bar(meta.len(), "inserting");
-        let content_type = args.content_type.clone().unwrap_or_else(|| guess_type(&args.path));
+        let content_type = args
+            .content_type
+            .clone()
+            .unwrap_or_else(|| guess_type(&args.path));
         let uri = insert_file(&client, &args.path, &content_type, &bar)?;
         bar.finish_and_clear();
         with_file_name(uri, &args.path)
@@ -56,7 +59,12 @@ fn with_file_name(uri: String, path: &Path) -> String {
     }
 }
 
-pub fn insert_file(client: &ApiClient, path: &Path, content_type: &str, bar: &ProgressBar) -> Result<String> {
+pub(crate) fn insert_file(
+    client: &ApiClient,
+    path: &Path,
+    content_type: &str,
+    bar: &ProgressBar,
+) -> Result<String> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut reader = bar.wrap_read(file);
     client
@@ -76,11 +84,19 @@ fn insert_dir(client: &ApiClient, root: &Path) -> Result<String> {
     for (relative, path, _) in &files {
         let content_type = guess_type(path);
         let uri = insert_file(client, path, &content_type, &bar)?;
-        entries.push(serde_json::json!({ "path": relative, "uri": uri, "content_type": content_type }));
+        entries.push(
+            serde_json::json!({ "path": relative, "uri": uri, "content_type": content_type }),
+        );
     }
     bar.finish_and_clear();
-    if !files.iter().any(|(relative, _, _)| relative == "index.html") {
-        eprintln!("note: {} has no index.html; browse it by file path", root.display());
+    if !files
+        .iter()
+        .any(|(relative, _, _)| relative == "index.html")
+    {
+        eprintln!(
+            "note: {} has no index.html; browse it by file path",
+            root.display()
+        );
     }
     client.insert_site(&serde_json::json!({ "entries": entries }))
 }
@@ -114,11 +130,14 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf, u64)>)
     Ok(())
 }
 
-pub fn guess_type(path: &Path) -> String {
-    mime_guess::from_path(path).first_or_octet_stream().essence_str().to_owned()
+pub(crate) fn guess_type(path: &Path) -> String {
+    mime_guess::from_path(path)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_owned()
 }
 
-pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
+pub(crate) fn progress_bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
     if let Ok(style) = ProgressStyle::with_template(
         "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",

@@ -20,7 +20,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "warren", version, about = "An anonymous, censorship-resistant data store")]
+#[command(
+    name = "warren",
+    version,
+    about = "An anonymous, censorship-resistant data store"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

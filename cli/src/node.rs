@@ -10,50 +10,56 @@ use tokio_util::sync::CancellationToken;
 use warren_crypto::{Location, NodeIdentity, NodeRef, PROTOCOL_VERSION};
 use warren_node::driver::{Node, NodeConfig};
 
-use crate::config::{default_data_dir, FileConfig, DEFAULT_API_PORT, DEFAULT_CACHE_MIB, DEFAULT_P2P_PORT, DEFAULT_STORE_MIB};
+use crate::config::{
+    default_data_dir, FileConfig, DEFAULT_API_PORT, DEFAULT_CACHE_MIB, DEFAULT_P2P_PORT,
+    DEFAULT_STORE_MIB,
+};
 
 /// File in the data directory holding the node's secret identity key.
-pub const IDENTITY_FILE: &str = "identity.key";
+pub(crate) const IDENTITY_FILE: &str = "identity.key";
 /// Bytes per MiB.
 const MIB: u64 = 1024 * 1024;
 /// Worker threads for the node's runtime: a relay is IO-bound.
 const RUNTIME_THREADS: usize = 2;
 
 #[derive(Debug, Args)]
-pub struct NodeArgs {
+pub(crate) struct NodeArgs {
     /// Data directory [default: the platform data dir].
     #[arg(long, env = "WARREN_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// Peer-to-peer listen address [default: 0.0.0.0:9470].
     #[arg(long, env = "WARREN_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    pub(crate) listen: Option<SocketAddr>,
     /// Address peers should dial, if not the listen address.
     #[arg(long, env = "WARREN_ADVERTISE")]
-    pub advertise: Option<SocketAddr>,
+    pub(crate) advertise: Option<SocketAddr>,
     /// Local API and gateway address [default: 127.0.0.1:8888].
     #[arg(long, env = "WARREN_API")]
-    pub api: Option<SocketAddr>,
+    pub(crate) api: Option<SocketAddr>,
     /// A peer's noderef (repeatable); added to those in the config file.
     #[arg(long = "peer")]
-    pub peers: Vec<String>,
+    pub(crate) peers: Vec<String>,
     /// Long-term store size in MiB.
     #[arg(long, env = "WARREN_STORE_MIB")]
-    pub store_mib: Option<u64>,
+    pub(crate) store_mib: Option<u64>,
     /// Cache size in MiB.
     #[arg(long, env = "WARREN_CACHE_MIB")]
-    pub cache_mib: Option<u64>,
+    pub(crate) cache_mib: Option<u64>,
 }
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Loads the node identity from `dir`, creating it on first use.
-pub fn load_identity(dir: &Path) -> Result<NodeIdentity> {
+pub(crate) fn load_identity(dir: &Path) -> Result<NodeIdentity> {
     let path = dir.join(IDENTITY_FILE);
-    warren_node::identity_file::load_or_create(&path)
+    warren_node::link::identity_file::load_or_create(&path, &mut rand::rngs::OsRng)
         .with_context(|| format!("cannot load the node identity {}", path.display()))
 }
 
@@ -87,23 +93,50 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
             Location(raw)
         }
     };
-    let listen = args.listen.or(file.listen).unwrap_or(SocketAddr::from(([0, 0, 0, 0], DEFAULT_P2P_PORT)));
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or(SocketAddr::from(([0, 0, 0, 0], DEFAULT_P2P_PORT)));
     let advertise = args.advertise.or(file.advertise).unwrap_or(listen);
-    let api = args.api.or(file.api).unwrap_or(SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT)));
+    let api = args
+        .api
+        .or(file.api)
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT)));
     let mut peers = Vec::new();
     for text in file.peers.iter().chain(&args.peers) {
-        peers.push(text.parse::<NodeRef>().with_context(|| format!("bad peer noderef {text:?}"))?);
+        peers.push(
+            text.parse::<NodeRef>()
+                .with_context(|| format!("bad peer noderef {text:?}"))?,
+        );
     }
-    Ok(Resolved { data_dir, file, listen, advertise, api, location, peers })
+    Ok(Resolved {
+        data_dir,
+        file,
+        listen,
+        advertise,
+        api,
+        location,
+        peers,
+    })
 }
 
-pub fn run(args: NodeArgs) -> Result<()> {
+pub(crate) fn run(args: NodeArgs) -> Result<()> {
     init_logging();
     let resolved = resolve(&args)?;
     let identity = load_identity(&resolved.data_dir)?;
-    let store_mib = args.store_mib.or(resolved.file.store_mib).unwrap_or(DEFAULT_STORE_MIB);
-    let cache_mib = args.cache_mib.or(resolved.file.cache_mib).unwrap_or(DEFAULT_CACHE_MIB);
-    let mut config = NodeConfig::new(resolved.data_dir.clone(), resolved.listen, resolved.location);
+    let store_mib = args
+        .store_mib
+        .or(resolved.file.store_mib)
+        .unwrap_or(DEFAULT_STORE_MIB);
+    let cache_mib = args
+        .cache_mib
+        .or(resolved.file.cache_mib)
+        .unwrap_or(DEFAULT_CACHE_MIB);
+    let mut config = NodeConfig::new(
+        resolved.data_dir.clone(),
+        resolved.listen,
+        resolved.location,
+    );
     config.advertise = Some(resolved.advertise);
     config.peers = resolved.peers;
     config.store.store_bytes = store_mib * MIB;
@@ -115,11 +148,18 @@ pub fn run(args: NodeArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let node = Node::start(config, identity).await.context("cannot start the node")?;
-        let listener = warren_node::http::bind(resolved.api, resolved.file.api_allow_remote).await?;
+        let node = Node::start(config, identity)
+            .await
+            .context("cannot start the node")?;
+        let listener =
+            warren_node::http::bind(resolved.api, resolved.file.api_allow_remote).await?;
         let api_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(warren_node::http::serve(listener, node.handle(), shutdown.clone()));
+        let server = tokio::spawn(warren_node::http::serve(
+            listener,
+            node.handle(),
+            shutdown.clone(),
+        ));
         tracing::info!(api = %api_addr, noderef = %node.handle().noderef(), "node ready");
         wait_for_signal().await?;
         tracing::info!("shutting down: closing links and flushing the store");
@@ -142,7 +182,7 @@ async fn wait_for_signal() -> Result<()> {
 }
 
 /// `warren keygen`: creates the identity if needed and prints the noderef.
-pub fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
+pub(crate) fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
     let resolved = resolve(&NodeArgs {
         data_dir,
         listen: None,

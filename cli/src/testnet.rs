@@ -23,7 +23,7 @@ use crate::api_client::ApiClient;
 use crate::config::FileConfig;
 
 /// File in the testnet directory listing the running nodes.
-pub const STATE_FILE: &str = "testnet.json";
+pub(crate) const STATE_FILE: &str = "testnet.json";
 /// How long a node may take to answer its API after starting.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a node may take to stop after SIGTERM before it gets SIGKILL.
@@ -31,12 +31,14 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Store and cache sizes for testnet nodes, in MiB: small, it is a laptop.
 const TESTNET_STORE_MIB: u64 = 512;
 const TESTNET_CACHE_MIB: u64 = 256;
-/// Long-range links per node, chosen with probability proportional to 1/distance.
-const LONG_LINKS_PER_NODE: usize = 1;
+/// Every this many nodes, one gets a long-range link (chosen with probability
+/// proportional to 1/distance). Sparse on purpose: a testnet of ten should
+/// still have nodes several hops apart, so routing is exercised.
+const LONG_LINK_EVERY: usize = 3;
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
-pub struct TestnetArgs {
+pub(crate) struct TestnetArgs {
     #[command(subcommand)]
     action: Option<TestnetAction>,
     #[command(flatten)]
@@ -56,19 +58,19 @@ enum TestnetAction {
 }
 
 #[derive(Debug, Clone, Args)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// Number of node processes.
     #[arg(long, default_value_t = 10)]
-    pub nodes: usize,
+    pub(crate) nodes: usize,
     /// Directory for the nodes' data and the testnet state file.
     #[arg(long, default_value_os_t = default_dir())]
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Seed for the topology.
     #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Leave the nodes running and return; stop them with `warren testnet stop`.
     #[arg(long)]
-    pub detach: bool,
+    pub(crate) detach: bool,
 }
 
 fn default_dir() -> PathBuf {
@@ -77,21 +79,21 @@ fn default_dir() -> PathBuf {
 
 /// One node as recorded in `testnet.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeInfo {
-    pub index: usize,
-    pub pid: u32,
-    pub data_dir: PathBuf,
-    pub api: SocketAddr,
-    pub noderef: String,
-    pub neighbours: Vec<usize>,
+pub(crate) struct NodeInfo {
+    pub(crate) index: usize,
+    pub(crate) pid: u32,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) api: SocketAddr,
+    pub(crate) noderef: String,
+    pub(crate) neighbours: Vec<usize>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct TestnetState {
-    pub nodes: Vec<NodeInfo>,
+pub(crate) struct TestnetState {
+    pub(crate) nodes: Vec<NodeInfo>,
 }
 
-pub fn run(args: TestnetArgs) -> Result<()> {
+pub(crate) fn run(args: TestnetArgs) -> Result<()> {
     match args.action {
         Some(TestnetAction::Stop { dir }) => stop_dir(&dir),
         Some(TestnetAction::Start(start)) => start_and_wait(&start),
@@ -100,11 +102,14 @@ pub fn run(args: TestnetArgs) -> Result<()> {
 }
 
 fn start_and_wait(args: &StartArgs) -> Result<()> {
-    let mut net = Testnet::start(args)?;
+    let net = Testnet::start(args)?;
     net.print_summary();
     if args.detach {
         net.detach();
-        println!("stop with: warren testnet stop --dir {}", args.dir.display());
+        println!(
+            "stop with: warren testnet stop --dir {}",
+            args.dir.display()
+        );
         return Ok(());
     }
     println!("Ctrl-C stops every node.");
@@ -129,16 +134,16 @@ fn wait_for_signal() -> Result<()> {
 
 /// A running testnet whose processes this one started.
 #[derive(Debug)]
-pub struct Testnet {
-    pub dir: PathBuf,
-    pub nodes: Vec<NodeInfo>,
+pub(crate) struct Testnet {
+    pub(crate) dir: PathBuf,
+    pub(crate) nodes: Vec<NodeInfo>,
     children: Vec<Child>,
 }
 
 impl Testnet {
     /// Creates the directories, identities and configs, starts every node and
     /// waits until each answers on its API.
-    pub fn start(args: &StartArgs) -> Result<Testnet> {
+    pub(crate) fn start(args: &StartArgs) -> Result<Testnet> {
         if args.nodes < 2 {
             bail!("a testnet needs at least 2 nodes");
         }
@@ -151,9 +156,16 @@ impl Testnet {
             .with_context(|| format!("cannot create {}", args.dir.display()))?;
         let neighbours = small_world(args.nodes, args.seed);
         let plans = plan_nodes(&args.dir, args.nodes)?;
-        let mut net = Testnet { dir: args.dir.clone(), nodes: Vec::new(), children: Vec::new() };
+        let mut net = Testnet {
+            dir: args.dir.clone(),
+            nodes: Vec::new(),
+            children: Vec::new(),
+        };
         for (index, plan) in plans.iter().enumerate() {
-            let peers = neighbours[index].iter().map(|&j| plans[j].noderef.to_string()).collect();
+            let peers = neighbours[index]
+                .iter()
+                .map(|&j| plans[j].noderef.to_string())
+                .collect();
             let config = FileConfig {
                 listen: Some(plan.noderef.address),
                 api: Some(plan.api),
@@ -184,7 +196,9 @@ impl Testnet {
     }
 
     fn save_state(&self) -> Result<()> {
-        let state = TestnetState { nodes: self.nodes.clone() };
+        let state = TestnetState {
+            nodes: self.nodes.clone(),
+        };
         let path = self.dir.join(STATE_FILE);
         std::fs::write(&path, serde_json::to_vec_pretty(&state)?)
             .with_context(|| format!("cannot write {}", path.display()))
@@ -206,7 +220,11 @@ impl Testnet {
                     );
                 }
                 if Instant::now() > deadline {
-                    bail!("node {} did not answer on {} within {STARTUP_TIMEOUT:?}", node.index, node.api);
+                    bail!(
+                        "node {} did not answer on {} within {STARTUP_TIMEOUT:?}",
+                        node.index,
+                        node.api
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -214,8 +232,12 @@ impl Testnet {
         Ok(())
     }
 
-    pub fn print_summary(&self) {
-        println!("{} nodes running in {}", self.nodes.len(), self.dir.display());
+    pub(crate) fn print_summary(&self) {
+        println!(
+            "{} nodes running in {}",
+            self.nodes.len(),
+            self.dir.display()
+        );
         println!("{:>4}  {:<24} {:<10} neighbours", "node", "api", "location");
         for node in &self.nodes {
             let location = node
@@ -231,12 +253,12 @@ impl Testnet {
     }
 
     /// Hands the processes over to `warren testnet stop`.
-    pub fn detach(mut self) {
+    pub(crate) fn detach(mut self) {
         self.children.clear();
     }
 
     /// Stops every node: SIGTERM, then SIGKILL for any that outlive the deadline.
-    pub fn stop(mut self) -> Result<()> {
+    pub(crate) fn stop(mut self) -> Result<()> {
         for child in &self.children {
             terminate(child.id());
         }
@@ -260,7 +282,7 @@ impl Testnet {
     }
 
     /// Hops between two nodes in the testnet graph.
-    pub fn hops_between(&self, from: usize, to: usize) -> Option<usize> {
+    pub(crate) fn hops_between(&self, from: usize, to: usize) -> Option<usize> {
         let adjacency: Vec<Vec<usize>> = self.nodes.iter().map(|n| n.neighbours.clone()).collect();
         bfs_distances(&adjacency, from)[to]
     }
@@ -302,7 +324,11 @@ fn plan_nodes(dir: &Path, count: usize) -> Result<Vec<NodePlan>> {
             address: p2p.local_addr()?,
             version: PROTOCOL_VERSION,
         };
-        plans.push(NodePlan { data_dir, api: api.local_addr()?, noderef });
+        plans.push(NodePlan {
+            data_dir,
+            api: api.local_addr()?,
+            noderef,
+        });
         held.push((p2p, api));
     }
     Ok(plans)
@@ -310,10 +336,10 @@ fn plan_nodes(dir: &Path, count: usize) -> Result<Vec<NodePlan>> {
 
 /// A ring (each node linked to the next) plus long links chosen with
 /// probability proportional to 1/distance: Kleinberg's navigable small world.
-pub fn small_world(count: usize, seed: u64) -> Vec<Vec<usize>> {
+pub(crate) fn small_world(count: usize, seed: u64) -> Vec<Vec<usize>> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut links: Vec<Vec<usize>> = vec![Vec::new(); count];
-    let mut connect = |links: &mut Vec<Vec<usize>>, a: usize, b: usize| {
+    let connect = |links: &mut Vec<Vec<usize>>, a: usize, b: usize| {
         if a != b && !links[a].contains(&b) {
             links[a].push(b);
             links[b].push(a);
@@ -322,28 +348,30 @@ pub fn small_world(count: usize, seed: u64) -> Vec<Vec<usize>> {
     for node in 0..count {
         connect(&mut links, node, (node + 1) % count);
     }
-    for node in 0..count {
-        for _ in 0..LONG_LINKS_PER_NODE {
-            let weights: Vec<f64> = (0..count)
-                .map(|other| {
-                    let d = node.abs_diff(other).min(count - node.abs_diff(other));
-                    if d <= 1 { 0.0 } else { 1.0 / d as f64 }
-                })
-                .collect();
-            let total: f64 = weights.iter().sum();
-            if total == 0.0 {
-                continue;
-            }
-            let mut pick = rng.gen::<f64>() * total;
-            let target = weights
-                .iter()
-                .position(|w| {
-                    pick -= w;
-                    pick <= 0.0
-                })
-                .unwrap_or(count - 1);
-            connect(&mut links, node, target);
+    for node in (0..count).step_by(LONG_LINK_EVERY) {
+        let weights: Vec<f64> = (0..count)
+            .map(|other| {
+                let d = node.abs_diff(other).min(count - node.abs_diff(other));
+                if d <= 1 {
+                    0.0
+                } else {
+                    1.0 / d as f64
+                }
+            })
+            .collect();
+        let total: f64 = weights.iter().sum();
+        if total == 0.0 {
+            continue;
         }
+        let mut pick = rng.gen::<f64>() * total;
+        let target = weights
+            .iter()
+            .position(|w| {
+                pick -= w;
+                pick <= 0.0
+            })
+            .unwrap_or(count - 1);
+        connect(&mut links, node, target);
     }
     for list in &mut links {
         list.sort_unstable();
@@ -351,7 +379,7 @@ pub fn small_world(count: usize, seed: u64) -> Vec<Vec<usize>> {
     links
 }
 
-pub fn bfs_distances(adjacency: &[Vec<usize>], from: usize) -> Vec<Option<usize>> {
+pub(crate) fn bfs_distances(adjacency: &[Vec<usize>], from: usize) -> Vec<Option<usize>> {
     let mut dist = vec![None; adjacency.len()];
     dist[from] = Some(0);
     let mut queue = VecDeque::from([from]);
@@ -370,13 +398,16 @@ pub fn bfs_distances(adjacency: &[Vec<usize>], from: usize) -> Vec<Option<usize>
 fn spawn_node(data_dir: &Path) -> Result<Child> {
     let exe = std::env::current_exe().context("cannot find the warren executable")?;
     let log_path = data_dir.join("node.log");
-    let log = File::create(&log_path)
-        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let log =
+        File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
     Command::new(exe)
         .arg("node")
         .arg("--data-dir")
         .arg(data_dir)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -394,8 +425,12 @@ fn log_tail(data_dir: &Path) -> String {
 }
 
 fn refuse_if_running(dir: &Path) -> Result<()> {
-    let Ok(text) = std::fs::read(dir.join(STATE_FILE)) else { return Ok(()) };
-    let Ok(state) = serde_json::from_slice::<TestnetState>(&text) else { return Ok(()) };
+    let Ok(text) = std::fs::read(dir.join(STATE_FILE)) else {
+        return Ok(());
+    };
+    let Ok(state) = serde_json::from_slice::<TestnetState>(&text) else {
+        return Ok(());
+    };
     if state.nodes.iter().any(|n| is_our_node(n.pid, &n.data_dir)) {
         bail!(
             "a testnet is already running in {}; stop it with `warren testnet stop --dir {}`",
@@ -409,7 +444,9 @@ fn refuse_if_running(dir: &Path) -> Result<()> {
 /// True if `pid` is alive and is a warren node for `data_dir`: a pid may have
 /// been reused since the state file was written, and we never signal strangers.
 fn is_our_node(pid: u32, data_dir: &Path) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
     let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
     let dir = data_dir.as_os_str().as_encoded_bytes();
     args.iter().any(|a| *a == b"node") && args.iter().any(|a| *a == dir)
@@ -430,14 +467,21 @@ fn send_signal(pid: i32, signal: i32) {
 }
 
 /// `warren testnet stop`: stops the nodes listed in the state file, by pid.
-pub fn stop_dir(dir: &Path) -> Result<()> {
+pub(crate) fn stop_dir(dir: &Path) -> Result<()> {
     let path = dir.join(STATE_FILE);
-    let text = std::fs::read(&path)
-        .with_context(|| format!("no testnet state in {} (is a testnet running?)", dir.display()))?;
+    let text = std::fs::read(&path).with_context(|| {
+        format!(
+            "no testnet state in {} (is a testnet running?)",
+            dir.display()
+        )
+    })?;
     let state: TestnetState = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not a testnet state file", path.display()))?;
-    let ours: Vec<&NodeInfo> =
-        state.nodes.iter().filter(|n| is_our_node(n.pid, &n.data_dir)).collect();
+    let ours: Vec<&NodeInfo> = state
+        .nodes
+        .iter()
+        .filter(|n| is_our_node(n.pid, &n.data_dir))
+        .collect();
     for node in &ours {
         terminate(node.pid);
     }
@@ -478,7 +522,11 @@ mod tests {
     #[test]
     fn ten_node_testnet_has_a_node_three_hops_out() {
         let graph = small_world(10, 1);
-        let far = bfs_distances(&graph, 0).into_iter().flatten().max().unwrap();
+        let far = bfs_distances(&graph, 0)
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap();
         assert!(far >= 3, "farthest node is only {far} hops away");
     }
 }

@@ -15,13 +15,12 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use warren_crypto::splitfile::{
-    ContentFetcher, EncodeError, FetchError as ContentError, SiteBuilder, SiteEntry as CodecSiteEntry,
-    SiteError, SplitfileEncoder,
+    ContentFetcher, EncodeError, FetchError as ContentError, SiteBuilder,
+    SiteEntry as CodecSiteEntry, SiteError, SplitfileEncoder,
 };
 use warren_crypto::{ChkBlock, ChkUri, RoutingKey, UriError};
 
 use crate::driver::{NodeHandle, RequestError};
-use crate::routing::FetchError;
 
 /// Block inserts in flight at once for one client insert.
 pub const INSERT_WINDOW: usize = 32;
@@ -83,7 +82,11 @@ impl From<ContentError> for ClientError {
 }
 
 /// Encodes a stream of bytes into blocks and inserts them; returns the URI.
-pub async fn insert_stream<S, E>(node: &NodeHandle, chunks: S, content_type: Option<String>) -> Result<ChkUri, ClientError>
+pub async fn insert_stream<S, E>(
+    node: &NodeHandle,
+    chunks: S,
+    content_type: Option<String>,
+) -> Result<ChkUri, ClientError>
 where
     S: Stream<Item = Result<Bytes, E>>,
     E: std::fmt::Display,
@@ -134,7 +137,10 @@ struct InsertWindow {
 
 impl InsertWindow {
     fn new(node: NodeHandle) -> Self {
-        InsertWindow { node, inflight: JoinSet::new() }
+        InsertWindow {
+            node,
+            inflight: JoinSet::new(),
+        }
     }
 
     async fn insert_all(&mut self, blocks: Vec<ChkBlock>) -> Result<(), ClientError> {
@@ -143,7 +149,8 @@ impl InsertWindow {
                 self.join_one().await?;
             }
             let node = self.node.clone();
-            self.inflight.spawn(async move { insert_with_retry(&node, block).await });
+            self.inflight
+                .spawn(async move { insert_with_retry(&node, block).await });
         }
         Ok(())
     }
@@ -184,11 +191,19 @@ pub struct SiteEntry {
 }
 
 /// Builds and inserts a site manifest over files already inserted.
-pub async fn insert_site(node: &NodeHandle, entries: Vec<SiteEntry>) -> Result<ChkUri, ClientError> {
+pub async fn insert_site(
+    node: &NodeHandle,
+    entries: Vec<SiteEntry>,
+) -> Result<ChkUri, ClientError> {
     let mut builder = SiteBuilder::new();
     for entry in entries {
         let uri: ChkUri = entry.uri.parse()?;
-        builder.add(CodecSiteEntry { path: entry.path, content_type: entry.content_type, uri, size: entry.size })?;
+        builder.add(CodecSiteEntry {
+            path: entry.path,
+            content_type: entry.content_type,
+            uri,
+            size: entry.size,
+        })?;
     }
     let encoded = builder.finish()?;
     let mut window = InsertWindow::new(node.clone());
@@ -207,14 +222,18 @@ pub struct ContentStream {
 
 impl std::fmt::Debug for ContentStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContentStream").field("length", &self.length).finish_non_exhaustive()
+        f.debug_struct("ContentStream")
+            .field("length", &self.length)
+            .finish_non_exhaustive()
     }
 }
 
 impl ContentStream {
     /// The chunks as a `Stream`, for HTTP bodies.
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
-        futures_util::stream::unfold(self.chunks, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+        futures_util::stream::unfold(self.chunks, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
     }
 }
 
@@ -228,7 +247,11 @@ pub async fn fetch(node: &NodeHandle, uri: ChkUri) -> Result<ContentStream, Clie
         }
         run.step().await?;
     };
-    let content_type = run.fetcher.content_type().map(str::to_owned).or_else(|| guess_type(&uri));
+    let content_type = run
+        .fetcher
+        .content_type()
+        .map(str::to_owned)
+        .or_else(|| guess_type(&uri));
     let (tx, chunks) = mpsc::channel(OUTPUT_QUEUE);
     tokio::spawn(async move {
         if let Err(err) = run.stream_to(&tx).await {
@@ -236,7 +259,11 @@ pub async fn fetch(node: &NodeHandle, uri: ChkUri) -> Result<ContentStream, Clie
             let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
         }
     });
-    Ok(ContentStream { length, content_type, chunks })
+    Ok(ContentStream {
+        length,
+        content_type,
+        chunks,
+    })
 }
 
 /// A content type from the file name in the URI, for single-block files whose
@@ -270,12 +297,18 @@ struct FetchRun {
 
 impl FetchRun {
     fn new(node: NodeHandle, uri: &ChkUri) -> Self {
-        FetchRun { node, fetcher: ContentFetcher::new(uri), inflight: JoinSet::new(), tries: HashMap::new() }
+        FetchRun {
+            node,
+            fetcher: ContentFetcher::new(uri),
+            inflight: JoinSet::new(),
+            tries: HashMap::new(),
+        }
     }
 
     fn request(&mut self, key: RoutingKey) {
         let node = self.node.clone();
-        self.inflight.spawn(async move { (key, node.fetch_block(key).await) });
+        self.inflight
+            .spawn(async move { (key, node.fetch_block(key).await) });
     }
 
     /// Tops up the window, then handles one finished block request.
@@ -291,7 +324,10 @@ impl FetchRun {
         let (key, result) = joined.map_err(|_| ClientError::Stopped)?;
         match result {
             Ok(block) => self.fetcher.on_block(&block)?,
-            Err(err) if err.is_transient() && self.tries.get(&key).copied().unwrap_or(0) < BLOCK_RETRIES => {
+            Err(err)
+                if err.is_transient()
+                    && self.tries.get(&key).copied().unwrap_or(0) < BLOCK_RETRIES =>
+            {
                 *self.tries.entry(key).or_default() += 1;
                 self.request(key);
             }
@@ -301,7 +337,10 @@ impl FetchRun {
         Ok(())
     }
 
-    async fn stream_to(mut self, tx: &mpsc::Sender<Result<Bytes, std::io::Error>>) -> Result<(), ClientError> {
+    async fn stream_to(
+        mut self,
+        tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    ) -> Result<(), ClientError> {
         loop {
             while let Some(chunk) = self.fetcher.take_output() {
                 if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
@@ -314,12 +353,5 @@ impl FetchRun {
             }
             self.step().await?;
         }
-    }
-}
-
-impl RequestError {
-    /// Worth one more try: the network was busy or slow, not empty.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, RequestError::Fetch(FetchError::Timeout | FetchError::Overloaded) | RequestError::Busy)
     }
 }

@@ -12,7 +12,10 @@ pub const WARREN: &str = env!("CARGO_BIN_EXE_warren");
 
 /// Runs `warren` with `args` and returns its output.
 pub fn warren(args: &[&str]) -> Output {
-    Command::new(WARREN).args(args).output().expect("cannot run the warren binary")
+    Command::new(WARREN)
+        .args(args)
+        .output()
+        .expect("cannot run the warren binary")
 }
 
 pub fn stderr(output: &Output) -> String {
@@ -41,7 +44,10 @@ pub struct TestNet {
 
 impl TestNet {
     pub fn start(nodes: usize) -> TestNet {
-        let dir = tempfile::Builder::new().prefix("warren-e2e-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("warren-e2e-")
+            .tempdir()
+            .expect("tempdir");
         let net_dir = dir.path().join("net");
         let out = warren(&[
             "testnet",
@@ -51,10 +57,15 @@ impl TestNet {
             net_dir.to_str().expect("utf-8 path"),
             "--detach",
         ]);
-        assert!(out.status.success(), "testnet failed to start: {}", stderr(&out));
-        let state: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(net_dir.join("testnet.json")).expect("state file"))
-                .expect("state json");
+        assert!(
+            out.status.success(),
+            "testnet failed to start: {}",
+            stderr(&out)
+        );
+        let state: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(net_dir.join("testnet.json")).expect("state file"),
+        )
+        .expect("state json");
         let nodes = state["nodes"]
             .as_array()
             .expect("nodes")
@@ -86,11 +97,17 @@ impl TestNet {
         let deadline = Instant::now() + timeout;
         for node in &self.nodes {
             loop {
-                let peers = self.status(node.index).map(|s| s["peers"].as_array().map_or(0, Vec::len));
+                let peers = self
+                    .status(node.index)
+                    .map(|s| s["peers"].as_array().map_or(0, Vec::len));
                 if peers.unwrap_or(0) >= node.neighbours.len().min(1) {
                     break;
                 }
-                assert!(Instant::now() < deadline, "node {} never connected", node.index);
+                assert!(
+                    Instant::now() < deadline,
+                    "node {} never connected",
+                    node.index
+                );
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
@@ -124,15 +141,30 @@ impl TestNet {
 
     /// The node farthest (in hops) from `from`, and the distance.
     pub fn farthest_from(&self, from: usize) -> (usize, usize) {
-        (0..self.nodes.len()).map(|i| (i, self.hops(from, i))).max_by_key(|&(_, h)| h).expect("nodes")
+        (0..self.nodes.len())
+            .map(|i| (i, self.hops(from, i)))
+            .max_by_key(|&(_, h)| h)
+            .expect("nodes")
     }
 
     pub fn insert(&self, index: usize, path: &Path) -> Output {
-        warren(&["insert", path.to_str().expect("utf-8"), "--api", &self.nodes[index].api])
+        warren(&[
+            "insert",
+            path.to_str().expect("utf-8"),
+            "--api",
+            &self.nodes[index].api,
+        ])
     }
 
     pub fn fetch(&self, index: usize, key: &str, out: &Path) -> Output {
-        warren(&["fetch", key, "-o", out.to_str().expect("utf-8"), "--api", &self.nodes[index].api])
+        warren(&[
+            "fetch",
+            key,
+            "-o",
+            out.to_str().expect("utf-8"),
+            "--api",
+            &self.nodes[index].api,
+        ])
     }
 
     /// Kills one node with SIGKILL, by pid.
@@ -143,7 +175,12 @@ impl TestNet {
 
 impl Drop for TestNet {
     fn drop(&mut self) {
-        let out = warren(&["testnet", "stop", "--dir", self.net_dir().to_str().unwrap_or_default()]);
+        let out = warren(&[
+            "testnet",
+            "stop",
+            "--dir",
+            self.net_dir().to_str().unwrap_or_default(),
+        ]);
         if !out.status.success() {
             // Whatever `stop` could not do, do by pid.
             for node in &self.nodes {

@@ -25,6 +25,9 @@ use crate::wire;
 
 /// How long closing the links may take at shutdown.
 const LINK_CLOSE_DEADLINE: Duration = Duration::from_secs(3);
+/// A link that lived at least this long was stable: redial its peer at once.
+/// One that died sooner counts as a flap, and redials back off.
+const STABLE_LINK: Duration = Duration::from_secs(30);
 
 /// What `Driver::new` needs.
 pub(super) struct Parts {
@@ -71,6 +74,8 @@ pub(super) struct Driver {
     new_links: mpsc::Receiver<NewLink>,
     peers: PeerTable,
     dialers: HashMap<NodePublicKey, AbortOnDropHandle<()>>,
+    /// Per peer: when its current link came up, and how many links in a row died young.
+    flaps: HashMap<NodePublicKey, (Instant, u32)>,
     fetches: HashMap<ClientId, oneshot::Sender<Result<ChkBlock, RequestError>>>,
     inserts: HashMap<ClientId, oneshot::Sender<Result<(), RequestError>>>,
     next_client: u64,
@@ -102,6 +107,7 @@ impl Driver {
             new_links,
             peers,
             dialers: HashMap::new(),
+            flaps: HashMap::new(),
             fetches: HashMap::new(),
             inserts: HashMap::new(),
             next_client: 0,
@@ -125,7 +131,10 @@ impl Driver {
             self.dial(peer);
         }
         loop {
-            let deadline = self.core.poll_timeout().map(|t| self.epoch + Duration::from_millis(t.0));
+            let deadline = self
+                .core
+                .poll_timeout()
+                .map(|t| self.epoch + Duration::from_millis(t.0));
             // Biased: cancellation first, then local work (timers, clients),
             // then remote work, so a busy network cannot starve our own users.
             tokio::select! {
@@ -177,7 +186,9 @@ impl Driver {
     fn on_link_event(&mut self, event: LinkEvent) {
         match event {
             LinkEvent::Received { peer, payload } => {
-                let Some(from) = self.peers.id_of(&peer) else { return };
+                let Some(from) = self.peers.id_of(&peer) else {
+                    return;
+                };
                 self.totals.bytes_received += payload.len() as u64;
                 match wire::decode(&payload) {
                     Ok(msg) => self.feed(Event::Message { from, msg }),
@@ -193,12 +204,16 @@ impl Driver {
                 if let Some(id) = self.peers.closed(&peer) {
                     tracing::info!(peer = ?peer, %reason, "link closed");
                     self.feed(Event::PeerDown { peer: id });
+                    let flaps = match self.flaps.get(&peer) {
+                        Some(&(up, count)) if up.elapsed() < STABLE_LINK => count + 1,
+                        _ => 0,
+                    };
+                    self.flaps.insert(peer, (Instant::now(), flaps));
                     if let Some(noderef) = self.peers.known(&peer).cloned() {
-                        self.dial(noderef);
+                        self.dial_after(noderef, flaps);
                     }
                 }
             }
-            _ => {}
         }
     }
 
@@ -214,35 +229,66 @@ impl Driver {
         }
         self.dialers.remove(&peer.identity);
         let handle = new.link.spawn(self.link_events_tx.clone());
-        let (id, old) = self.peers.insert(handle, new.outbound);
-        if let Some(old) = old {
-            old.close();
-        }
+        let id = self.peers.insert(handle, new.outbound);
+        let flaps = self
+            .flaps
+            .get(&peer.identity)
+            .map_or(0, |&(_, count)| count);
+        self.flaps.insert(peer.identity, (Instant::now(), flaps));
         if admit == Admit::New {
             tracing::info!(peer = ?peer.identity, location = %peer.location, address = %peer.address, "link up");
-            self.feed(Event::PeerUp { peer: id, location: peer.location });
+            self.feed(Event::PeerUp {
+                peer: id,
+                location: peer.location,
+            });
         }
     }
 
     /// Keeps dialling `peer` with backoff until a link to it is up.
     fn dial(&mut self, peer: NodeRef) {
+        self.dial_after(peer, 0);
+    }
+
+    /// Like `dial`, first waiting out the backoff for `flaps` links in a row
+    /// that died young, so a peer that keeps dropping us is not hammered.
+    fn dial_after(&mut self, peer: NodeRef, flaps: u32) {
         if peer.identity == self.noderef.identity
             || self.peers.is_connected(&peer.identity)
             || self.dialers.contains_key(&peer.identity)
         {
             return;
         }
-        let (identity, local, config) = (self.identity.clone(), self.noderef.clone(), self.link_config.clone());
+        let (identity, local, config) = (
+            self.identity.clone(),
+            self.noderef.clone(),
+            self.link_config.clone(),
+        );
         let (links, cancel) = (self.new_links_tx.clone(), self.cancel.child_token());
         let key = peer.identity;
+        let wait = Backoff::default().delay(flaps, &mut self.rng);
         let task = tokio::spawn(async move {
-            let attempt =
-                link::connect_with_backoff(identity, local, &peer, &config, Backoff::default(), u32::MAX, &cancel);
+            tokio::time::sleep(wait).await;
+            let attempt = link::connect_with_backoff(
+                identity,
+                local,
+                &peer,
+                &config,
+                Backoff::default(),
+                u32::MAX,
+                &cancel,
+            );
             match attempt.await {
                 Some(Ok(link)) => {
-                    let _ = links.send(NewLink { link, outbound: true }).await;
+                    let _ = links
+                        .send(NewLink {
+                            link,
+                            outbound: true,
+                        })
+                        .await;
                 }
-                Some(Err(err)) => tracing::warn!(peer = ?peer.identity, %err, "giving up dialling peer"),
+                Some(Err(err)) => {
+                    tracing::warn!(peer = ?peer.identity, %err, "giving up dialling peer")
+                }
                 None => {}
             }
         });
@@ -282,7 +328,6 @@ impl Driver {
                     tracing::info!(?peer, ?reason, "peer broke the protocol; disconnecting");
                     self.disconnect(peer);
                 }
-                _ => {}
             }
         }
     }
@@ -290,7 +335,9 @@ impl Driver {
     /// Encodes and queues a message; sheds it if the link's outbox is full
     /// (the core times the request out and routes elsewhere).
     fn send(&mut self, to: PeerId, msg: &wire::Message) {
-        let Some(slot) = self.peers.link(to) else { return };
+        let Some(slot) = self.peers.link(to) else {
+            return;
+        };
         let payload = Bytes::from(wire::encode(msg));
         let len = payload.len() as u64;
         match slot.handle.try_send(payload) {
@@ -328,6 +375,7 @@ impl Driver {
     async fn close_all(&mut self) {
         self.listener.close();
         self.dialers.clear();
+        self.peers.close_retiring();
         for slot in self.peers.links() {
             slot.handle.close();
         }

@@ -75,7 +75,10 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     pub fn new(data_dir: PathBuf, listen: SocketAddr, location: Location) -> Self {
-        let link = LinkConfig { outbox_capacity: LINK_OUTBOX, ..LinkConfig::default() };
+        let link = LinkConfig {
+            outbox_capacity: LINK_OUTBOX,
+            ..LinkConfig::default()
+        };
         NodeConfig {
             data_dir,
             listen,
@@ -96,9 +99,15 @@ pub enum StartError {
     #[error("cannot open the datastore: {0}")]
     Store(#[from] StoreError),
     #[error("cannot listen for peers on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Why a block request or insert failed.
@@ -157,9 +166,17 @@ pub struct LinkTotals {
 }
 
 enum Command {
-    Fetch { key: RoutingKey, reply: oneshot::Sender<Result<ChkBlock, RequestError>> },
-    Insert { block: ChkBlock, reply: oneshot::Sender<Result<(), RequestError>> },
-    Status { reply: oneshot::Sender<NodeStatus> },
+    Fetch {
+        key: RoutingKey,
+        reply: oneshot::Sender<Result<ChkBlock, RequestError>>,
+    },
+    Insert {
+        block: ChkBlock,
+        reply: oneshot::Sender<Result<(), RequestError>>,
+    },
+    Status {
+        reply: oneshot::Sender<NodeStatus>,
+    },
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -188,26 +205,34 @@ impl NodeHandle {
     /// Fetches one block from the local store or the network, verified.
     pub async fn fetch_block(&self, key: RoutingKey) -> Result<ChkBlock, RequestError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Fetch { key, reply }).await.map_err(|_| RequestError::Stopped)?;
+        self.commands
+            .send(Command::Fetch { key, reply })
+            .await
+            .map_err(|_| RequestError::Stopped)?;
         answer.await.map_err(|_| RequestError::Stopped)?
     }
 
     /// Inserts one block into the network.
     pub async fn insert_block(&self, block: ChkBlock) -> Result<(), RequestError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Insert { block, reply }).await.map_err(|_| RequestError::Stopped)?;
+        self.commands
+            .send(Command::Insert { block, reply })
+            .await
+            .map_err(|_| RequestError::Stopped)?;
         answer.await.map_err(|_| RequestError::Stopped)?
     }
 
     pub async fn status(&self) -> Result<NodeStatus, RequestError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Status { reply }).await.map_err(|_| RequestError::Stopped)?;
+        self.commands
+            .send(Command::Status { reply })
+            .await
+            .map_err(|_| RequestError::Stopped)?;
         answer.await.map_err(|_| RequestError::Stopped)
     }
 }
 
 /// A running node. Dropping it aborts the node; [`Node::shutdown`] stops it cleanly.
-#[derive(Debug)]
 pub struct Node {
     handle: NodeHandle,
     cancel: CancellationToken,
@@ -215,14 +240,26 @@ pub struct Node {
     store: Arc<dyn BlockStore>,
 }
 
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("noderef", &self.handle.noderef)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Node {
     /// Opens the store, binds the listener, and starts the event loop and the
     /// dialers for the configured peers.
     pub async fn start(config: NodeConfig, identity: NodeIdentity) -> Result<Node, StartError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
-        let store: Arc<dyn BlockStore> =
-            Arc::new(SledStore::open(&config.data_dir.join(STORE_DIR), config.store.clone())?);
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let store: Arc<dyn BlockStore> = Arc::new(SledStore::open(
+            &config.data_dir.join(STORE_DIR),
+            config.store.clone(),
+        )?);
         Self::start_with_store(config, identity, store).await
     }
 
@@ -247,7 +284,10 @@ impl Node {
             Arc::new(crate::link::AnyPeer),
         )
         .await
-        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
         let mut noderef = listener.noderef().clone();
         if config.advertise.is_none() && noderef.address.ip().is_unspecified() {
             // Listening on 0.0.0.0: advertise loopback rather than an address no one can dial.
@@ -255,7 +295,10 @@ impl Node {
         }
         let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
         let cancel = CancellationToken::new();
-        let handle = NodeHandle { commands, noderef: Arc::new(noderef.clone()) };
+        let handle = NodeHandle {
+            commands,
+            noderef: Arc::new(noderef.clone()),
+        };
         let driver = event_loop::Driver::new(event_loop::Parts {
             config,
             identity,
@@ -266,7 +309,12 @@ impl Node {
             cancel: cancel.clone(),
         });
         let task = AbortOnDropHandle::new(tokio::spawn(driver.run()));
-        Ok(Node { handle, cancel, task, store })
+        Ok(Node {
+            handle,
+            cancel,
+            task,
+            store,
+        })
     }
 
     pub fn handle(&self) -> NodeHandle {
@@ -276,7 +324,10 @@ impl Node {
     /// Closes every link, stops the event loop and flushes the store.
     pub async fn shutdown(self) -> Result<(), StoreError> {
         self.cancel.cancel();
-        if tokio::time::timeout(SHUTDOWN_DEADLINE, self.task).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, self.task)
+            .await
+            .is_err()
+        {
             tracing::warn!("event loop did not stop within {SHUTDOWN_DEADLINE:?}; aborted");
         }
         self.store.flush()

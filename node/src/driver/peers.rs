@@ -3,8 +3,9 @@
 //!
 //! Two nodes that dial each other at once end up with two links. Both sides
 //! keep the same one: the link initiated by the node with the smaller public
-//! key. The loser is closed; its `Closed` event, which comes later, is then
-//! recognised and ignored.
+//! key. The loser is closed; its handle is kept (dropping a handle aborts the
+//! link without a `Closed` event) until its `Closed` event comes, which is
+//! then recognised and ignored.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,10 @@ use crate::link::LinkHandle;
 use crate::routing::PeerId;
 
 /// Peers remembered for redialling at most (configured peers always count).
-pub const MAX_KNOWN_PEERS: usize = 256;
+pub(super) const MAX_KNOWN_PEERS: usize = 256;
+/// Replaced links per peer kept until they report `Closed`; beyond this a
+/// flapping peer's old links are dropped (aborted) instead.
+const MAX_RETIRING_PER_PEER: usize = 4;
 
 #[derive(Debug)]
 pub(super) struct Slot {
@@ -42,7 +46,7 @@ pub(super) struct PeerTable {
     keys: HashMap<PeerId, NodePublicKey>,
     links: HashMap<PeerId, Slot>,
     /// Links closed as duplicates whose `Closed` event is still to come.
-    replaced: HashMap<NodePublicKey, u32>,
+    retiring: HashMap<NodePublicKey, Vec<LinkHandle>>,
     known: HashMap<NodePublicKey, NodeRef>,
     peers_file: PathBuf,
     next_id: u64,
@@ -55,7 +59,7 @@ impl PeerTable {
             ids: HashMap::new(),
             keys: HashMap::new(),
             links: HashMap::new(),
-            replaced: HashMap::new(),
+            retiring: HashMap::new(),
             known: HashMap::new(),
             peers_file: data_dir.join(super::PEERS_FILE),
             next_id: 0,
@@ -90,26 +94,41 @@ impl PeerTable {
         }
     }
 
-    /// Records a spawned link; returns its peer id and the link it replaced, if any.
-    pub(super) fn insert(&mut self, handle: LinkHandle, outbound: bool) -> (PeerId, Option<LinkHandle>) {
+    /// Records a spawned link and returns its peer id; a link it replaces is
+    /// closed and kept until its `Closed` event.
+    pub(super) fn insert(&mut self, handle: LinkHandle, outbound: bool) -> PeerId {
         let noderef = handle.peer().clone();
         let key = noderef.identity;
         let id = self.id_for(key);
         self.remember(noderef.clone());
-        let old = self.links.insert(id, Slot { handle, noderef, outbound });
-        if old.is_some() {
-            *self.replaced.entry(key).or_default() += 1;
+        if let Some(old) = self.links.insert(
+            id,
+            Slot {
+                handle,
+                noderef,
+                outbound,
+            },
+        ) {
+            old.handle.close();
+            let retiring = self.retiring.entry(key).or_default();
+            if retiring.len() < MAX_RETIRING_PER_PEER {
+                retiring.push(old.handle);
+            }
         }
-        (id, old.map(|slot| slot.handle))
+        id
     }
 
     /// A link to `key` closed. Returns the peer id if that was the live link
     /// (the peer is now down), or `None` if it was a replaced duplicate.
     pub(super) fn closed(&mut self, key: &NodePublicKey) -> Option<PeerId> {
-        if let Some(count) = self.replaced.get_mut(key) {
-            *count -= 1;
-            if *count == 0 {
-                self.replaced.remove(key);
+        // Each link sends one `Closed`; while a replaced link is retiring, the
+        // first `Closed` for this peer is taken to be its. Should the live link
+        // die first, the retiring link's later `Closed` takes the peer down:
+        // the counts balance either way.
+        if let Some(retiring) = self.retiring.get_mut(key) {
+            retiring.pop();
+            if retiring.is_empty() {
+                self.retiring.remove(key);
             }
             return None;
         }
@@ -117,8 +136,16 @@ impl PeerTable {
         self.links.remove(&id).map(|_| id)
     }
 
+    /// Drops the retiring links (closed already) at shutdown.
+    pub(super) fn close_retiring(&mut self) {
+        self.retiring.clear();
+    }
+
     pub(super) fn id_of(&self, key: &NodePublicKey) -> Option<PeerId> {
-        self.ids.get(key).copied().filter(|id| self.links.contains_key(id))
+        self.ids
+            .get(key)
+            .copied()
+            .filter(|id| self.links.contains_key(id))
     }
 
     pub(super) fn link(&self, id: PeerId) -> Option<&Slot> {
@@ -154,7 +181,9 @@ impl PeerTable {
 
     /// Peers remembered from earlier runs.
     pub(super) fn load_saved(&self) -> Vec<NodeRef> {
-        let Ok(text) = std::fs::read_to_string(&self.peers_file) else { return Vec::new() };
+        let Ok(text) = std::fs::read_to_string(&self.peers_file) else {
+            return Vec::new();
+        };
         text.lines()
             .filter_map(|line| match line.parse::<NodeRef>() {
                 Ok(noderef) => Some(noderef),

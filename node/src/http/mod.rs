@@ -32,10 +32,15 @@ use crate::driver::NodeHandle;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpError {
-    #[error("the local API may only listen on loopback, not {0}; set api_allow_remote to override")]
+    #[error(
+        "the local API may only listen on loopback, not {0}; set api_allow_remote to override"
+    )]
     NotLoopback(SocketAddr),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Binds the local API. Refuses non-loopback addresses unless `allow_remote`:
@@ -44,11 +49,17 @@ pub async fn bind(addr: SocketAddr, allow_remote: bool) -> Result<TcpListener, H
     if !addr.ip().is_loopback() && !allow_remote {
         return Err(HttpError::NotLoopback(addr));
     }
-    TcpListener::bind(addr).await.map_err(|source| HttpError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })
 }
 
 /// Serves the API until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, node: NodeHandle, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    node: NodeHandle,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     axum::serve(listener, router(node))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
@@ -70,7 +81,11 @@ fn error_response(err: &ClientError) -> Response {
         ClientError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
     };
-    (status, Json(serde_json::json!({ "error": err.to_string() }))).into_response()
+    (
+        status,
+        Json(serde_json::json!({ "error": err.to_string() })),
+    )
+        .into_response()
 }
 
 async fn status(State(node): State<NodeHandle>) -> Response {
@@ -85,8 +100,15 @@ struct InsertQuery {
     content_type: Option<String>,
 }
 
-async fn insert(State(node): State<NodeHandle>, Query(query): Query<InsertQuery>, request: Request) -> Response {
-    let chunks = request.into_body().into_data_stream().map(|chunk| chunk.map_err(std::io::Error::other));
+async fn insert(
+    State(node): State<NodeHandle>,
+    Query(query): Query<InsertQuery>,
+    request: Request,
+) -> Response {
+    let chunks = request
+        .into_body()
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other));
     match client::insert_stream(&node, chunks, query.content_type).await {
         Ok(uri) => Json(serde_json::json!({ "uri": uri.to_string() })).into_response(),
         Err(err) => error_response(&err),
@@ -107,9 +129,10 @@ async fn insert_site(State(node): State<NodeHandle>, Json(site): Json<SiteReques
 
 async fn gateway(State(node): State<NodeHandle>, request: Request) -> Response {
     let path = request.uri().path().trim_start_matches('/');
-    let decoded = match percent_decode(path) {
-        Some(decoded) => decoded,
-        None => return error_response(&ClientError::BadRequest("bad percent-encoding in the path".into())),
+    let Some(decoded) = percent_decode(path) else {
+        return error_response(&ClientError::BadRequest(
+            "bad percent-encoding in the path".into(),
+        ));
     };
     let uri: ChkUri = match decoded.parse() {
         Ok(uri) => uri,
@@ -117,15 +140,21 @@ async fn gateway(State(node): State<NodeHandle>, request: Request) -> Response {
     };
     match client::fetch(&node, uri).await {
         Ok(fetch) => {
-            let mut response = Response::new(Body::from_stream(fetch.chunks));
+            let (length, content_type) = (fetch.length, fetch.content_type.clone());
+            let mut response = Response::new(Body::from_stream(fetch.into_stream()));
             let headers = response.headers_mut();
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(fetch.length));
-            let content_type = fetch.content_type.as_deref().unwrap_or("application/octet-stream");
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            let content_type = content_type
+                .as_deref()
+                .unwrap_or("application/octet-stream");
             if let Ok(value) = HeaderValue::from_str(content_type) {
                 headers.insert(header::CONTENT_TYPE, value);
             }
             // Content from the network must not be sniffed into something else.
-            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             response
         }
         Err(err) => error_response(&err),
@@ -134,7 +163,10 @@ async fn gateway(State(node): State<NodeHandle>, request: Request) -> Response {
 
 /// Decodes `%XX` escapes, as browsers send for spaces and such in paths.
 fn percent_decode(text: &str) -> Option<String> {
-    percent_encoding::percent_decode_str(text).decode_utf8().ok().map(std::borrow::Cow::into_owned)
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]
