@@ -423,6 +423,7 @@ impl Node {
                 let result = match outcome {
                     Outcome::Collision => Err(InsertError::Collision),
                     Outcome::Timeout => Err(InsertError::Timeout),
+                    Outcome::Inserted => Ok(()),
                     _ if req.reached => Ok(()),
                     _ => Err(InsertError::RouteNotFound),
                 };
