@@ -214,7 +214,7 @@ impl Node {
         };
         match msg {
             Message::Request { id, key, htl } => {
-                self.on_request(now, store, from_idx, id, key, htl)
+                self.on_request(now, store, from_idx, id, key, htl);
             }
             Message::Insert {
                 id,

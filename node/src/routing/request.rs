@@ -271,14 +271,15 @@ impl Node {
                     self.finish(id, Outcome::NotFound { htl: 0 });
                 }
             }
-            Message::DataFound { block, .. } if !insert => match ChkBlock::verify(req.key, block) {
-                Ok(block) => self.finish(id, Outcome::Found(block)),
-                Err(_) => {
+            Message::DataFound { block, .. } if !insert => {
+                if let Ok(block) = ChkBlock::verify(req.key, block) {
+                    self.finish(id, Outcome::Found(block));
+                } else {
                     // Penalise the forger; the request goes on elsewhere.
                     self.misbehaved(from, Misbehaviour::ForgedBlock);
                     self.route_next(now, id);
                 }
-            },
+            }
             Message::InsertReply { .. } if insert => self.finish(id, Outcome::Inserted),
             Message::InsertCollision { .. } if insert => self.finish(id, Outcome::Collision),
             _ => {
@@ -351,7 +352,7 @@ impl Node {
         }
         match std::mem::replace(&mut req.kind, Kind::Fetch) {
             Kind::Fetch => self.finish_fetch(&req, outcome),
-            Kind::Insert(block) => self.finish_insert(&req, block, outcome),
+            Kind::Insert(block) => self.finish_insert(&req, block, &outcome),
         }
     }
 
@@ -390,7 +391,7 @@ impl Node {
         for w in &req.waiters {
             match *w {
                 Waiter::Peer { peer, id } if route => {
-                    self.send(peer, Message::RouteNotFound { id, htl })
+                    self.send(peer, Message::RouteNotFound { id, htl });
                 }
                 Waiter::Peer { peer, id } => self.send(peer, Message::DataNotFound { id, htl }),
                 Waiter::Client(client) => {
@@ -401,7 +402,7 @@ impl Node {
         }
     }
 
-    fn finish_insert(&mut self, req: &Request, block: ChkBlock, outcome: Outcome) {
+    fn finish_insert(&mut self, req: &Request, block: ChkBlock, outcome: &Outcome) {
         let Some(&first) = req.waiters.first() else {
             return;
         };
@@ -409,7 +410,7 @@ impl Node {
             if let Some(area) = self.insert_area(req) {
                 self.actions.push_back(Action::Store { area, block });
             }
-            let msg = match outcome {
+            let msg = match *outcome {
                 Outcome::RouteNotFound { htl } => Message::RouteNotFound { id, htl },
                 Outcome::Timeout => Message::RouteNotFound { id, htl: 0 },
                 _ => Message::InsertReply { id },

@@ -96,7 +96,7 @@ fn first_hops(net: &Net, keys: &[RoutingKey]) -> Vec<NodeIx> {
 #[test]
 fn ideal_topology_routes_well() {
     let report = run(&small(Topology::Ideal, 7));
-    assert_eq!(report.insert_success_rate, 1.0, "{report:?}");
+    assert!(report.insert_success_rate >= 1.0, "{report:?}");
     assert!(report.success_rate >= 0.99, "{report:?}");
     assert!(report.hops_mean <= 7.0, "{report:?}");
     assert!(report.hops_p50 <= report.hops_p99);
