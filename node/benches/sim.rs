@@ -40,17 +40,9 @@ fn config(nodes: usize, topology: Topology, requests: usize) -> SimConfig {
     }
 }
 
-fn main() -> ExitCode {
-    if let Ok(json) = std::env::var(CHILD_ENV) {
-        let config: SimConfig = serde_json::from_str(&json).expect("child config");
-        println!("{}", serde_json::to_string(&run(&config)).expect("report"));
-        return ExitCode::SUCCESS;
-    }
-    let requests = std::env::var("WARREN_SIM_REQUESTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(REQUESTS);
-    let targets = [
+/// The runs and the figures each must reach.
+fn targets(requests: usize) -> Vec<Target> {
+    vec![
         Target {
             name: "random control, 10k nodes",
             config: config(10_000, Topology::Random, requests),
@@ -87,7 +79,20 @@ fn main() -> ExitCode {
             max_wall_s: 60.0,
             max_rss_mb: 4096.0,
         },
-    ];
+    ]
+}
+
+fn main() -> ExitCode {
+    if let Ok(json) = std::env::var(CHILD_ENV) {
+        let config: SimConfig = serde_json::from_str(&json).expect("child config");
+        println!("{}", serde_json::to_string(&run(&config)).expect("report"));
+        return ExitCode::SUCCESS;
+    }
+    let requests = std::env::var("WARREN_SIM_REQUESTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(REQUESTS);
+    let targets = targets(requests);
     let exe = std::env::current_exe().expect("own path");
     let mut all_met = true;
     let mut baseline = None;
