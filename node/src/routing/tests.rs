@@ -481,12 +481,30 @@ fn answered_from_the_store_without_routing() {
 }
 
 fn insert_msg(id: u64, block: &ChkBlock, htl: u8) -> Message {
+    let key = block.routing_key();
     Message::Insert {
         id: RequestId(id),
-        key: block.routing_key(),
+        key,
         htl,
-        block: block.as_bytes().to_vec(),
     }
+}
+
+fn insert_data(id: u64, bytes: &[u8]) -> Message {
+    let block = bytes.to_vec();
+    Message::InsertData {
+        id: RequestId(id),
+        block,
+    }
+}
+
+/// Peer `from` offers an insert; it is accepted and the block sent.
+fn offer_insert(one: &mut One, from: u64, id: u64, block: &ChkBlock, htl: u8) -> Vec<Action> {
+    let out = one.msg(from, insert_msg(id, block, htl));
+    assert_eq!(
+        sends(&out),
+        vec![(from, &Message::Accepted { id: RequestId(id) })]
+    );
+    one.msg(from, insert_data(id, block.as_bytes()))
 }
 
 #[test]
@@ -497,8 +515,11 @@ fn inserts_are_stored_at_sinks_and_cached_elsewhere() {
     let mut sink = One::new(RoutingConfig::default(), near(&key, CLOSE));
     sink.up(1, near(&key, FAR));
     sink.up(2, near(&key, MID));
-    let out = sink.msg(1, insert_msg(7, &block, 10));
-    assert_eq!(sends(&out)[1], (2, &insert_msg(7, &block, 9)));
+    let out = offer_insert(&mut sink, 1, 7, &block, 10);
+    // Only the offer goes on; the block follows the downstream's acceptance.
+    assert_eq!(sends(&out), vec![(2, &insert_msg(7, &block, 9))]);
+    let out = sink.msg(2, Message::Accepted { id: RequestId(7) });
+    assert_eq!(sends(&out), vec![(2, &insert_data(7, block.as_bytes()))]);
     let out = sink.msg(2, Message::InsertReply { id: RequestId(7) });
     assert_eq!(stores(&out), vec![Area::Store]);
     assert_eq!(
@@ -508,35 +529,44 @@ fn inserts_are_stored_at_sinks_and_cached_elsewhere() {
     // A relay whose peer 2 is closer: cached, unless near the originator.
     for (htl, expect) in [(10, vec![Area::Cache]), (17, vec![])] {
         let mut one = relay(&block);
-        one.msg(1, insert_msg(7, &block, htl));
+        offer_insert(&mut one, 1, 7, &block, htl);
         let out = one.msg(2, Message::InsertReply { id: RequestId(7) });
         assert_eq!(stores(&out), expect, "htl {htl}");
     }
 }
 
 #[test]
-fn forged_inserts_are_refused() {
+fn a_looping_insert_costs_no_block() {
+    let block = sim_block(1, 16);
+    let mut one = relay(&block);
+    offer_insert(&mut one, 1, 7, &block, 10);
+    let out = one.msg(3, insert_msg(7, &block, 9));
+    assert_eq!(
+        sends(&out),
+        vec![(3, &Message::RejectedLoop { id: RequestId(7) })]
+    );
+    // Upstream side: a loop reply moves on to the next peer with the offer only.
+    let out = one.msg(2, Message::RejectedLoop { id: RequestId(7) });
+    assert_eq!(sends(&out), vec![(3, &insert_msg(7, &block, 9))]);
+}
+
+#[test]
+fn forged_or_unexpected_insert_data_is_refused() {
     let block = sim_block(1, 13);
     let mut one = relay(&block);
-    let Message::Insert {
-        id,
-        key,
-        htl,
-        mut block,
-    } = insert_msg(7, &block, 10)
-    else {
-        unreachable!()
-    };
-    block[5] ^= 0x80;
-    let out = one.msg(
-        1,
-        Message::Insert {
-            id,
-            key,
-            htl,
-            block,
-        },
-    );
+    let mut forged = block.as_bytes().to_vec();
+    forged[5] ^= 0x80;
+    one.msg(1, insert_msg(7, &block, 10));
+    // From a peer that did not offer the insert.
+    let out = one.msg(3, insert_data(7, block.as_bytes()));
+    assert!(matches!(
+        out[..],
+        [Action::Misbehaved {
+            peer: PeerId(3),
+            reason: Misbehaviour::UnexpectedReply
+        }]
+    ));
+    let out = one.msg(1, insert_data(7, &forged));
     assert!(matches!(
         out[..],
         [Action::Misbehaved {
@@ -545,6 +575,24 @@ fn forged_inserts_are_refused() {
         }]
     ));
     assert_eq!(one.node.live_requests(), 0);
+}
+
+#[test]
+fn an_insert_whose_block_never_comes_is_dropped() {
+    let block = sim_block(1, 17);
+    let mut one = relay(&block);
+    one.msg(1, insert_msg(7, &block, 10));
+    assert_eq!(one.node.live_requests(), 1);
+    let deadline = Time::ZERO.after(DEFAULT_ACCEPT_TIMEOUT);
+    assert_eq!(one.node.poll_timeout(), Some(deadline));
+    assert!(one.advance(deadline).is_empty());
+    assert_eq!(one.node.live_requests(), 0);
+    // Its id is free again.
+    let out = one.msg(1, insert_msg(7, &block, 10));
+    assert_eq!(
+        sends(&out),
+        vec![(1, &Message::Accepted { id: RequestId(7) })]
+    );
 }
 
 #[test]
@@ -570,7 +618,7 @@ fn local_inserts_are_not_stored_by_their_originator_and_collisions_reported() {
     ));
     // Relayed: the collision goes back upstream and nothing is stored.
     let mut one = relay(&block);
-    one.msg(1, insert_msg(7, &block, 10));
+    offer_insert(&mut one, 1, 7, &block, 10);
     let out = one.msg(2, Message::InsertCollision { id: RequestId(7) });
     assert!(stores(&out).is_empty());
     assert_eq!(
