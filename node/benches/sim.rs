@@ -82,30 +82,26 @@ fn targets(requests: usize) -> Vec<Target> {
     ]
 }
 
-fn main() -> ExitCode {
+fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     if let Ok(json) = std::env::var(CHILD_ENV) {
-        let config: SimConfig = serde_json::from_str(&json).expect("child config");
-        println!("{}", serde_json::to_string(&run(&config)).expect("report"));
-        return ExitCode::SUCCESS;
+        let config: SimConfig = serde_json::from_str(&json)?;
+        println!("{}", serde_json::to_string(&run(&config))?);
+        return Ok(ExitCode::SUCCESS);
     }
     let requests = std::env::var("WARREN_SIM_REQUESTS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(REQUESTS);
     let targets = targets(requests);
-    let exe = std::env::current_exe().expect("own path");
+    let exe = std::env::current_exe()?;
     let mut all_met = true;
     let mut baseline = None;
     for target in &targets {
         let out = Command::new(&exe)
-            .env(
-                CHILD_ENV,
-                serde_json::to_string(&target.config).expect("config"),
-            )
-            .output()
-            .expect("run child");
+            .env(CHILD_ENV, serde_json::to_string(&target.config)?)
+            .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let report: SimReport = serde_json::from_str(text.trim()).expect("child report");
+        let report: SimReport = serde_json::from_str(text.trim())?;
         let met = report.success_rate >= target.min_success
             && report.success_rate <= target.max_success
             && report.hops_mean <= target.max_hops_mean
@@ -129,9 +125,9 @@ fn main() -> ExitCode {
         );
         println!("  {}", text.trim());
     }
-    if all_met {
+    Ok(if all_met {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
+    })
 }
