@@ -235,3 +235,21 @@ fn a_peer_vanishing_mid_request_is_routed_around() {
     }
     assert_eq!(net.live_requests(), 0);
 }
+
+#[test]
+fn the_random_control_collapses_as_the_network_grows() {
+    let at = |nodes| {
+        run(&SimConfig {
+            nodes,
+            requests: 150,
+            topology: Topology::Random,
+            ..SimConfig::default()
+        })
+        .success_rate
+    };
+    let (small, large) = (at(500), at(6_000));
+    assert!(
+        large < small / 2.0,
+        "500 nodes: {small}, 6000 nodes: {large}"
+    );
+}
