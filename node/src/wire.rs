@@ -17,8 +17,8 @@ pub const WIRE_VERSION: u8 = 1;
 /// (tag, id, key, hops-to-live and length prefixes need under 64 bytes).
 const MESSAGE_OVERHEAD: usize = 256;
 
-/// Largest encoded message accepted or produced. An `Insert` carrying a full
-/// block fits; the link layer's payload cap (a block plus at least 1 KiB) must
+/// Largest encoded message accepted or produced. A `DataFound` or
+/// `InsertData` carrying a full block fits; the link layer's payload cap (a block plus at least 1 KiB) must
 /// be at least this.
 pub const MAX_MESSAGE_LEN: usize = BLOCK_LEN + MESSAGE_OVERHEAD;
 
@@ -35,16 +35,22 @@ pub enum Message {
         key: RoutingKey,
         htl: u8,
     },
-    /// Store `block` (named `key`) along the route toward `key`.
+    /// Store the block named `key` along the route toward `key`. The block
+    /// follows in `InsertData` once the receiver has accepted, so a loop or an
+    /// overloaded peer costs a few bytes, not a block.
     Insert {
         id: RequestId,
         key: RoutingKey,
         htl: u8,
-        #[serde(with = "block_bytes")]
-        block: Vec<u8>,
     },
     /// The receiver took the request on and is working on it.
     Accepted { id: RequestId },
+    /// The block of an accepted `Insert`.
+    InsertData {
+        id: RequestId,
+        #[serde(with = "block_bytes")]
+        block: Vec<u8>,
+    },
     /// The block for a `Request`, travelling back along the path.
     DataFound {
         id: RequestId,
@@ -72,6 +78,7 @@ impl Message {
             Message::Request { id, .. }
             | Message::Insert { id, .. }
             | Message::Accepted { id }
+            | Message::InsertData { id, .. }
             | Message::DataFound { id, .. }
             | Message::DataNotFound { id, .. }
             | Message::RouteNotFound { id, .. }
@@ -88,6 +95,7 @@ impl Message {
             Message::Request { .. } => "Request",
             Message::Insert { .. } => "Insert",
             Message::Accepted { .. } => "Accepted",
+            Message::InsertData { .. } => "InsertData",
             Message::DataFound { .. } => "DataFound",
             Message::DataNotFound { .. } => "DataNotFound",
             Message::RouteNotFound { .. } => "RouteNotFound",
@@ -103,26 +111,14 @@ impl core::fmt::Debug for Message {
     // Block bytes are 32 KiB of noise: print their length, never their content.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Message::Request { id, key, htl } => f
-                .debug_struct("Request")
+            Message::Request { id, key, htl } | Message::Insert { id, key, htl } => f
+                .debug_struct(self.kind())
                 .field("id", id)
                 .field("key", key)
                 .field("htl", htl)
                 .finish(),
-            Message::Insert {
-                id,
-                key,
-                htl,
-                block,
-            } => f
-                .debug_struct("Insert")
-                .field("id", id)
-                .field("key", key)
-                .field("htl", htl)
-                .field("block_len", &block.len())
-                .finish(),
-            Message::DataFound { id, block } => f
-                .debug_struct("DataFound")
+            Message::DataFound { id, block } | Message::InsertData { id, block } => f
+                .debug_struct(self.kind())
                 .field("id", id)
                 .field("block_len", &block.len())
                 .finish(),
@@ -161,7 +157,7 @@ pub enum WireError {
 /// Encodes a message: version byte, then postcard.
 pub fn encode(msg: &Message) -> Vec<u8> {
     let mut out = Vec::with_capacity(match msg {
-        Message::Insert { block, .. } | Message::DataFound { block, .. } => {
+        Message::InsertData { block, .. } | Message::DataFound { block, .. } => {
             block.len() + MESSAGE_OVERHEAD
         }
         _ => MESSAGE_OVERHEAD,
@@ -280,15 +276,14 @@ mod tests {
                 key,
                 htl
             }),
-            (id.clone(), key_strategy(), any::<u8>(), block_strategy()).prop_map(
-                |(id, key, htl, block)| Message::Insert {
-                    id,
-                    key,
-                    htl,
-                    block
-                }
-            ),
+            (id.clone(), key_strategy(), any::<u8>()).prop_map(|(id, key, htl)| Message::Insert {
+                id,
+                key,
+                htl
+            }),
             id.clone().prop_map(|id| Message::Accepted { id }),
+            (id.clone(), block_strategy())
+                .prop_map(|(id, block)| Message::InsertData { id, block }),
             (id.clone(), block_strategy()).prop_map(|(id, block)| Message::DataFound { id, block }),
             (id.clone(), any::<u8>()).prop_map(|(id, htl)| Message::DataNotFound { id, htl }),
             (id.clone(), any::<u8>()).prop_map(|(id, htl)| Message::RouteNotFound { id, htl }),
@@ -301,10 +296,8 @@ mod tests {
 
     #[test]
     fn largest_message_fits_the_limit() {
-        let msg = Message::Insert {
+        let msg = Message::InsertData {
             id: RequestId(u64::MAX),
-            key: RoutingKey::from_bytes([0xFF; 32]),
-            htl: u8::MAX,
             block: vec![0; BLOCK_LEN],
         };
         let bytes = encode(&msg);

@@ -6,7 +6,7 @@ use core::time::Duration;
 use rand_core::RngCore;
 use warren_crypto::{ChkBlock, Location, RoutingKey};
 
-use super::request::{Kind, Outcome, Request, Waiter};
+use super::request::{Kind, Outcome, PendingInsert, Request, Waiter};
 use super::{
     Action, BlockLookup, ClientId, Event, FetchError, InsertError, Misbehaviour, PeerId,
     RoutingConfig, Time,
@@ -60,6 +60,8 @@ pub struct Node {
     pub(super) fetch_by_key: HashMap<RoutingKey, RequestId>,
     /// Ids of merged requests -> the live request answering them (for loop checks).
     pub(super) aliases: HashMap<RequestId, RequestId>,
+    /// Inserts accepted whose block has not arrived yet.
+    pub(super) awaiting_data: HashMap<RequestId, PendingInsert>,
     pub(super) actions: VecDeque<Action>,
     pub(super) stats: NodeStats,
 }
@@ -73,6 +75,7 @@ impl Node {
             requests: HashMap::new(),
             fetch_by_key: HashMap::new(),
             aliases: HashMap::new(),
+            awaiting_data: HashMap::new(),
             actions: VecDeque::new(),
             stats: NodeStats::default(),
         }
@@ -97,7 +100,7 @@ impl Node {
 
     /// Requests this node is working on (its own and relayed).
     pub fn live_requests(&self) -> usize {
-        self.requests.len()
+        self.requests.len() + self.awaiting_data.len()
     }
 
     /// Feeds one event in. Drain [`Node::poll_action`] afterwards.
@@ -122,11 +125,15 @@ impl Node {
 
     /// When [`Node::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.requests.values().map(|r| r.deadline).min()
+        let requests = self.requests.values().map(|r| r.deadline);
+        requests
+            .chain(self.awaiting_data.values().map(|p| p.deadline))
+            .min()
     }
 
     /// Fires every deadline at or before `now`.
     pub fn handle_timeout(&mut self, now: Time) {
+        self.expire_awaiting_data(now);
         let mut due: Vec<RequestId> = self
             .requests
             .iter()
@@ -175,6 +182,7 @@ impl Node {
 
     fn peer_down(&mut self, now: Time, peer: PeerId) {
         self.peers.retain(|p| p.id != peer);
+        self.awaiting_data.retain(|_, p| p.from != peer);
         let mut affected: Vec<RequestId> = self
             .requests
             .iter()
@@ -214,14 +222,10 @@ impl Node {
         };
         match msg {
             Message::Request { id, key, htl } => {
-                self.on_request(now, store, from_idx, id, key, htl)
+                self.on_request(now, store, from_idx, id, key, htl);
             }
-            Message::Insert {
-                id,
-                key,
-                htl,
-                block,
-            } => self.on_insert(now, store, from_idx, id, key, htl, block),
+            Message::Insert { id, key, htl } => self.on_insert(now, from_idx, id, key, htl),
+            Message::InsertData { id, block } => self.on_insert_data(now, store, from, id, block),
             reply => self.on_reply(now, from, reply),
         }
     }
@@ -304,7 +308,9 @@ impl Node {
     }
 
     pub(super) fn is_live(&self, id: RequestId) -> bool {
-        self.requests.contains_key(&id) || self.aliases.contains_key(&id)
+        self.requests.contains_key(&id)
+            || self.aliases.contains_key(&id)
+            || self.awaiting_data.contains_key(&id)
     }
 
     fn local_fetch<R, S>(
@@ -332,7 +338,7 @@ impl Node {
                 }
             }
         }
-        if self.requests.len() >= self.config.max_live_requests {
+        if self.live_requests() >= self.config.max_live_requests {
             let result = Err(FetchError::Overloaded);
             self.actions.push_back(Action::FetchDone { client, result });
             return;
@@ -363,7 +369,7 @@ impl Node {
                 .push_back(Action::InsertDone { client, result });
             return;
         }
-        if self.requests.len() >= self.config.max_live_requests {
+        if self.live_requests() >= self.config.max_live_requests {
             let result = Err(InsertError::Overloaded);
             self.actions
                 .push_back(Action::InsertDone { client, result });

@@ -44,6 +44,17 @@ pub(super) enum Outcome {
     Timeout,
 }
 
+/// An insert accepted here whose block has not arrived yet.
+#[derive(Debug)]
+pub(super) struct PendingInsert {
+    pub(super) from: PeerId,
+    key: RoutingKey,
+    htl_in: u8,
+    htl: u8,
+    source_location: Location,
+    pub(super) deadline: Time,
+}
+
 /// A request this node is working on.
 #[derive(Debug)]
 pub(super) struct Request {
@@ -109,7 +120,7 @@ impl Node {
     /// Whether this node takes on another request from `peers[idx]`.
     fn has_capacity(&self, idx: usize) -> bool {
         self.peers[idx].serving < self.config.max_requests_per_peer
-            && self.requests.len() < self.config.max_live_requests
+            && self.live_requests() < self.config.max_live_requests
     }
 
     fn refuse_overloaded(&mut self, to: PeerId, id: RequestId) {
@@ -190,16 +201,14 @@ impl Node {
         true
     }
 
-    #[allow(clippy::too_many_arguments)] // the fields of one Insert message
-    pub(super) fn on_insert<S: BlockLookup + ?Sized>(
+    /// An insert offered by `peers[idx]`: accept it and wait for its block.
+    pub(super) fn on_insert(
         &mut self,
         now: Time,
-        store: &S,
         idx: usize,
         id: RequestId,
         key: RoutingKey,
         htl: u8,
-        bytes: Vec<u8>,
     ) {
         let from = self.peers[idx].id;
         if self.is_live(id) {
@@ -211,27 +220,80 @@ impl Node {
             self.refuse_overloaded(from, id);
             return;
         }
-        let Ok(block) = ChkBlock::verify(key, bytes) else {
-            self.misbehaved(from, Misbehaviour::ForgedBlock);
+        let htl_in = htl.min(self.config.max_htl);
+        let pending = PendingInsert {
+            from,
+            key,
+            htl_in,
+            htl: self.decrement(idx, htl_in),
+            source_location: self.peers[idx].location,
+            deadline: now.after(self.config.accept_timeout),
+        };
+        self.peers[idx].serving += 1;
+        self.awaiting_data.insert(id, pending);
+        self.send(from, Message::Accepted { id });
+    }
+
+    /// The block of an insert accepted from `from`: verify it, then route it.
+    pub(super) fn on_insert_data<S: BlockLookup + ?Sized>(
+        &mut self,
+        now: Time,
+        store: &S,
+        from: PeerId,
+        id: RequestId,
+        bytes: Vec<u8>,
+    ) {
+        match self.awaiting_data.get(&id) {
+            Some(p) if p.from == from => {}
+            Some(_) => return self.misbehaved(from, Misbehaviour::UnexpectedReply),
+            None => {
+                self.stats.unknown_replies += 1;
+                return;
+            }
+        }
+        let Some(p) = self.awaiting_data.remove(&id) else {
             return;
         };
-        if lookup(store, &key).is_some_and(|old| old.as_bytes() != block.as_bytes()) {
-            self.send(from, Message::InsertCollision { id });
-            return;
+        let Ok(block) = ChkBlock::verify(p.key, bytes) else {
+            self.release(from);
+            return self.misbehaved(from, Misbehaviour::ForgedBlock);
+        };
+        if lookup(store, &p.key).is_some_and(|old| old.as_bytes() != block.as_bytes()) {
+            self.release(from);
+            return self.send(from, Message::InsertCollision { id });
         }
-        let htl_in = htl.min(self.config.max_htl);
-        let htl = self.decrement(idx, htl_in);
-        self.peers[idx].serving += 1;
         self.stats.inserts_accepted += 1;
-        self.send(from, Message::Accepted { id });
         let first = Waiter::Peer { peer: from, id };
-        let mut req = Request::new(Kind::Insert(block), key, htl_in, htl, first, now);
-        req.source_location = Some(self.peers[idx].location);
+        let mut req = Request::new(Kind::Insert(block), p.key, p.htl_in, p.htl, first, now);
+        req.source_location = Some(p.source_location);
         self.requests.insert(id, req);
-        if htl == 0 {
+        if p.htl == 0 {
             self.finish(id, Outcome::Inserted);
         } else {
             self.route_next(now, id);
+        }
+    }
+
+    /// Drops inserts whose block did not come in time.
+    pub(super) fn expire_awaiting_data(&mut self, now: Time) {
+        let mut expired: Vec<(RequestId, PeerId)> = self
+            .awaiting_data
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(id, p)| (*id, p.from))
+            .collect();
+        expired.sort_unstable();
+        for (id, from) in expired {
+            self.stats.timeouts += 1;
+            self.awaiting_data.remove(&id);
+            self.release(from);
+        }
+    }
+
+    /// One fewer request served for `peer`.
+    fn release(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
+            p.serving = p.serving.saturating_sub(1);
         }
     }
 
@@ -253,6 +315,10 @@ impl Node {
                 req.accepted = true;
                 req.reached = true;
                 req.deadline = now.after(search_timeout);
+                if let Kind::Insert(block) = &req.kind {
+                    let block = block.as_bytes().to_vec();
+                    self.send(from, Message::InsertData { id, block });
+                }
                 self.reset_backoff(from);
             }
             Message::RejectedLoop { .. } => self.route_next(now, id),
@@ -271,14 +337,15 @@ impl Node {
                     self.finish(id, Outcome::NotFound { htl: 0 });
                 }
             }
-            Message::DataFound { block, .. } if !insert => match ChkBlock::verify(req.key, block) {
-                Ok(block) => self.finish(id, Outcome::Found(block)),
-                Err(_) => {
+            Message::DataFound { block, .. } if !insert => {
+                if let Ok(block) = ChkBlock::verify(req.key, block) {
+                    self.finish(id, Outcome::Found(block));
+                } else {
                     // Penalise the forger; the request goes on elsewhere.
                     self.misbehaved(from, Misbehaviour::ForgedBlock);
                     self.route_next(now, id);
                 }
-            },
+            }
             Message::InsertReply { .. } if insert => self.finish(id, Outcome::Inserted),
             Message::InsertCollision { .. } if insert => self.finish(id, Outcome::Collision),
             _ => {
@@ -312,12 +379,8 @@ impl Node {
         let (key, htl) = (req.key, req.htl);
         let msg = match &req.kind {
             Kind::Fetch => Message::Request { id, key, htl },
-            Kind::Insert(block) => Message::Insert {
-                id,
-                key,
-                htl,
-                block: block.as_bytes().to_vec(),
-            },
+            // The block follows once the peer accepts.
+            Kind::Insert(_) => Message::Insert { id, key, htl },
         };
         self.send(peer, msg);
     }
@@ -351,7 +414,7 @@ impl Node {
         }
         match std::mem::replace(&mut req.kind, Kind::Fetch) {
             Kind::Fetch => self.finish_fetch(&req, outcome),
-            Kind::Insert(block) => self.finish_insert(&req, block, outcome),
+            Kind::Insert(block) => self.finish_insert(&req, block, &outcome),
         }
     }
 
@@ -390,7 +453,7 @@ impl Node {
         for w in &req.waiters {
             match *w {
                 Waiter::Peer { peer, id } if route => {
-                    self.send(peer, Message::RouteNotFound { id, htl })
+                    self.send(peer, Message::RouteNotFound { id, htl });
                 }
                 Waiter::Peer { peer, id } => self.send(peer, Message::DataNotFound { id, htl }),
                 Waiter::Client(client) => {
@@ -401,7 +464,7 @@ impl Node {
         }
     }
 
-    fn finish_insert(&mut self, req: &Request, block: ChkBlock, outcome: Outcome) {
+    fn finish_insert(&mut self, req: &Request, block: ChkBlock, outcome: &Outcome) {
         let Some(&first) = req.waiters.first() else {
             return;
         };
@@ -409,7 +472,7 @@ impl Node {
             if let Some(area) = self.insert_area(req) {
                 self.actions.push_back(Action::Store { area, block });
             }
-            let msg = match outcome {
+            let msg = match *outcome {
                 Outcome::RouteNotFound { htl } => Message::RouteNotFound { id, htl },
                 Outcome::Timeout => Message::RouteNotFound { id, htl: 0 },
                 _ => Message::InsertReply { id },
@@ -423,6 +486,7 @@ impl Node {
                 let result = match outcome {
                     Outcome::Collision => Err(InsertError::Collision),
                     Outcome::Timeout => Err(InsertError::Timeout),
+                    Outcome::Inserted => Ok(()),
                     _ if req.reached => Ok(()),
                     _ => Err(InsertError::RouteNotFound),
                 };

@@ -1,1 +1,660 @@
+//! One node driven by hand: every rule checked through inputs and outputs.
+//! Multi-node runs in virtual time live in `crate::sim::tests`.
 
+use std::collections::HashMap;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+use warren_crypto::{ChkBlock, Location, RoutingKey};
+
+use super::*;
+use crate::sim::sim_block;
+use crate::wire::{Message, RequestId};
+
+#[derive(Default)]
+struct MapStore(HashMap<RoutingKey, ChkBlock>);
+
+impl BlockLookup for MapStore {
+    fn get(&self, key: &RoutingKey) -> Option<ChkBlock> {
+        self.0.get(key).cloned()
+    }
+}
+
+/// One node, its store, its RNG and a clock.
+struct One {
+    node: Node,
+    store: MapStore,
+    rng: ChaCha8Rng,
+    now: Time,
+}
+
+impl One {
+    fn new(config: RoutingConfig, location: Location) -> Self {
+        One {
+            node: Node::new(config, location),
+            store: MapStore::default(),
+            rng: ChaCha8Rng::seed_from_u64(9),
+            now: Time::ZERO,
+        }
+    }
+
+    fn handle(&mut self, event: Event) -> Vec<Action> {
+        self.node
+            .handle(self.now, &mut self.rng, &self.store, event);
+        std::iter::from_fn(|| self.node.poll_action()).collect()
+    }
+
+    fn up(&mut self, peer: u64, location: Location) {
+        let peer = PeerId(peer);
+        assert!(self.handle(Event::PeerUp { peer, location }).is_empty());
+    }
+
+    fn msg(&mut self, from: u64, msg: Message) -> Vec<Action> {
+        self.handle(Event::Message {
+            from: PeerId(from),
+            msg,
+        })
+    }
+
+    fn advance(&mut self, to: Time) -> Vec<Action> {
+        self.now = to;
+        self.node.handle_timeout(to);
+        std::iter::from_fn(|| self.node.poll_action()).collect()
+    }
+}
+
+fn sends(actions: &[Action]) -> Vec<(u64, &Message)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { to, msg } => Some((to.0, msg)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn stores(actions: &[Action]) -> Vec<Area> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Store { area, .. } => Some(*area),
+            _ => None,
+        })
+        .collect()
+}
+
+fn near(key: &RoutingKey, offset: u64) -> Location {
+    Location(key.location().0.wrapping_add(offset))
+}
+
+const CLOSE: u64 = 1 << 20;
+const MID: u64 = 1 << 50;
+const FAR: u64 = 1 << 62;
+
+/// A node far from `block`'s key, with peers 1 (far), 2 (closest), 3 (second).
+fn relay(block: &ChkBlock) -> One {
+    let key = block.routing_key();
+    let mut one = One::new(RoutingConfig::default(), near(&key, FAR + MID));
+    one.up(1, near(&key, FAR + 2 * MID));
+    one.up(2, near(&key, CLOSE));
+    one.up(3, near(&key, MID));
+    one
+}
+
+fn request(id: u64, key: RoutingKey, htl: u8) -> Message {
+    Message::Request {
+        id: RequestId(id),
+        key,
+        htl,
+    }
+}
+
+fn data_found(id: u64, block: &ChkBlock) -> Message {
+    let block = block.as_bytes().to_vec();
+    Message::DataFound {
+        id: RequestId(id),
+        block,
+    }
+}
+
+#[test]
+fn request_goes_to_the_closest_peer_then_backtracks() {
+    let block = sim_block(1, 1);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    let out = one.msg(1, request(7, key, 10));
+    let s = sends(&out);
+    assert_eq!(s[0], (1, &Message::Accepted { id: RequestId(7) }));
+    assert_eq!(s[1], (2, &request(7, key, 9)));
+    // Peer 2 ran out of peers with 5 hops left: try peer 3 with those 5.
+    let out = one.msg(
+        2,
+        Message::RouteNotFound {
+            id: RequestId(7),
+            htl: 5,
+        },
+    );
+    assert_eq!(sends(&out), vec![(3, &request(7, key, 5))]);
+    // Peer 3 too; the sender is never tried, so route not found upstream.
+    let out = one.msg(
+        3,
+        Message::DataNotFound {
+            id: RequestId(7),
+            htl: 2,
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(
+            1,
+            &Message::RouteNotFound {
+                id: RequestId(7),
+                htl: 2
+            }
+        )]
+    );
+    assert_eq!(one.node.live_requests(), 0);
+}
+
+#[test]
+fn data_not_found_with_no_hops_left_ends_the_request() {
+    let block = sim_block(1, 2);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    one.msg(1, request(7, key, 10));
+    let out = one.msg(
+        2,
+        Message::DataNotFound {
+            id: RequestId(7),
+            htl: 0,
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(
+            1,
+            &Message::DataNotFound {
+                id: RequestId(7),
+                htl: 0
+            }
+        )]
+    );
+}
+
+#[test]
+fn htl_coin_flips_are_per_link_not_per_request() {
+    let key = RoutingKey::from_bytes([0x11; 32]);
+    let mut one = One::new(RoutingConfig::default(), near(&key, FAR));
+    one.up(1000, near(&key, CLOSE)); // where everything is forwarded
+    let links = 200u64;
+    for p in 0..links {
+        one.up(p, near(&key, FAR + p));
+    }
+    let (mut kept_at_max, mut ended_at_min) = (0, 0);
+    for p in 0..links {
+        let mut outcomes = Vec::new();
+        for round in 0..3 {
+            let id = p * 100 + round;
+            let out = one.msg(p, request(id, key, DEFAULT_MAX_HTL));
+            let s = sends(&out);
+            let Message::Request { htl, .. } = s[1].1 else {
+                panic!("{s:?}")
+            };
+            let out = one.msg(p, request(id + 50, key, 1));
+            let ended = matches!(sends(&out)[0].1, Message::DataNotFound { .. });
+            outcomes.push((*htl, ended));
+            // Finish both so the next round starts clean.
+            one.msg(
+                1000,
+                Message::DataNotFound {
+                    id: RequestId(id),
+                    htl: 0,
+                },
+            );
+            one.msg(
+                1000,
+                Message::DataNotFound {
+                    id: RequestId(id + 50),
+                    htl: 0,
+                },
+            );
+        }
+        assert!(
+            outcomes.windows(2).all(|w| w[0] == w[1]),
+            "link {p}: {outcomes:?}"
+        );
+        kept_at_max += usize::from(outcomes[0].0 == DEFAULT_MAX_HTL);
+        ended_at_min += usize::from(outcomes[0].1);
+    }
+    // 1/2 and 1/4 of the links, with slack for 200 draws.
+    assert!((70..=130).contains(&kept_at_max), "{kept_at_max}");
+    assert!((30..=70).contains(&ended_at_min), "{ended_at_min}");
+}
+
+#[test]
+fn ids_are_rejected_while_live_and_forgotten_after() {
+    let block = sim_block(1, 3);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    one.msg(1, request(7, key, 10));
+    let out = one.msg(3, request(7, key, 10));
+    assert_eq!(
+        sends(&out),
+        vec![(3, &Message::RejectedLoop { id: RequestId(7) })]
+    );
+    one.msg(2, data_found(7, &block));
+    // Completed: the id is gone, so the same id is a new request.
+    one.store.0.clear();
+    let out = one.msg(3, request(7, key, 10));
+    assert_eq!(sends(&out)[0], (3, &Message::Accepted { id: RequestId(7) }));
+    assert_eq!(one.node.stats().loops_rejected, 1);
+}
+
+#[test]
+fn identical_requests_merge_and_all_get_the_data() {
+    let block = sim_block(1, 4);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    one.msg(1, request(7, key, 10));
+    let out = one.msg(3, request(8, key, 9));
+    // Accepted, but not routed a second time.
+    assert_eq!(
+        sends(&out),
+        vec![(3, &Message::Accepted { id: RequestId(8) })]
+    );
+    // Its id is live too: a loop of the merged request is caught.
+    let out = one.msg(1, request(8, key, 9));
+    assert_eq!(
+        sends(&out),
+        vec![(1, &Message::RejectedLoop { id: RequestId(8) })]
+    );
+    let out = one.msg(2, data_found(7, &block));
+    let s = sends(&out);
+    assert!(s.contains(&(1, &data_found(7, &block))));
+    assert!(s.contains(&(3, &data_found(8, &block))));
+    assert_eq!(stores(&out), vec![Area::Cache]);
+    assert_eq!(one.node.stats().merged, 1);
+    assert_eq!(one.node.live_requests(), 0);
+}
+
+#[test]
+fn nothing_is_cached_near_the_originator() {
+    let block = sim_block(1, 5);
+    let key = block.routing_key();
+    for (htl, cached) in [(18, false), (17, false), (16, false), (15, true), (3, true)] {
+        let mut one = relay(&block);
+        one.msg(1, request(7, key, htl));
+        let out = one.msg(2, data_found(7, &block));
+        assert_eq!(sends(&out), vec![(1, &data_found(7, &block))]);
+        assert_eq!(stores(&out) == vec![Area::Cache], cached, "htl {htl}");
+    }
+    // A local fetch is answered but never cached.
+    let mut one = relay(&block);
+    let out = one.handle(Event::Fetch {
+        client: ClientId(1),
+        key,
+    });
+    let Message::Request { id, htl, .. } = sends(&out)[0].1 else {
+        panic!()
+    };
+    assert_eq!(*htl, DEFAULT_MAX_HTL);
+    let out = one.msg(2, data_found(id.0, &block));
+    assert!(stores(&out).is_empty());
+    assert!(matches!(&out[..], [Action::FetchDone { result: Ok(b), .. }] if *b == block));
+}
+
+#[test]
+fn forged_data_is_dropped_the_sender_penalised_and_the_request_goes_on() {
+    let block = sim_block(1, 6);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    one.msg(1, request(7, key, 10));
+    let mut forged = block.as_bytes().to_vec();
+    forged[100] ^= 1;
+    let out = one.msg(
+        2,
+        Message::DataFound {
+            id: RequestId(7),
+            block: forged,
+        },
+    );
+    assert!(matches!(
+        out[0],
+        Action::Misbehaved {
+            peer: PeerId(2),
+            reason: Misbehaviour::ForgedBlock
+        }
+    ));
+    assert_eq!(sends(&out), vec![(3, &request(7, key, 9))]);
+    assert!(stores(&out).is_empty());
+    let out = one.msg(3, data_found(7, &block));
+    assert_eq!(sends(&out), vec![(1, &data_found(7, &block))]);
+}
+
+#[test]
+fn replies_from_the_wrong_peer_are_misbehaviour_unknown_ids_are_ignored() {
+    let block = sim_block(1, 7);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    one.msg(1, request(7, key, 10));
+    let out = one.msg(3, data_found(7, &block));
+    assert!(matches!(
+        out[..],
+        [Action::Misbehaved {
+            peer: PeerId(3),
+            reason: Misbehaviour::UnexpectedReply
+        }]
+    ));
+    assert!(one.msg(3, data_found(99, &block)).is_empty());
+    assert_eq!(one.node.stats().unknown_replies, 1);
+}
+
+#[test]
+fn overload_is_refused_and_overloaded_peers_are_backed_off() {
+    let block = sim_block(1, 8);
+    let key = block.routing_key();
+    let config = RoutingConfig {
+        max_requests_per_peer: 1,
+        ..RoutingConfig::default()
+    };
+    let mut one = One::new(config, near(&key, FAR + MID));
+    one.up(1, near(&key, FAR + 2 * MID));
+    one.up(2, near(&key, CLOSE));
+    one.up(3, near(&key, MID));
+    one.msg(1, request(7, key, 10));
+    let out = one.msg(1, request(8, key, 10));
+    assert_eq!(
+        sends(&out),
+        vec![(1, &Message::Overloaded { id: RequestId(8) })]
+    );
+    // Peer 2 is overloaded: go to 3, and avoid 2 while backed off.
+    let out = one.msg(2, Message::Overloaded { id: RequestId(7) });
+    assert_eq!(sends(&out), vec![(3, &request(7, key, 9))]);
+    one.msg(3, data_found(7, &block));
+    one.store.0.clear();
+    let out = one.msg(1, request(9, key, 10));
+    assert_eq!(sends(&out)[1].0, 3, "peer 2 is backed off");
+    one.msg(3, data_found(9, &block));
+    one.now = one.now.after(DEFAULT_BACKOFF_INITIAL);
+    let out = one.msg(1, request(10, key, 10));
+    assert_eq!(sends(&out)[1].0, 2, "back-off over");
+}
+
+#[test]
+fn live_request_table_is_capped() {
+    let key = RoutingKey::from_bytes([3; 32]);
+    let config = RoutingConfig {
+        max_live_requests: 2,
+        ..RoutingConfig::default()
+    };
+    let mut one = One::new(config, near(&key, FAR));
+    for p in 1..=4 {
+        one.up(p, near(&key, p * MID));
+    }
+    for id in 0..2 {
+        let k = RoutingKey::from_bytes([id as u8; 32]);
+        assert!(matches!(
+            sends(&one.msg(4, request(id, k, 10)))[0].1,
+            Message::Accepted { .. }
+        ));
+    }
+    let out = one.msg(4, request(5, key, 10));
+    assert_eq!(
+        sends(&out),
+        vec![(4, &Message::Overloaded { id: RequestId(5) })]
+    );
+    let out = one.handle(Event::Fetch {
+        client: ClientId(1),
+        key,
+    });
+    assert!(matches!(
+        out[..],
+        [Action::FetchDone {
+            result: Err(FetchError::Overloaded),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_vanishing_peer_is_routed_around_and_a_vanished_requester_forgotten() {
+    let block = sim_block(1, 9);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    one.msg(1, request(7, key, 10));
+    let out = one.handle(Event::PeerDown { peer: PeerId(2) });
+    assert_eq!(sends(&out), vec![(3, &request(7, key, 9))]);
+    let out = one.handle(Event::PeerDown { peer: PeerId(1) });
+    assert!(out.is_empty());
+    assert_eq!(one.node.live_requests(), 0);
+    assert_eq!(one.node.poll_timeout(), None);
+}
+
+#[test]
+fn timeouts_in_virtual_time() {
+    let block = sim_block(1, 10);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    one.handle(Event::Fetch {
+        client: ClientId(4),
+        key,
+    });
+    let accept = Time::ZERO.after(DEFAULT_ACCEPT_TIMEOUT);
+    assert_eq!(one.node.poll_timeout(), Some(accept));
+    assert!(one.advance(Time(accept.0 - 1)).is_empty());
+    // Peer 2 never accepted: it is backed off and peer 3 tried.
+    let out = one.advance(accept);
+    let s = sends(&out);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].0, 3);
+    let id = s[0].1.id();
+    one.msg(3, Message::Accepted { id });
+    let search = accept.after(DEFAULT_SEARCH_TIMEOUT);
+    assert_eq!(one.node.poll_timeout(), Some(search));
+    let out = one.advance(search);
+    assert!(matches!(
+        out[..],
+        [Action::FetchDone {
+            client: ClientId(4),
+            result: Err(FetchError::Timeout)
+        }]
+    ));
+    assert_eq!(one.node.poll_timeout(), None);
+}
+
+#[test]
+fn answered_from_the_store_without_routing() {
+    let block = sim_block(1, 11);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    one.store.0.insert(key, block.clone());
+    let out = one.msg(1, request(7, key, 18));
+    assert_eq!(sends(&out), vec![(1, &data_found(7, &block))]);
+    let out = one.handle(Event::Fetch {
+        client: ClientId(1),
+        key,
+    });
+    assert!(matches!(
+        &out[..],
+        [Action::FetchDone { result: Ok(_), .. }]
+    ));
+}
+
+fn insert_msg(id: u64, block: &ChkBlock, htl: u8) -> Message {
+    let key = block.routing_key();
+    Message::Insert {
+        id: RequestId(id),
+        key,
+        htl,
+    }
+}
+
+fn insert_data(id: u64, bytes: &[u8]) -> Message {
+    let block = bytes.to_vec();
+    Message::InsertData {
+        id: RequestId(id),
+        block,
+    }
+}
+
+/// Peer `from` offers an insert; it is accepted and the block sent.
+fn offer_insert(one: &mut One, from: u64, id: u64, block: &ChkBlock, htl: u8) -> Vec<Action> {
+    let out = one.msg(from, insert_msg(id, block, htl));
+    assert_eq!(
+        sends(&out),
+        vec![(from, &Message::Accepted { id: RequestId(id) })]
+    );
+    one.msg(from, insert_data(id, block.as_bytes()))
+}
+
+#[test]
+fn inserts_are_stored_at_sinks_and_cached_elsewhere() {
+    let block = sim_block(1, 12);
+    let key = block.routing_key();
+    // A sink: closer to the key than its peers.
+    let mut sink = One::new(RoutingConfig::default(), near(&key, CLOSE));
+    sink.up(1, near(&key, FAR));
+    sink.up(2, near(&key, MID));
+    let out = offer_insert(&mut sink, 1, 7, &block, 10);
+    // Only the offer goes on; the block follows the downstream's acceptance.
+    assert_eq!(sends(&out), vec![(2, &insert_msg(7, &block, 9))]);
+    let out = sink.msg(2, Message::Accepted { id: RequestId(7) });
+    assert_eq!(sends(&out), vec![(2, &insert_data(7, block.as_bytes()))]);
+    let out = sink.msg(2, Message::InsertReply { id: RequestId(7) });
+    assert_eq!(stores(&out), vec![Area::Store]);
+    assert_eq!(
+        sends(&out),
+        vec![(1, &Message::InsertReply { id: RequestId(7) })]
+    );
+    // A relay whose peer 2 is closer: cached, unless near the originator.
+    for (htl, expect) in [(10, vec![Area::Cache]), (17, vec![])] {
+        let mut one = relay(&block);
+        offer_insert(&mut one, 1, 7, &block, htl);
+        let out = one.msg(2, Message::InsertReply { id: RequestId(7) });
+        assert_eq!(stores(&out), expect, "htl {htl}");
+    }
+}
+
+#[test]
+fn a_looping_insert_costs_no_block() {
+    let block = sim_block(1, 16);
+    let mut one = relay(&block);
+    offer_insert(&mut one, 1, 7, &block, 10);
+    let out = one.msg(3, insert_msg(7, &block, 9));
+    assert_eq!(
+        sends(&out),
+        vec![(3, &Message::RejectedLoop { id: RequestId(7) })]
+    );
+    // Upstream side: a loop reply moves on to the next peer with the offer only.
+    let out = one.msg(2, Message::RejectedLoop { id: RequestId(7) });
+    assert_eq!(sends(&out), vec![(3, &insert_msg(7, &block, 9))]);
+}
+
+#[test]
+fn forged_or_unexpected_insert_data_is_refused() {
+    let block = sim_block(1, 13);
+    let mut one = relay(&block);
+    let mut forged = block.as_bytes().to_vec();
+    forged[5] ^= 0x80;
+    one.msg(1, insert_msg(7, &block, 10));
+    // From a peer that did not offer the insert.
+    let out = one.msg(3, insert_data(7, block.as_bytes()));
+    assert!(matches!(
+        out[..],
+        [Action::Misbehaved {
+            peer: PeerId(3),
+            reason: Misbehaviour::UnexpectedReply
+        }]
+    ));
+    let out = one.msg(1, insert_data(7, &forged));
+    assert!(matches!(
+        out[..],
+        [Action::Misbehaved {
+            peer: PeerId(1),
+            reason: Misbehaviour::ForgedBlock
+        }]
+    ));
+    assert_eq!(one.node.live_requests(), 0);
+}
+
+#[test]
+fn an_insert_whose_block_never_comes_is_dropped() {
+    let block = sim_block(1, 17);
+    let mut one = relay(&block);
+    one.msg(1, insert_msg(7, &block, 10));
+    assert_eq!(one.node.live_requests(), 1);
+    let deadline = Time::ZERO.after(DEFAULT_ACCEPT_TIMEOUT);
+    assert_eq!(one.node.poll_timeout(), Some(deadline));
+    assert!(one.advance(deadline).is_empty());
+    assert_eq!(one.node.live_requests(), 0);
+    // Its id is free again.
+    let out = one.msg(1, insert_msg(7, &block, 10));
+    assert_eq!(
+        sends(&out),
+        vec![(1, &Message::Accepted { id: RequestId(7) })]
+    );
+}
+
+#[test]
+fn local_inserts_are_not_stored_by_their_originator_and_collisions_reported() {
+    let block = sim_block(1, 14);
+    let mut one = relay(&block);
+    let out = one.handle(Event::Insert {
+        client: ClientId(1),
+        block: block.clone(),
+    });
+    let s = sends(&out);
+    assert_eq!(s[0].0, 2);
+    let id = s[0].1.id();
+    one.msg(2, Message::Accepted { id });
+    let out = one.msg(2, Message::InsertCollision { id });
+    assert!(stores(&out).is_empty());
+    assert!(matches!(
+        out[..],
+        [Action::InsertDone {
+            client: ClientId(1),
+            result: Err(InsertError::Collision)
+        }]
+    ));
+    // Relayed: the collision goes back upstream and nothing is stored.
+    let mut one = relay(&block);
+    offer_insert(&mut one, 1, 7, &block, 10);
+    let out = one.msg(2, Message::InsertCollision { id: RequestId(7) });
+    assert!(stores(&out).is_empty());
+    assert_eq!(
+        sends(&out),
+        vec![(1, &Message::InsertCollision { id: RequestId(7) })]
+    );
+    // A successful local insert: done, still nothing stored locally.
+    let mut one = relay(&block);
+    let out = one.handle(Event::Insert {
+        client: ClientId(2),
+        block,
+    });
+    let id = sends(&out)[0].1.id();
+    let out = one.msg(2, Message::InsertReply { id });
+    assert!(matches!(
+        out[..],
+        [Action::InsertDone { result: Ok(()), .. }]
+    ));
+}
+
+#[test]
+fn an_insert_no_peer_takes_fails_with_route_not_found() {
+    let block = sim_block(1, 15);
+    let mut one = One::new(RoutingConfig::default(), Location(0));
+    one.up(1, Location(1));
+    let out = one.handle(Event::Insert {
+        client: ClientId(1),
+        block,
+    });
+    let id = sends(&out)[0].1.id();
+    let out = one.msg(1, Message::Overloaded { id });
+    assert!(matches!(
+        out[..],
+        [Action::InsertDone {
+            result: Err(InsertError::RouteNotFound),
+            ..
+        }]
+    ));
+}

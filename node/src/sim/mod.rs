@@ -78,6 +78,8 @@ pub struct Failures {
     pub data_not_found: u64,
     pub route_not_found: u64,
     pub timeout: u64,
+    /// The originator itself went offline (churn) before its fetch finished.
+    pub originator_left: u64,
     pub other: u64,
 }
 
@@ -102,6 +104,10 @@ pub struct SimReport {
     pub insert_success_rate: f64,
     pub insert_messages_per_request: f64,
     pub failures: Failures,
+    /// Fetch-phase requests answered from a long-term store (sinks).
+    pub found_in_store: u64,
+    /// Fetch-phase requests answered from a cache.
+    pub found_in_cache: u64,
     pub loops_rejected: u64,
     pub overloaded_sent: u64,
     pub merged: u64,
@@ -247,11 +253,15 @@ fn fetch_phase(
                 report.failures.route_not_found += 1;
             }
             Some(Completion::Fetch(Err(FetchError::Timeout))) => report.failures.timeout += 1,
+            Some(Completion::Lost) => report.failures.originator_left += 1,
             _ => report.failures.other += 1,
         }
     }
+    let counters = net.counters();
     report.success_rate = ratio(hops.len() as u64, keys.len() as u64);
-    report.messages_per_request = ratio(net.counters().messages, keys.len() as u64);
+    report.messages_per_request = ratio(counters.messages, keys.len() as u64);
+    report.found_in_store = counters.found_in_store;
+    report.found_in_cache = counters.found_in_cache;
     hops.sort_unstable();
     report.hops_mean = ratio(hops.iter().map(|&h| u64::from(h)).sum(), hops.len() as u64);
     report.hops_p50 = percentile(&hops, 50);

@@ -6,6 +6,7 @@
 //! its own tests); blocks live once in a shared table, and each node's store
 //! and cache hold keys into it, so 100,000 nodes fit in memory.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 
@@ -40,12 +41,18 @@ pub type Interceptor = Box<dyn FnMut(NodeIx, NodeIx, &Message) -> Intercept>;
 pub enum Completion {
     Fetch(Result<RoutingKey, FetchError>),
     Insert(Result<(), InsertError>),
+    /// The originating node went offline before the operation finished.
+    Lost,
 }
 
 /// Message counters, reset with [`Net::reset_counters`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     pub messages: u64,
+    /// Requests answered from a node's long-term store.
+    pub found_in_store: u64,
+    /// Requests answered from a node's cache (and not its store).
+    pub found_in_cache: u64,
     pub dropped: u64,
     pub misbehaved: Vec<(NodeIx, NodeIx, Misbehaviour)>,
 }
@@ -62,15 +69,21 @@ struct MemStore {
 struct StoreView<'a> {
     keys: &'a MemStore,
     blocks: &'a HashMap<RoutingKey, ChkBlock>,
+    /// Hits in the store and in the cache.
+    hits: &'a [Cell<u64>; 2],
 }
 
 impl BlockLookup for StoreView<'_> {
     fn get(&self, key: &RoutingKey) -> Option<ChkBlock> {
-        if self.keys.store.contains(key) || self.keys.cache.contains(key) {
-            self.blocks.get(key).cloned()
+        let area = if self.keys.store.contains(key) {
+            0
+        } else if self.keys.cache.contains(key) {
+            1
         } else {
-            None
-        }
+            return None;
+        };
+        self.hits[area].set(self.hits[area].get() + 1);
+        self.blocks.get(key).cloned()
     }
 }
 
@@ -128,11 +141,14 @@ pub struct Net {
     cache_capacity: usize,
     next_client: u64,
     completions: HashMap<ClientId, Completion>,
+    /// Local operations in flight, by the node running them.
+    pending: HashMap<ClientId, NodeIx>,
     /// Fetches by the request id their originator chose, to count their hops.
     fetch_ids: HashMap<RequestId, ClientId>,
     hops: HashMap<ClientId, u32>,
     interceptor: Option<Interceptor>,
     counters: Counters,
+    hits: [Cell<u64>; 2],
 }
 
 impl core::fmt::Debug for Net {
@@ -185,10 +201,12 @@ impl Net {
             cache_capacity: params.cache_capacity,
             next_client: 0,
             completions: HashMap::new(),
+            pending: HashMap::new(),
             fetch_ids: HashMap::new(),
             hops: HashMap::new(),
             interceptor: None,
             counters: Counters::default(),
+            hits: [Cell::new(0), Cell::new(0)],
         };
         for x in 0..n as NodeIx {
             net.connect_all(x);
@@ -220,12 +238,16 @@ impl Net {
         &mut self.rng
     }
 
-    pub fn counters(&self) -> &Counters {
-        &self.counters
+    pub fn counters(&self) -> Counters {
+        let mut counters = self.counters.clone();
+        counters.found_in_store = self.hits[0].get();
+        counters.found_in_cache = self.hits[1].get();
+        counters
     }
 
     pub fn reset_counters(&mut self) {
         self.counters = Counters::default();
+        self.hits = [Cell::new(0), Cell::new(0)];
     }
 
     /// Replaces one node's routing configuration (its routing state starts afresh).
@@ -367,6 +389,9 @@ impl Net {
                 Event::Fetch { client, .. } => Some(*client),
                 _ => None,
             };
+            if let Event::Fetch { client, .. } | Event::Insert { client, .. } = &event {
+                self.pending.insert(*client, x);
+            }
             self.handle_inner(x, event);
             match fetch {
                 // Learn the id the originator chose from its first send.
@@ -393,6 +418,7 @@ impl Net {
         let view = StoreView {
             keys: &self.stores[x as usize],
             blocks: &self.blocks,
+            hits: &self.hits,
         };
         self.nodes[x as usize].handle(self.now, &mut self.rng, &view, event);
     }
@@ -434,9 +460,11 @@ impl Net {
             Action::Store { area, block } => self.store(x, area, block),
             Action::FetchDone { client, result } => {
                 let result = result.map(|b| b.routing_key());
+                self.pending.remove(&client);
                 self.completions.insert(client, Completion::Fetch(result));
             }
             Action::InsertDone { client, result } => {
+                self.pending.remove(&client);
                 self.completions.insert(client, Completion::Insert(result));
             }
             Action::Misbehaved { peer, reason } => {
@@ -538,6 +566,14 @@ impl Net {
         let location = self.nodes[x as usize].location();
         self.nodes[x as usize] = Node::new(self.config.clone(), location);
         self.armed[x as usize] = None;
+        let completions = &mut self.completions;
+        self.pending.retain(|client, at| {
+            let lost = *at == x;
+            if lost {
+                completions.insert(*client, Completion::Lost);
+            }
+            !lost
+        });
         for i in 0..self.adjacency[x as usize].len() {
             let y = self.adjacency[x as usize][i];
             if self.online[y as usize] {

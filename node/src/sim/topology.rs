@@ -166,7 +166,7 @@ mod tests {
             let mut total = 0usize;
             for (a, list) in adjacency.iter().enumerate() {
                 for &b in list {
-                    let d = (a as i64 - i64::from(b)).unsigned_abs() as usize;
+                    let d = a.abs_diff(b as usize);
                     count += usize::from(d.min(4000 - d) <= 40);
                     total += 1;
                 }
