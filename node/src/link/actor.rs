@@ -413,7 +413,13 @@ impl Actor {
                 payload = self.outbox.recv(), if room => {
                     // All handles gone: nobody can send or close us any more.
                     let Some(payload) = payload else { return Ok(CloseReason::Local) };
-                    self.seal(&LinkMessage::Data(payload))?;
+                    self.send_data(payload, &mut at)?;
+                    // Take what else is queued, up to the high water mark:
+                    // one write then carries several frames.
+                    while self.pending.len() < WRITE_HIGH_WATER {
+                        let Ok(payload) = self.outbox.try_recv() else { break };
+                        self.send_data(payload, &mut at)?;
+                    }
                     at.keepalive = Instant::now() + self.config.keepalive_interval;
                 }
                 () = &mut timer => self.on_timer(&mut at)?,
@@ -435,6 +441,15 @@ impl Actor {
             at.keepalive = now + self.config.keepalive_interval;
         }
         if now >= at.rekey {
+            self.rekey(at)?;
+        }
+        Ok(())
+    }
+
+    /// Seal a payload; rekey as soon as the byte limit is reached.
+    fn send_data(&mut self, payload: Bytes, at: &mut Deadlines) -> Result<(), RunError> {
+        self.seal(&LinkMessage::Data(payload))?;
+        if self.cipher.sent_since_rekey() >= self.config.rekey_after_bytes {
             self.rekey(at)?;
         }
         Ok(())

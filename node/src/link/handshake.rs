@@ -47,6 +47,8 @@ pub const MSG3_LEN: usize = DH_LEN + TAG_LEN + PAD_CONTROL + TAG_LEN;
 /// Largest frame accepted before the handshake is done: unauthenticated
 /// peers never make us buffer more than this.
 pub const MAX_HANDSHAKE_FRAME: usize = MSG3_LEN;
+/// Initial read buffer of a link.
+const READ_BUFFER: usize = 2 * (MAX_FRAME_LEN + 2);
 
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +153,9 @@ fn split(stream: TcpStream) -> Result<(FrameReader, OwnedWriteHalf), LinkError> 
     // Frames are small and latency matters more than coalescing.
     stream.set_nodelay(true)?;
     let (read, write) = stream.into_split();
-    Ok((FramedRead::new(read, codec(MAX_HANDSHAKE_FRAME)), write))
+    // Room for two whole frames, so a block frame arrives in one or two reads.
+    let reader = FramedRead::with_capacity(read, codec(MAX_HANDSHAKE_FRAME), READ_BUFFER);
+    Ok((reader, write))
 }
 
 fn check_version(node: &NodeRef) -> Result<(), LinkError> {

@@ -125,10 +125,11 @@ impl LinkMessage {
         })
     }
 
-    /// Encode into `out` (cleared first) as a padded plaintext.
+    /// Encode into `out` (overwritten) as a padded plaintext.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), MessageError> {
         let padded = self.padded_len()?;
-        out.clear();
+        // `resize` zeroes only growth; a reused buffer of the right size is
+        // not rewritten, only the padding after the envelope below.
         out.resize(padded, 0);
         let body = match self {
             LinkMessage::Data(payload) => Body::Data(payload),
@@ -142,7 +143,10 @@ impl LinkMessage {
             version: LINK_VERSION,
             body,
         };
-        postcard::to_slice(&envelope, out).map_err(MessageError::Malformed)?;
+        let used = postcard::to_slice(&envelope, out)
+            .map_err(MessageError::Malformed)?
+            .len();
+        out[used..].fill(0);
         Ok(())
     }
 
