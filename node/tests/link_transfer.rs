@@ -194,3 +194,52 @@ async fn a_second_hello_is_a_protocol_violation() {
         Some(LinkMessage::Close(CloseCode::ProtocolViolation))
     );
 }
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_declared_stuck() {
+    let mut config = quick_config();
+    config.idle_timeout = Duration::from_millis(500);
+    let (mut listener, _) = listen(1, config, Arc::new(AnyPeer)).await;
+    let remote = listener.noderef().clone();
+    let me = identity(2);
+    let hello = noderef(&me, "127.0.0.1:1".parse().unwrap());
+    let (peer, accepted) = tokio::join!(RawPeer::connect(&remote, &me, &hello), listener.accept());
+    let (tx, mut events) = mpsc::channel(EVENTS);
+    let handle = accepted.unwrap().spawn(tx);
+    // The peer pings (so it is not silent) but never reads a byte.
+    let RawPeer {
+        mut stream,
+        noise: mut peer,
+        ..
+    } = peer;
+    let pinger = tokio::spawn(async move {
+        for n in 0.. {
+            let plain = LinkMessage::Ping(n).encode().unwrap();
+            let mut body = vec![0; plain.len() + 16];
+            let len = peer.write_message(&plain, &mut body).unwrap();
+            let mut frame = (len as u16).to_be_bytes().to_vec();
+            frame.extend_from_slice(&body[..len]);
+            if tokio::io::AsyncWriteExt::write_all(&mut stream, &frame)
+                .await
+                .is_err()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let reason = loop {
+        // Keep the link's queue full until the kernel buffers are too.
+        let _ = handle.try_send(block_payload(0));
+        match tokio::time::timeout(Duration::from_millis(5), events.recv()).await {
+            Ok(Some(LinkEvent::Closed { reason, .. })) => break reason,
+            Ok(other) => assert!(other.is_some()),
+            Err(_) => {}
+        }
+    };
+    assert!(
+        matches!(reason, CloseReason::Failed(RunError::PeerNotReading(_))),
+        "{reason}"
+    );
+    pinger.abort();
+}

@@ -91,6 +91,8 @@ pub enum RunError {
     UnexpectedHello,
     #[error("heard nothing from the peer for {0:?}; presumed dead")]
     PeerSilent(Duration),
+    #[error("the peer read nothing we sent for {0:?}; presumed stuck")]
+    PeerNotReading(Duration),
     #[error("peer sent more than {rate} frames per second (burst {burst}); flooding")]
     Flooding { rate: u32, burst: u32 },
     #[error("the node stopped taking link events")]
@@ -113,7 +115,9 @@ impl CloseReason {
             {
                 Some(CloseCode::ProtocolViolation)
             }
-            CloseReason::Failed(RunError::PeerSilent(_)) => Some(CloseCode::Timeout),
+            CloseReason::Failed(RunError::PeerSilent(_) | RunError::PeerNotReading(_)) => {
+                Some(CloseCode::Timeout)
+            }
             CloseReason::Failed(RunError::Flooding { .. }) => Some(CloseCode::Flooding),
             _ => None,
         }
@@ -318,11 +322,15 @@ struct Deadlines {
     keepalive: Instant,
     idle: Instant,
     rekey: Instant,
+    /// While bytes wait for the socket: when a peer that reads nothing is
+    /// declared stuck.
+    stall: Option<Instant>,
 }
 
 impl Deadlines {
     fn next(&self) -> Instant {
-        self.keepalive.min(self.idle).min(self.rekey)
+        let next = self.keepalive.min(self.idle).min(self.rekey);
+        self.stall.map_or(next, |stall| stall.min(next))
     }
 }
 
@@ -387,6 +395,7 @@ impl Actor {
             keepalive: now + self.config.keepalive_interval,
             idle: now + self.config.idle_timeout,
             rekey: now + self.config.rekey_interval,
+            stall: None,
         };
         let timer = tokio::time::sleep_until(at.next());
         tokio::pin!(timer);
@@ -402,6 +411,7 @@ impl Actor {
                     if written.map_err(RunError::Write)? == 0 {
                         return Err(RunError::Eof);
                     }
+                    at.stall = None;
                 }
                 frame = self.reader.next() => {
                     let frame = frame.ok_or(RunError::Eof)?.map_err(RunError::Read)?;
@@ -413,13 +423,22 @@ impl Actor {
                 payload = self.outbox.recv(), if room => {
                     // All handles gone: nobody can send or close us any more.
                     let Some(payload) = payload else { return Ok(CloseReason::Local) };
-                    self.seal(&LinkMessage::Data(payload))?;
+                    self.send_data(payload, &mut at)?;
+                    // Take what else is queued, up to the high water mark:
+                    // one write then carries several frames.
+                    while self.pending.len() < WRITE_HIGH_WATER {
+                        let Ok(payload) = self.outbox.try_recv() else { break };
+                        self.send_data(payload, &mut at)?;
+                    }
                     at.keepalive = Instant::now() + self.config.keepalive_interval;
                 }
                 () = &mut timer => self.on_timer(&mut at)?,
             }
             if self.cipher.sent_since_rekey() >= self.config.rekey_after_bytes {
                 self.rekey(&mut at)?;
+            }
+            if at.stall.is_none() && !self.pending.is_empty() {
+                at.stall = Some(Instant::now() + self.config.idle_timeout);
             }
         }
     }
@@ -429,12 +448,24 @@ impl Actor {
         if now >= at.idle {
             return Err(RunError::PeerSilent(self.config.idle_timeout));
         }
+        if at.stall.is_some_and(|stall| now >= stall) {
+            return Err(RunError::PeerNotReading(self.config.idle_timeout));
+        }
         if now >= at.keepalive {
             self.next_ping = self.next_ping.wrapping_add(1);
             self.seal(&LinkMessage::Ping(self.next_ping))?;
             at.keepalive = now + self.config.keepalive_interval;
         }
         if now >= at.rekey {
+            self.rekey(at)?;
+        }
+        Ok(())
+    }
+
+    /// Seal a payload; rekey as soon as the byte limit is reached.
+    fn send_data(&mut self, payload: Bytes, at: &mut Deadlines) -> Result<(), RunError> {
+        self.seal(&LinkMessage::Data(payload))?;
+        if self.cipher.sent_since_rekey() >= self.config.rekey_after_bytes {
             self.rekey(at)?;
         }
         Ok(())

@@ -47,6 +47,8 @@ pub const MSG3_LEN: usize = DH_LEN + TAG_LEN + PAD_CONTROL + TAG_LEN;
 /// Largest frame accepted before the handshake is done: unauthenticated
 /// peers never make us buffer more than this.
 pub const MAX_HANDSHAKE_FRAME: usize = MSG3_LEN;
+/// Initial read buffer of a link.
+const READ_BUFFER: usize = 2 * (MAX_FRAME_LEN + 2);
 
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +153,9 @@ fn split(stream: TcpStream) -> Result<(FrameReader, OwnedWriteHalf), LinkError> 
     // Frames are small and latency matters more than coalescing.
     stream.set_nodelay(true)?;
     let (read, write) = stream.into_split();
-    Ok((FramedRead::new(read, codec(MAX_HANDSHAKE_FRAME)), write))
+    // Room for two whole frames, so a block frame arrives in one or two reads.
+    let reader = FramedRead::with_capacity(read, codec(MAX_HANDSHAKE_FRAME), READ_BUFFER);
+    Ok((reader, write))
 }
 
 fn check_version(node: &NodeRef) -> Result<(), LinkError> {
@@ -234,6 +238,34 @@ async fn initiate(
     Ok(Link::new(peer, reader, writer, cipher, config.clone()))
 }
 
+fn remote_static(hs: &HandshakeState) -> Result<NodePublicKey, LinkError> {
+    hs.get_remote_static()
+        .and_then(|key| key.try_into().ok())
+        .map(NodePublicKey)
+        .ok_or(LinkError::UnexpectedMessage("no static key"))
+}
+
+/// What the responder checks once it knows who calls; an error carries the
+/// code to send back.
+fn responder_checks(
+    peer: &NodeRef,
+    actual: NodePublicKey,
+    policy: &dyn PeerPolicy,
+) -> Result<(), (CloseCode, LinkError)> {
+    if peer.identity != actual {
+        let err = LinkError::IdentityMismatch {
+            claimed: peer.identity,
+            actual,
+        };
+        return Err((CloseCode::ProtocolViolation, err));
+    }
+    check_version(peer).map_err(|err| (CloseCode::UnsupportedVersion, err))?;
+    if !policy.accept_peer(peer) {
+        return Err((CloseCode::NotAccepted, LinkError::NotAccepted(actual)));
+    }
+    Ok(())
+}
+
 /// Run the handshake as responder on an accepted connection. The caller
 /// applies the deadline.
 pub(crate) async fn respond(
@@ -275,33 +307,13 @@ pub(crate) async fn respond(
     let LinkMessage::Hello(peer) = LinkMessage::decode(&payload.into())? else {
         return Err(LinkError::UnexpectedMessage("another message in message 3"));
     };
-    let actual = match hs.get_remote_static() {
-        Some(key) => NodePublicKey(
-            key.try_into()
-                .map_err(|_| LinkError::UnexpectedMessage("no static key"))?,
-        ),
-        None => return Err(LinkError::UnexpectedMessage("no static key")),
-    };
+    let actual = remote_static(&hs)?;
     let mut cipher = FrameCipher::new(
         hs.into_transport_mode()
             .map_err(|source| LinkError::Noise { step: 3, source })?,
     );
-    let refusal = if peer.identity != actual {
-        Some((
-            CloseCode::ProtocolViolation,
-            LinkError::IdentityMismatch {
-                claimed: peer.identity,
-                actual,
-            },
-        ))
-    } else if let Err(err) = check_version(&peer) {
-        Some((CloseCode::UnsupportedVersion, err))
-    } else if !policy.accept_peer(&peer) {
-        Some((CloseCode::NotAccepted, LinkError::NotAccepted(actual)))
-    } else {
-        None
-    };
-    if let Some((code, err)) = refusal {
+    let refusal = responder_checks(&peer, actual, policy);
+    if let Err((code, err)) = refusal {
         // Best effort: tell the caller why, then hang up.
         let _ = write_transport(&mut writer, &mut cipher, &LinkMessage::Close(code)).await;
         let _ = writer.shutdown().await;

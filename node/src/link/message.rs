@@ -74,6 +74,8 @@ pub enum MessageError {
     BadPadding,
     #[error("payload of {len} bytes is over the limit of {MAX_PAYLOAD}")]
     PayloadTooLarge { len: usize },
+    #[error("message is not in its one canonical encoding (overlong varint)")]
+    NotCanonical,
     #[error("message padded to {actual} bytes where {expected} would do")]
     NotMinimalPadding { actual: usize, expected: usize },
 }
@@ -125,10 +127,11 @@ impl LinkMessage {
         })
     }
 
-    /// Encode into `out` (cleared first) as a padded plaintext.
+    /// Encode into `out` (overwritten) as a padded plaintext.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), MessageError> {
         let padded = self.padded_len()?;
-        out.clear();
+        // `resize` zeroes only growth; a reused buffer of the right size is
+        // not rewritten, only the padding after the envelope below.
         out.resize(padded, 0);
         let body = match self {
             LinkMessage::Data(payload) => Body::Data(payload),
@@ -142,7 +145,10 @@ impl LinkMessage {
             version: LINK_VERSION,
             body,
         };
-        postcard::to_slice(&envelope, out).map_err(MessageError::Malformed)?;
+        let used = postcard::to_slice(&envelope, out)
+            .map_err(MessageError::Malformed)?
+            .len();
+        out[used..].fill(0);
         Ok(())
     }
 
@@ -170,6 +176,7 @@ impl LinkMessage {
         if !rest.iter().all(|&b| b == 0) {
             return Err(MessageError::BadPadding);
         }
+        let used = len - rest.len();
         let message = match envelope.body {
             Body::Data(payload) => {
                 if payload.len() > MAX_PAYLOAD {
@@ -183,8 +190,9 @@ impl LinkMessage {
             Body::Rekey => LinkMessage::Rekey,
             Body::Close(code) => LinkMessage::Close(code),
         };
-        // One encoding per message: a padded size larger than needed would
-        // let a sender mark frames (a covert channel) for no benefit.
+        // One encoding per message: a padded size larger than needed, or an
+        // overlong varint (postcard accepts those), would let a sender mark
+        // frames (a covert channel) for no benefit.
         let expected = message.padded_len()?;
         if expected != len {
             return Err(MessageError::NotMinimalPadding {
@@ -192,8 +200,22 @@ impl LinkMessage {
                 expected,
             });
         }
+        let canonical = match &message {
+            LinkMessage::Data(payload) => used == 2 + varint_len(payload.len()) + payload.len(),
+            // Control messages are small: re-encode and compare.
+            other => other.encode()?[..] == plaintext[..],
+        };
+        if !canonical {
+            return Err(MessageError::NotCanonical);
+        }
         Ok(message)
     }
+}
+
+/// Bytes of the postcard varint encoding of `n`.
+fn varint_len(n: usize) -> usize {
+    let bits = usize::BITS - n.leading_zeros();
+    (bits.max(1) as usize).div_ceil(7)
 }
 
 /// Fuzz and proptest entry point: decode arbitrary bytes as a plaintext and,
@@ -306,6 +328,27 @@ mod tests {
             LinkMessage::decode(&Bytes::from(lying)),
             Err(MessageError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn overlong_varints_are_refused() {
+        // Found by the link_frames fuzz target: Ping(116) as `f4 00`.
+        let mut ping = vec![0; PAD_CONTROL];
+        ping[..4].copy_from_slice(&[1, 2, 0xf4, 0x00]);
+        assert_eq!(
+            LinkMessage::decode(&Bytes::from(ping)),
+            Err(MessageError::NotCanonical)
+        );
+        let mut data = vec![0; PAD_CONTROL];
+        data[..5].copy_from_slice(&[1, 0, 0x81, 0x00, 7]);
+        assert_eq!(
+            LinkMessage::decode(&Bytes::from(data)),
+            Err(MessageError::NotCanonical)
+        );
+        assert_eq!(
+            [0, 127, 128, 16_383, 16_384, MAX_PAYLOAD].map(varint_len),
+            [1, 1, 2, 2, 3, 3]
+        );
     }
 
     #[test]

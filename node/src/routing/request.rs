@@ -267,7 +267,9 @@ impl Node {
         let mut req = Request::new(Kind::Insert(block), p.key, p.htl_in, p.htl, first, now);
         req.source_location = Some(p.source_location);
         self.requests.insert(id, req);
-        if p.htl == 0 {
+        if p.htl == 0 || self.is_sink_for(&p.key, p.source_location) {
+            // Past a sink every hop leads away from the key: it would only
+            // spread cache copies at the cost of a block transfer per hop.
             self.finish(id, Outcome::Inserted);
         } else {
             self.route_next(now, id);
@@ -494,6 +496,14 @@ impl Node {
                     .push_back(Action::InsertDone { client, result });
             }
         }
+    }
+
+    /// Whether this node is closer to `key` than the peer an insert came from
+    /// and than every connected peer: where greedy routing toward the key ends.
+    fn is_sink_for(&self, key: &RoutingKey, source: Location) -> bool {
+        let target = key.location();
+        let mine = self.location.distance(target);
+        mine < source.distance(target) && self.peers.iter().all(|p| mine < p.location.distance(target))
     }
 
     /// Where a relayed insert goes: the store at a sink (closer to the key than
