@@ -48,16 +48,12 @@ fn pseudo_random(len: usize, mut state: u64) -> Vec<u8> {
         .collect()
 }
 
-fn main() {
-    let quick = std::env::args().any(|a| a == "quick");
-    let min_time = Duration::from_millis(if quick { 100 } else { 700 });
-    let block_data = pseudo_random(BLOCK_PAYLOAD, 1);
-
-    // Baselines: the raw primitives over one block's worth of bytes.
+/// Time per 32 KiB operation of the raw primitives: (AEAD seal, SHA-256).
+fn baselines(min_time: Duration, block_data: &[u8]) -> (Duration, Duration) {
     let key = [7u8; 32];
     let cipher = ChaCha20Poly1305::new((&key).into());
     let mut sealed = vec![0u8; SEALED_LEN];
-    sealed[..BLOCK_PAYLOAD].copy_from_slice(&block_data);
+    sealed[..BLOCK_PAYLOAD].copy_from_slice(block_data);
     let aead = time_per_op(200, min_time, || {
         let tag = cipher
             .encrypt_in_place_detached(Nonce::from_slice(&[0; 12]), b"", black_box(&mut sealed))
@@ -65,14 +61,17 @@ fn main() {
         black_box(tag);
     });
     let sha = time_per_op(200, min_time, || {
-        black_box(Sha256::digest(black_box(&block_data)));
+        black_box(Sha256::digest(black_box(block_data)));
     });
+    (aead, sha)
+}
 
-    // The block codec.
+/// Time per block: (encode, verify + decode, the 32 KiB copy `verify` is handed).
+fn block_codec(min_time: Duration, block_data: &[u8]) -> (Duration, Duration, Duration) {
     let encode = time_per_op(200, min_time, || {
-        black_box(ChkBlock::encode(black_box(&block_data)).expect("benchmark inputs are valid"));
+        black_box(ChkBlock::encode(black_box(block_data)).expect("benchmark inputs are valid"));
     });
-    let (block, chk) = ChkBlock::encode(&block_data).expect("benchmark inputs are valid");
+    let (block, chk) = ChkBlock::encode(block_data).expect("benchmark inputs are valid");
     let bytes = block.as_bytes().to_vec();
     let mut plain = Vec::with_capacity(SEALED_LEN);
     let decode = time_per_op(200, min_time, || {
@@ -87,14 +86,17 @@ fn main() {
     let copy = time_per_op(200, min_time, || {
         black_box(black_box(&bytes).clone());
     });
+    (encode, decode, copy)
+}
 
-    // FEC over one default segment.
+/// Time per default segment: (FEC encode, FEC decode from half the shards).
+fn fec_codec(min_time: Duration) -> (Duration, Duration) {
     let segment: Vec<Vec<u8>> = (0..SEGMENT)
         .map(|i| pseudo_random(BLOCK_PAYLOAD, i as u64 + 2))
         .collect();
     let mut fec_encoder = FecEncoder::default();
     let mut checks: Vec<Vec<u8>> = Vec::new();
-    let fec_encode = time_per_op(5, min_time, || {
+    let encode = time_per_op(5, min_time, || {
         checks.clear();
         fec_encoder
             .encode(segment.iter().map(Vec::as_slice), SEGMENT, |c| {
@@ -111,16 +113,19 @@ fn main() {
         .step_by(2)
         .map(|i| (i, checks[i].as_slice()))
         .collect();
-    let fec_decode = time_per_op(5, min_time, || {
+    let decode = time_per_op(5, min_time, || {
         black_box(
             fec::recover(SEGMENT, SEGMENT, &kept_data, &kept_check)
                 .expect("benchmark inputs are valid"),
         );
     });
+    (encode, decode)
+}
 
-    // A whole insert: blocks, FEC and manifest for a large file.
+/// Time to encode a whole large file: blocks, FEC and manifest.
+fn splitfile_insert() -> Duration {
     let file = pseudo_random(FILE_LEN, 99);
-    let splitfile = time_per_op(1, Duration::ZERO, || {
+    time_per_op(1, Duration::ZERO, || {
         let mut encoder = SplitfileEncoder::new(None);
         let mut count = 0;
         for chunk in file.chunks(PUSH_CHUNK) {
@@ -135,7 +140,17 @@ fn main() {
             .blocks
             .len();
         black_box(count);
-    });
+    })
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let min_time = Duration::from_millis(if quick { 100 } else { 700 });
+    let block_data = pseudo_random(BLOCK_PAYLOAD, 1);
+    let (aead, sha) = baselines(min_time, &block_data);
+    let (encode, decode, copy) = block_codec(min_time, &block_data);
+    let (fec_encode, fec_decode) = fec_codec(min_time);
+    let splitfile = splitfile_insert();
 
     let segment_bytes = SEGMENT * BLOCK_PAYLOAD;
     println!("one core, {} KiB blocks", BLOCK_PAYLOAD / 1024);

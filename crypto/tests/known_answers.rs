@@ -148,3 +148,33 @@ fn noderef_vector() {
     );
     assert_eq!(node.to_string().parse::<NodeRef>().unwrap(), node);
 }
+
+#[test]
+fn manifest_bytes_vector() {
+    use warren_crypto::metadata::{DirectoryEntry, DirectoryManifest, Metadata};
+    let (_, key) = ChkBlock::encode(b"Hello, Warren!").unwrap();
+    let document = Metadata::Directory(DirectoryManifest {
+        entries: vec![DirectoryEntry {
+            path: "a".into(),
+            key,
+            extra: Extra::DATA,
+            content_type: Some("text/plain".into()),
+            size: 300,
+        }],
+    });
+    let bytes = document.to_bytes();
+    println!("manifest {}", hex(&bytes));
+    let expected = concat!(
+        "01",                                                               // format version
+        "01",                                                               // variant 1: Directory
+        "01",                                                               // one entry
+        "0161",                                                             // path "a"
+        "63fd7efa77f1955d4388ff3c5c5703a3c460600a391e9158f577a34970e4edc3", // routing key
+        "a33a1b2964eb04d56e851f87a031990c670a560136c381e7d01878c7f34f882c", // crypto key
+        "00",                                                               // kind: Data
+        "010a746578742f706c61696e",                                         // Some("text/plain")
+        "ac02",                                                             // size 300 as a varint
+    );
+    assert_eq!(hex(&bytes), expected);
+    assert_eq!(Metadata::from_bytes(&bytes).unwrap(), document);
+}

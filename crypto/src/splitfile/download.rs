@@ -333,17 +333,37 @@ impl Download {
                 source,
             }
         })?;
-        let mut restored_shards: Vec<Option<Vec<u8>>> = vec![None; data_count];
+        let content = self.assemble(position, restored)?;
+        let state = &mut self.active[position];
+        state.shards = Vec::new();
+        state.decoded = Some(content);
+        // Late answers for this segment are no longer wanted.
+        self.pending.retain(|_, slots| {
+            slots.retain(|slot| slot.segment != segment);
+            !slots.is_empty()
+        });
+        Ok(())
+    }
+
+    /// Joins a segment's data shards, held or recovered, into its content.
+    fn assemble(
+        &self,
+        position: usize,
+        restored: Vec<(usize, Vec<u8>)>,
+    ) -> Result<Vec<u8>, FetchError> {
+        let part = self.part;
+        let state = &self.active[position];
+        let segment = state.index;
+        let mut recovered: Vec<Option<Vec<u8>>> = vec![None; state.data_count];
         for (index, shard) in restored {
-            restored_shards[index] = Some(shard);
+            recovered[index] = Some(shard);
         }
         let mut content = Vec::new();
-        for (index, slot) in restored_shards.into_iter().enumerate() {
+        for (index, slot) in recovered.into_iter().enumerate() {
             let len = self.expected_len(Slot {
                 segment,
                 shard: index,
             });
-            let state = &self.active[position];
             if let Some(shard) = slot {
                 // Recovered blocks must re-encode to the keys the manifest lists,
                 // so every fetcher gets the same content whatever blocks it found.
@@ -357,15 +377,7 @@ impl Download {
                 content.extend_from_slice(&shard[..len]);
             }
         }
-        let state = &mut self.active[position];
-        state.shards = Vec::new();
-        state.decoded = Some(content);
-        // Late answers for this segment are no longer wanted.
-        self.pending.retain(|_, slots| {
-            slots.retain(|slot| slot.segment != segment);
-            !slots.is_empty()
-        });
-        Ok(())
+        Ok(content)
     }
 
     /// The next segment's content, in order, once decoded.
