@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Installs what the tests need, then runs the whole suite: formatting, lints, tests.
+# Installs what the tests need, then runs the whole suite: formatting, lints,
+# unit, property, end-to-end and socket tests, and a build of the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
+echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
 cargo test --workspace --locked
+echo "== fuzz targets build on stable"
+(cd fuzz && cargo build --locked --quiet)
+echo "== all checks passed"
