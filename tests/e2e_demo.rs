@@ -9,9 +9,21 @@ use support::{stderr, stdout, warren};
 #[test]
 fn demo_inserts_and_fetches_across_a_local_network() {
     let dir = tempfile::tempdir().unwrap();
-    let out = warren(&["demo", "--nodes", "8", "--size-mib", "2", "--dir", dir.path().to_str().unwrap()]);
+    let out = warren(&[
+        "demo",
+        "--nodes",
+        "8",
+        "--size-mib",
+        "2",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
     let text = stdout(&out);
-    assert!(out.status.success(), "demo failed: {}\n{text}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "demo failed: {}\n{text}",
+        stderr(&out)
+    );
     assert!(text.contains("key: CHK@"), "{text}");
     assert!(text.contains("fetched document is identical"), "{text}");
     // Every node process was stopped: the state file is gone.

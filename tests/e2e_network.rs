@@ -107,7 +107,7 @@ fn fetch_survives_a_relay_killed_mid_fetch() {
 
 fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::Output {
     let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
+    while child.try_wait().expect("poll child").is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
             panic!("child did not finish within {limit:?}");
@@ -120,7 +120,7 @@ fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::Outpu
         let _ = pipe.read_to_end(&mut stderr);
     }
     std::process::Output {
-        status: child.wait().unwrap(),
+        status: child.wait().expect("wait for child"),
         stdout: Vec::new(),
         stderr,
     }

@@ -64,7 +64,6 @@ impl ApiClient {
     }
 
     fn check(
-        &self,
         mut response: ureq::http::Response<ureq::Body>,
     ) -> Result<ureq::http::Response<ureq::Body>> {
         let status = response.status();
@@ -91,7 +90,7 @@ impl ApiClient {
             .get(format!("{}/api/status", self.base))
             .call()
             .map_err(|e| self.explain(e))?;
-        let mut response = self.check(response)?;
+        let mut response = Self::check(response)?;
         let text = response
             .body_mut()
             .with_config()
@@ -113,7 +112,7 @@ impl ApiClient {
         let response = request
             .send(ureq::SendBody::from_reader(reader))
             .map_err(|e| self.explain(e))?;
-        self.read_uri(response)
+        Self::read_uri(response)
     }
 
     /// Inserts a site manifest over already-inserted files; returns the site URI.
@@ -125,11 +124,11 @@ impl ApiClient {
             .header("content-type", "application/json")
             .send(&body[..])
             .map_err(|e| self.explain(e))?;
-        self.read_uri(response)
+        Self::read_uri(response)
     }
 
-    fn read_uri(&self, response: ureq::http::Response<ureq::Body>) -> Result<String> {
-        let mut response = self.check(response)?;
+    fn read_uri(response: ureq::http::Response<ureq::Body>) -> Result<String> {
+        let mut response = Self::check(response)?;
         let text = response
             .body_mut()
             .with_config()
@@ -147,7 +146,7 @@ impl ApiClient {
             .get(format!("{}/{}", self.base, key.trim_start_matches('/')))
             .call()
             .map_err(|e| self.explain(e))?;
-        let response = self.check(response)?;
+        let response = Self::check(response)?;
         let body = response.into_body();
         let length = body.content_length();
         let reader = body.into_with_config().limit(u64::MAX).reader();

@@ -55,7 +55,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Node(args) => node::run(args),
+        Command::Node(args) => node::run(&args),
         Command::Insert(args) => insert::run(&args),
         Command::Fetch(args) => fetch::run(&args),
         Command::Keygen { data_dir } => node::keygen(data_dir),

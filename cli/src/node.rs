@@ -84,14 +84,13 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
     let mut file = FileConfig::load(&data_dir)?;
     // A location is chosen once, at random, and kept: it is where this node
     // sits on the circle, and moving it would strand what it stores.
-    let location = match file.location {
-        Some(raw) => Location(raw),
-        None => {
-            let raw = rand::rngs::OsRng.next_u64();
-            file.location = Some(raw);
-            file.save(&data_dir)?;
-            Location(raw)
-        }
+    let location = if let Some(raw) = file.location {
+        Location(raw)
+    } else {
+        let raw = rand::rngs::OsRng.next_u64();
+        file.location = Some(raw);
+        file.save(&data_dir)?;
+        Location(raw)
     };
     let listen = args
         .listen
@@ -120,9 +119,9 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
     })
 }
 
-pub(crate) fn run(args: NodeArgs) -> Result<()> {
+pub(crate) fn run(args: &NodeArgs) -> Result<()> {
     init_logging();
-    let resolved = resolve(&args)?;
+    let resolved = resolve(args)?;
     let identity = load_identity(&resolved.data_dir)?;
     let store_mib = args
         .store_mib

@@ -449,7 +449,7 @@ fn is_our_node(pid: u32, data_dir: &Path) -> bool {
     };
     let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
     let dir = data_dir.as_os_str().as_encoded_bytes();
-    args.iter().any(|a| *a == b"node") && args.iter().any(|a| *a == dir)
+    args.contains(&b"node".as_slice()) && args.contains(&dir)
 }
 
 fn terminate(pid: u32) {

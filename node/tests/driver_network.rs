@@ -1,6 +1,8 @@
 //! The tokio driver over real sockets: eight in-process nodes on loopback in a
 //! ring, each with its own store, fetching content inserted several hops away.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,11 @@ async fn ring(dir: &std::path::Path) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..NODES {
         let location = Location(((i as u128) << 64).div_euclid(NODES as u128) as u64);
-        let mut config = NodeConfig::new(dir.join(format!("node-{i}")), "127.0.0.1:0".parse().unwrap(), location);
+        let mut config = NodeConfig::new(
+            dir.join(format!("node-{i}")),
+            "127.0.0.1:0".parse().unwrap(),
+            location,
+        );
         if let Some(prev) = nodes.last() {
             config.peers.push(prev.handle().noderef().clone());
         }
@@ -32,7 +38,9 @@ async fn ring(dir: &std::path::Path) -> Vec<Node> {
             Node::start(config, identity).await.unwrap()
         } else {
             let store = Arc::new(MemoryStore::new(StoreConfig::default()));
-            Node::start_with_store(config, identity, store).await.unwrap()
+            Node::start_with_store(config, identity, store)
+                .await
+                .unwrap()
         };
         nodes.push(node);
     }
@@ -73,8 +81,11 @@ async fn eight_nodes_fetch_across_several_hops() {
     let big = content(5 * 1024 * 1024 + 77, 1);
     let small = b"one block of text".to_vec();
     for data in [big, small] {
-        let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data.clone()))]);
-        let uri = client::insert_stream(&nodes[0].handle(), chunks, None).await.unwrap();
+        let chunks =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data.clone()))]);
+        let uri = client::insert_stream(&nodes[0].handle(), chunks, None)
+            .await
+            .unwrap();
         assert_eq!(fetch_all(&nodes[4], &uri).await, data);
     }
 
@@ -95,7 +106,9 @@ async fn a_node_leaving_mid_network_is_routed_around() {
     let mut nodes = ring(dir.path()).await;
     let data = content(2 * 1024 * 1024, 2);
     let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data.clone()))]);
-    let uri = client::insert_stream(&nodes[0].handle(), chunks, None).await.unwrap();
+    let uri = client::insert_stream(&nodes[0].handle(), chunks, None)
+        .await
+        .unwrap();
     // Node 2 leaves: node 3 can still reach node 0's side of the ring the
     // other way round, and FEC covers blocks that only node 2 held.
     nodes.remove(2).shutdown().await.unwrap();

@@ -92,13 +92,13 @@ async fn random_bytes_peers_do_not_disturb_real_transfers() {
             let mut expected = 0u32;
             while let Some(event) = server_events.recv().await {
                 match event {
-                    LinkEvent::Received { peer, payload } => {
+                    LinkEvent::Received { peer, payload, .. } => {
                         assert_eq!(peer, caller_key, "only the real caller delivers payloads");
                         assert_eq!(payload, block(expected));
                         let _ = ack_tx.send(expected).await;
                         expected += 1;
                     }
-                    LinkEvent::Closed { peer, reason } => {
+                    LinkEvent::Closed { peer, reason, .. } => {
                         assert_ne!(peer, caller_key, "the real link closed: {reason}");
                         failures.fetch_add(1, Ordering::Relaxed);
                     }

@@ -42,14 +42,14 @@ async fn both_sides_learn_each_others_noderef_and_talk() {
         .unwrap();
     b.try_send(Bytes::from_static(b"hello from the callee"))
         .unwrap();
-    let LinkEvent::Received { peer, payload } = next_event(&mut b_rx).await else {
+    let LinkEvent::Received { peer, payload, .. } = next_event(&mut b_rx).await else {
         panic!()
     };
     assert_eq!(
         (peer, &payload[..]),
         (client_ref.identity, &b"hello from the caller"[..])
     );
-    let LinkEvent::Received { peer, payload } = next_event(&mut a_rx).await else {
+    let LinkEvent::Received { peer, payload, .. } = next_event(&mut a_rx).await else {
         panic!()
     };
     assert_eq!(

@@ -185,7 +185,7 @@ impl Driver {
 
     fn on_link_event(&mut self, event: LinkEvent) {
         match event {
-            LinkEvent::Received { peer, payload } => {
+            LinkEvent::Received { peer, payload, .. } => {
                 let Some(from) = self.peers.id_of(&peer) else {
                     return;
                 };
@@ -200,8 +200,8 @@ impl Driver {
                     }
                 }
             }
-            LinkEvent::Closed { peer, reason } => {
-                if let Some(id) = self.peers.closed(&peer) {
+            LinkEvent::Closed { peer, link, reason } => {
+                if let Some(id) = self.peers.closed(&peer, link) {
                     tracing::info!(peer = ?peer, %reason, "link closed");
                     self.feed(Event::PeerDown { peer: id });
                     let flaps = match self.flaps.get(&peer) {
@@ -287,7 +287,7 @@ impl Driver {
                         .await;
                 }
                 Some(Err(err)) => {
-                    tracing::warn!(peer = ?peer.identity, %err, "giving up dialling peer")
+                    tracing::warn!(peer = ?peer.identity, %err, "giving up dialling peer");
                 }
                 None => {}
             }

@@ -3,23 +3,22 @@
 //!
 //! Two nodes that dial each other at once end up with two links. Both sides
 //! keep the same one: the link initiated by the node with the smaller public
-//! key. The loser is closed; its handle is kept (dropping a handle aborts the
-//! link without a `Closed` event) until its `Closed` event comes, which is
-//! then recognised and ignored.
+//! key. The loser is closed gracefully and kept, by its link id, until its
+//! `Closed` event comes; only the `Closed` of the live link takes a peer down.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use warren_crypto::{NodePublicKey, NodeRef};
 
-use crate::link::LinkHandle;
+use crate::link::{LinkHandle, LinkId};
 use crate::routing::PeerId;
 
 /// Peers remembered for redialling at most (configured peers always count).
 pub(super) const MAX_KNOWN_PEERS: usize = 256;
-/// Replaced links per peer kept until they report `Closed`; beyond this a
-/// flapping peer's old links are dropped (aborted) instead.
-const MAX_RETIRING_PER_PEER: usize = 4;
+/// Replaced links kept until they report `Closed`; beyond this, old links of
+/// flapping peers are dropped (aborted, without a goodbye) instead.
+const MAX_RETIRING: usize = 64;
 
 #[derive(Debug)]
 pub(super) struct Slot {
@@ -46,7 +45,7 @@ pub(super) struct PeerTable {
     keys: HashMap<PeerId, NodePublicKey>,
     links: HashMap<PeerId, Slot>,
     /// Links closed as duplicates whose `Closed` event is still to come.
-    retiring: HashMap<NodePublicKey, Vec<LinkHandle>>,
+    retiring: HashMap<LinkId, LinkHandle>,
     known: HashMap<NodePublicKey, NodeRef>,
     peers_file: PathBuf,
     next_id: u64,
@@ -110,30 +109,29 @@ impl PeerTable {
             },
         ) {
             old.handle.close();
-            let retiring = self.retiring.entry(key).or_default();
-            if retiring.len() < MAX_RETIRING_PER_PEER {
-                retiring.push(old.handle);
+            if self.retiring.len() < MAX_RETIRING {
+                self.retiring.insert(old.handle.id(), old.handle);
             }
         }
         id
     }
 
-    /// A link to `key` closed. Returns the peer id if that was the live link
-    /// (the peer is now down), or `None` if it was a replaced duplicate.
-    pub(super) fn closed(&mut self, key: &NodePublicKey) -> Option<PeerId> {
-        // Each link sends one `Closed`; while a replaced link is retiring, the
-        // first `Closed` for this peer is taken to be its. Should the live link
-        // die first, the retiring link's later `Closed` takes the peer down:
-        // the counts balance either way.
-        if let Some(retiring) = self.retiring.get_mut(key) {
-            retiring.pop();
-            if retiring.is_empty() {
-                self.retiring.remove(key);
-            }
+    /// Link `link` to `key` closed. Returns the peer id if that was the live
+    /// link (the peer is now down), or `None` if it was a replaced duplicate.
+    pub(super) fn closed(&mut self, key: &NodePublicKey, link: LinkId) -> Option<PeerId> {
+        if self.retiring.remove(&link).is_some() {
             return None;
         }
         let id = *self.ids.get(key)?;
-        self.links.remove(&id).map(|_| id)
+        if self
+            .links
+            .get(&id)
+            .is_some_and(|slot| slot.handle.id() == link)
+        {
+            self.links.remove(&id);
+            return Some(id);
+        }
+        None
     }
 
     /// Drops the retiring links (closed already) at shutdown.

@@ -28,6 +28,10 @@ use warren_crypto::ChkUri;
 use crate::client::{self, ClientError, SiteEntry};
 use crate::driver::NodeHandle;
 
+/// Most bytes of a failed upload read (and discarded) so the client gets the
+/// error; past this the connection is simply closed.
+const MAX_DRAIN_BYTES: u64 = 1 << 30;
+
 /// Why the HTTP interface could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -105,13 +109,24 @@ async fn insert(
     Query(query): Query<InsertQuery>,
     request: Request,
 ) -> Response {
-    let chunks = request
+    let mut chunks = request
         .into_body()
         .into_data_stream()
         .map(|chunk| chunk.map_err(std::io::Error::other));
-    match client::insert_stream(&node, chunks, query.content_type).await {
+    match client::insert_stream(&node, &mut chunks, query.content_type).await {
         Ok(uri) => Json(serde_json::json!({ "uri": uri.to_string() })).into_response(),
-        Err(err) => error_response(&err),
+        Err(err) => {
+            // Read the rest of the upload before answering, so the client
+            // sees this error rather than a broken pipe.
+            let mut drained: u64 = 0;
+            while let Some(Ok(chunk)) = chunks.next().await {
+                drained += chunk.len() as u64;
+                if drained > MAX_DRAIN_BYTES {
+                    break;
+                }
+            }
+            error_response(&err)
+        }
     }
 }
 

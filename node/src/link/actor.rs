@@ -50,15 +50,32 @@ pub struct Link {
     config: LinkConfig,
 }
 
+/// Tells one link from another, even two links to the same peer (which two
+/// nodes dialling each other at once briefly have).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkId(u64);
+
+impl LinkId {
+    fn next() -> LinkId {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        LinkId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
 /// What a link reports to the node driver.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum LinkEvent {
     /// The peer sent an application payload.
-    Received { peer: NodePublicKey, payload: Bytes },
+    Received {
+        peer: NodePublicKey,
+        link: LinkId,
+        payload: Bytes,
+    },
     /// The link is gone; sent once, last.
     Closed {
         peer: NodePublicKey,
+        link: LinkId,
         reason: CloseReason,
     },
 }
@@ -187,6 +204,7 @@ fn bump(counter: &AtomicU64, by: u64) {
 #[derive(Debug)]
 pub struct LinkHandle {
     peer: NodeRef,
+    id: LinkId,
     outbox: mpsc::Sender<Bytes>,
     cancel: CancellationToken,
     stats: Arc<LinkStats>,
@@ -197,6 +215,11 @@ pub struct LinkHandle {
 impl LinkHandle {
     pub fn peer(&self) -> &NodeRef {
         &self.peer
+    }
+
+    /// This link's id, as its events carry it.
+    pub fn id(&self) -> LinkId {
+        self.id
     }
 
     /// Queue a payload without waiting: for event loops.
@@ -272,8 +295,10 @@ impl Link {
         let cancel = CancellationToken::new();
         let stats = Arc::new(LinkStats::default());
         let now = Instant::now();
+        let id = LinkId::next();
         let actor = Actor {
             peer: self.peer.identity,
+            id,
             budget: FrameBudget::new(
                 self.config.max_frames_per_sec,
                 self.config.frame_burst,
@@ -292,6 +317,7 @@ impl Link {
         };
         LinkHandle {
             peer: self.peer,
+            id,
             outbox: outbox_tx,
             cancel,
             stats,
@@ -303,6 +329,7 @@ impl Link {
 
 struct Actor {
     peer: NodePublicKey,
+    id: LinkId,
     reader: FrameReader,
     writer: OwnedWriteHalf,
     cipher: FrameCipher,
@@ -350,6 +377,7 @@ impl Actor {
         self.cancel.cancel();
         let event = LinkEvent::Closed {
             peer: self.peer,
+            link: self.id,
             reason,
         };
         if self
@@ -517,6 +545,7 @@ impl Actor {
     fn deliver(&mut self, payload: Bytes) -> Result<(), RunError> {
         let event = LinkEvent::Received {
             peer: self.peer,
+            link: self.id,
             payload,
         };
         match self.events.try_send(event) {

@@ -32,7 +32,7 @@ mod listener;
 pub mod message;
 
 pub use actor::{
-    CloseReason, Link, LinkEvent, LinkHandle, LinkSendError, LinkStats, LinkStatsSnapshot,
+    CloseReason, Link, LinkEvent, LinkHandle, LinkId, LinkSendError, LinkStats, LinkStatsSnapshot,
     RunError, WRITE_HIGH_WATER,
 };
 pub use backoff::{connect_with_backoff, Backoff};

@@ -503,7 +503,11 @@ impl Node {
     fn is_sink_for(&self, key: &RoutingKey, source: Location) -> bool {
         let target = key.location();
         let mine = self.location.distance(target);
-        mine < source.distance(target) && self.peers.iter().all(|p| mine < p.location.distance(target))
+        mine < source.distance(target)
+            && self
+                .peers
+                .iter()
+                .all(|p| mine < p.location.distance(target))
     }
 
     /// Where a relayed insert goes: the store at a sink (closer to the key than
