@@ -40,7 +40,9 @@ const MAX_EVENTS: u64 = 1 << 40;
 /// Bytes in a mebibyte, for memory figures.
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// What to simulate. Public fields map one to one onto `warren sim` flags.
+/// What to simulate. Public fields map one to one onto `warren sim` flags
+/// (all but `sink_second_copy`, `request_interval_ms`, `latency_ms` and
+/// `cache_capacity`, which only the bench and tests set).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimConfig {
     pub nodes: usize,
