@@ -161,6 +161,8 @@ pub const DEFAULT_DECREMENT_AT_MAX: f64 = 0.5;
 pub const DEFAULT_DECREMENT_AT_MIN: f64 = 0.25;
 /// No caching while HTL is within this many hops of the maximum.
 pub const DEFAULT_NO_CACHE_HTL_MARGIN: u8 = 2;
+/// Whether a sink also hands an insert to its closest peer for a second stored copy.
+pub const DEFAULT_SINK_SECOND_COPY: bool = true;
 /// Peers one node routes among at most; further `PeerUp`s are ignored.
 pub const DEFAULT_MAX_PEERS: usize = 256;
 /// Requests (fetches and inserts) one node works on at once.
@@ -185,6 +187,7 @@ pub struct RoutingConfig {
     pub decrement_at_max_probability: f64,
     pub decrement_at_min_probability: f64,
     pub no_cache_htl_margin: u8,
+    pub sink_second_copy: bool,
     pub max_peers: usize,
     pub max_live_requests: usize,
     pub max_requests_per_peer: u32,
@@ -202,6 +205,7 @@ impl Default for RoutingConfig {
             decrement_at_max_probability: DEFAULT_DECREMENT_AT_MAX,
             decrement_at_min_probability: DEFAULT_DECREMENT_AT_MIN,
             no_cache_htl_margin: DEFAULT_NO_CACHE_HTL_MARGIN,
+            sink_second_copy: DEFAULT_SINK_SECOND_COPY,
             max_peers: DEFAULT_MAX_PEERS,
             max_live_requests: DEFAULT_MAX_LIVE_REQUESTS,
             max_requests_per_peer: DEFAULT_MAX_REQUESTS_PER_PEER,

@@ -44,6 +44,17 @@ pub(super) enum Outcome {
     Timeout,
 }
 
+/// What a node does with an insert whose block has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InsertStep {
+    /// Not a sink: route it on toward the key.
+    Forward,
+    /// Closer to the key than every peer but the sender: store it here.
+    Sink,
+    /// It came from a peer closer to the key: store it here, go no farther.
+    StepAway,
+}
+
 /// An insert accepted here whose block has not arrived yet.
 #[derive(Debug)]
 pub(super) struct PendingInsert {
@@ -76,6 +87,8 @@ pub(super) struct Request {
     pub(super) accepted: bool,
     /// Whether any peer has taken it on (an insert that did is not lost).
     reached: bool,
+    /// An insert whose route ends here by the sink rule: it goes to the store.
+    sink: bool,
     pub(super) deadline: Time,
 }
 
@@ -99,6 +112,7 @@ impl Request {
             downstream: None,
             accepted: false,
             reached: false,
+            sink: false,
             deadline: now,
         }
     }
@@ -263,15 +277,18 @@ impl Node {
             return self.send(from, Message::InsertCollision { id });
         }
         self.stats.inserts_accepted += 1;
+        let step = self.insert_step(&p.key, from, p.source_location);
         let first = Waiter::Peer { peer: from, id };
         let mut req = Request::new(Kind::Insert(block), p.key, p.htl_in, p.htl, first, now);
         req.source_location = Some(p.source_location);
+        req.sink = step != InsertStep::Forward;
         self.requests.insert(id, req);
-        if p.htl == 0 || self.is_sink_for(&p.key, p.source_location) {
-            // Past a sink every hop leads away from the key: it would only
-            // spread cache copies at the cost of a block transfer per hop.
+        let second_copy = step == InsertStep::Sink && self.config.sink_second_copy;
+        if p.htl == 0 || (step != InsertStep::Forward && !second_copy) {
             self.finish(id, Outcome::Inserted);
         } else {
+            // Forward toward the key; a sink hands one more copy to its
+            // closest peer, which ends it there (a step away from the key).
             self.route_next(now, id);
         }
     }
@@ -475,6 +492,8 @@ impl Node {
                 self.actions.push_back(Action::Store { area, block });
             }
             let msg = match *outcome {
+                // A sink stored the block whatever became of its second copy.
+                _ if req.sink => Message::InsertReply { id },
                 Outcome::RouteNotFound { htl } => Message::RouteNotFound { id, htl },
                 Outcome::Timeout => Message::RouteNotFound { id, htl: 0 },
                 _ => Message::InsertReply { id },
@@ -498,22 +517,36 @@ impl Node {
         }
     }
 
-    /// Whether this node is closer to `key` than the peer an insert came from
-    /// and than every connected peer: where greedy routing toward the key ends.
-    fn is_sink_for(&self, key: &RoutingKey, source: Location) -> bool {
+    /// Whether an insert for `key` that came from `from` (at `source`) ends
+    /// here. Past a sink every hop leads away from the key: it would only
+    /// spread cache copies at the cost of a block transfer per hop.
+    fn insert_step(&self, key: &RoutingKey, from: PeerId, source: Location) -> InsertStep {
         let target = key.location();
         let mine = self.location.distance(target);
-        mine < source.distance(target)
-            && self
-                .peers
-                .iter()
-                .all(|p| mine < p.location.distance(target))
+        if source.distance(target) < mine {
+            // Only an originator that is itself nearest, a sink passing on its
+            // second copy, or a backtrack sends an insert away from the key:
+            // going on would wander away from it.
+            return InsertStep::StepAway;
+        }
+        let others = self.peers.iter().filter(|p| p.id != from);
+        if others
+            .map(|p| p.location.distance(target))
+            .all(|d| mine < d)
+        {
+            InsertStep::Sink
+        } else {
+            InsertStep::Forward
+        }
     }
 
     /// Where a relayed insert goes: the store at a sink (closer to the key than
     /// the peer it came from and every peer it was routed to), else the cache
     /// unless near the originator.
     fn insert_area(&self, req: &Request) -> Option<Area> {
+        if req.sink {
+            return Some(Area::Store);
+        }
         let target = req.key.location();
         let mine = self.location.distance(target);
         let closer = |loc: &Location| mine < loc.distance(target);

@@ -507,14 +507,19 @@ fn offer_insert(one: &mut One, from: u64, id: u64, block: &ChkBlock, htl: u8) ->
     one.msg(from, insert_data(id, block.as_bytes()))
 }
 
-#[test]
-fn inserts_are_stored_at_sinks_and_cached_elsewhere() {
-    let block = sim_block(1, 12);
+/// A sink for `block`: closer to the key than its peers 1 (far) and 2 (mid).
+fn sink(block: &ChkBlock, config: RoutingConfig) -> One {
     let key = block.routing_key();
-    // A sink: closer to the key than its peers.
-    let mut sink = One::new(RoutingConfig::default(), near(&key, CLOSE));
+    let mut sink = One::new(config, near(&key, CLOSE));
     sink.up(1, near(&key, FAR));
     sink.up(2, near(&key, MID));
+    sink
+}
+
+#[test]
+fn a_sink_stores_an_insert_and_hands_one_copy_to_its_closest_peer() {
+    let block = sim_block(1, 12);
+    let mut sink = sink(&block, RoutingConfig::default());
     let out = offer_insert(&mut sink, 1, 7, &block, 10);
     // Only the offer goes on; the block follows the downstream's acceptance.
     assert_eq!(sends(&out), vec![(2, &insert_msg(7, &block, 9))]);
@@ -526,12 +531,75 @@ fn inserts_are_stored_at_sinks_and_cached_elsewhere() {
         sends(&out),
         vec![(1, &Message::InsertReply { id: RequestId(7) })]
     );
-    // A relay whose peer 2 is closer: cached, unless near the originator.
+    // Whatever becomes of the second copy, the sink's copy is stored and the
+    // insert is not backtracked upstream.
+    let mut sink = self::sink(&block, RoutingConfig::default());
+    offer_insert(&mut sink, 1, 7, &block, 10);
+    let out = sink.msg(2, Message::Overloaded { id: RequestId(7) });
+    assert_eq!(stores(&out), vec![Area::Store]);
+    assert_eq!(
+        sends(&out),
+        vec![(1, &Message::InsertReply { id: RequestId(7) })]
+    );
+    assert_eq!(sink.node.live_requests(), 0);
+}
+
+#[test]
+fn without_the_second_copy_an_insert_ends_at_the_sink() {
+    let block = sim_block(1, 18);
+    let config = RoutingConfig {
+        sink_second_copy: false,
+        ..RoutingConfig::default()
+    };
+    let mut sink = sink(&block, config);
+    let out = offer_insert(&mut sink, 1, 7, &block, 10);
+    assert_eq!(stores(&out), vec![Area::Store]);
+    assert_eq!(
+        sends(&out),
+        vec![(1, &Message::InsertReply { id: RequestId(7) })]
+    );
+    assert_eq!(sink.node.live_requests(), 0);
+}
+
+#[test]
+fn an_insert_from_a_closer_peer_is_stored_and_goes_no_farther() {
+    // Peer 2 (at CLOSE) is closer than this node: a sink's second copy, or an
+    // originator that is itself nearest. Peer 3 would be closer still, but
+    // going on would wander: the insert ends here, in the store even at the
+    // maximum HTL (where nothing is cached).
+    let block = sim_block(1, 19);
+    let key = block.routing_key();
+    let mut one = One::new(RoutingConfig::default(), near(&key, MID));
+    one.up(1, near(&key, FAR));
+    one.up(2, near(&key, CLOSE));
+    one.up(3, near(&key, CLOSE / 2));
+    let out = offer_insert(&mut one, 2, 7, &block, DEFAULT_MAX_HTL);
+    assert_eq!(stores(&out), vec![Area::Store]);
+    assert_eq!(
+        sends(&out),
+        vec![(2, &Message::InsertReply { id: RequestId(7) })]
+    );
+}
+
+#[test]
+fn a_relay_forwards_an_insert_and_caches_it_unless_near_the_originator() {
+    let block = sim_block(1, 20);
+    let key = block.routing_key();
+    // Peer 2 is closer than the relay: not a sink, the insert goes on to it.
     for (htl, expect) in [(10, vec![Area::Cache]), (17, vec![])] {
         let mut one = relay(&block);
-        offer_insert(&mut one, 1, 7, &block, htl);
+        let out = offer_insert(&mut one, 1, 7, &block, htl);
+        let Message::Insert { key: k, .. } = sends(&out)[0].1 else {
+            panic!("{out:?}")
+        };
+        assert_eq!((sends(&out)[0].0, *k), (2, key));
+        assert!(stores(&out).is_empty(), "nothing stored before the reply");
         let out = one.msg(2, Message::InsertReply { id: RequestId(7) });
         assert_eq!(stores(&out), expect, "htl {htl}");
+        assert_eq!(
+            sends(&out),
+            vec![(1, &Message::InsertReply { id: RequestId(7) })]
+        );
     }
 }
 

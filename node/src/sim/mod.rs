@@ -19,7 +19,9 @@ use warren_crypto::{ChkBlock, RoutingKey};
 
 pub use self::net::{Completion, Intercept, Interceptor, Net, NetParams, NodeIx};
 pub use self::topology::{Topology, TopologyError};
-use crate::routing::{ClientId, FetchError, RoutingConfig, Time, DEFAULT_MAX_HTL};
+use crate::routing::{
+    ClientId, FetchError, RoutingConfig, Time, DEFAULT_MAX_HTL, DEFAULT_SINK_SECOND_COPY,
+};
 
 /// Default number of simulated nodes.
 pub const DEFAULT_NODES: usize = 10_000;
@@ -38,7 +40,9 @@ const MAX_EVENTS: u64 = 1 << 40;
 /// Bytes in a mebibyte, for memory figures.
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// What to simulate. Public fields map one to one onto `warren sim` flags.
+/// What to simulate. Public fields map one to one onto `warren sim` flags
+/// (all but `sink_second_copy`, `request_interval_ms`, `latency_ms` and
+/// `cache_capacity`, which only the bench and tests set).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimConfig {
     pub nodes: usize,
@@ -53,6 +57,14 @@ pub struct SimConfig {
     pub request_interval_ms: u64,
     pub latency_ms: (u64, u64),
     pub cache_capacity: usize,
+    /// Whether sinks pass each insert on for a second stored copy
+    /// (`RoutingConfig::sink_second_copy`).
+    #[serde(default = "default_sink_second_copy")]
+    pub sink_second_copy: bool,
+}
+
+fn default_sink_second_copy() -> bool {
+    DEFAULT_SINK_SECOND_COPY
 }
 
 impl Default for SimConfig {
@@ -68,6 +80,7 @@ impl Default for SimConfig {
             request_interval_ms: DEFAULT_REQUEST_INTERVAL_MS,
             latency_ms: DEFAULT_LATENCY_MS,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            sink_second_copy: DEFAULT_SINK_SECOND_COPY,
         }
     }
 }
@@ -103,6 +116,10 @@ pub struct SimReport {
     pub messages_per_request: f64,
     pub insert_success_rate: f64,
     pub insert_messages_per_request: f64,
+    /// Long-term store copies per inserted block once every insert finished.
+    pub store_copies_mean: f64,
+    /// Inserted blocks that no node holds in its long-term store.
+    pub blocks_without_store: u64,
     pub failures: Failures,
     /// Fetch-phase requests answered from a long-term store (sinks).
     pub found_in_store: u64,
@@ -137,6 +154,7 @@ pub fn run(config: &SimConfig) -> SimReport {
     let links: usize = adjacency.iter().map(Vec::len).sum();
     let routing = RoutingConfig {
         max_htl: config.htl,
+        sink_second_copy: config.sink_second_copy,
         ..RoutingConfig::default()
     };
     let params = NetParams {
@@ -209,6 +227,13 @@ fn insert_phase(
         .count();
     report.insert_success_rate = ratio(ok as u64, config.requests as u64);
     report.insert_messages_per_request = ratio(net.counters().messages, config.requests as u64);
+    let copies = net.store_copies();
+    let held: Vec<usize> = keys
+        .iter()
+        .map(|k| copies.get(k).copied().unwrap_or(0))
+        .collect();
+    report.store_copies_mean = ratio(held.iter().sum::<usize>() as u64, keys.len() as u64);
+    report.blocks_without_store = held.iter().filter(|&&c| c == 0).count() as u64;
     (keys, inserters)
 }
 

@@ -270,6 +270,15 @@ impl Net {
         }
     }
 
+    /// How many nodes hold each key in their long-term store.
+    pub fn store_copies(&self) -> HashMap<RoutingKey, usize> {
+        let mut copies = HashMap::new();
+        for key in self.stores.iter().flat_map(|s| &s.store) {
+            *copies.entry(*key).or_insert(0) += 1;
+        }
+        copies
+    }
+
     pub fn completion(&self, client: ClientId) -> Option<&Completion> {
         self.completions.get(&client)
     }
