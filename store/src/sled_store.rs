@@ -237,10 +237,16 @@ impl SledStore {
             let Ok(lru_key) = <[u8; record::SLOT_LEN]>::try_from(&lru_key[..]) else {
                 continue;
             };
-            out.push(Victim {
-                lru_key,
-                key: record::decode_key(&raw).ok(),
-            });
+            // Only an entry that `index` agrees with names a block to evict;
+            // any other is a leftover of an interrupted touch.
+            let key = match record::decode_key(&raw) {
+                Ok(key) => self
+                    .read_slot(&key)?
+                    .filter(|slot| slot.encode() == lru_key)
+                    .map(|_| key),
+                Err(_) => None,
+            };
+            out.push(Victim { lru_key, key });
         }
         Ok(out)
     }
@@ -294,20 +300,23 @@ impl SledStore {
     }
 
     /// Moves `key` from `old` to the most recent position of its area.
+    ///
+    /// Not a transaction (this runs on every read): the three writes are
+    /// ordered so a crash between them leaves only an `lru` entry that does
+    /// not match `index`, which `recover` removes and `victims` skips.
     fn touch(&self, state: &mut WriteState, key: &RoutingKey, old: Slot) -> Result<(), StoreError> {
         let new = Slot {
             area: old.area,
             seq: state.next_seq,
         };
-        (&self.index, &self.lru)
-            .transaction(|(index, lru)| -> ConflictableTransactionResult<(), ()> {
-                lru.remove(&old.encode()[..])?;
-                lru.insert(&new.encode()[..], &key.as_bytes()[..])?;
-                index.insert(&key.as_bytes()[..], &new.encode()[..])?;
-                Ok(())
-            })
-            .map_err(|e| self.tx_err(e))?;
         state.next_seq += 1;
+        self.lru
+            .insert(new.encode(), &key.as_bytes()[..])
+            .map_err(|e| self.err(e))?;
+        self.index
+            .insert(key.as_bytes(), &new.encode()[..])
+            .map_err(|e| self.err(e))?;
+        self.lru.remove(old.encode()).map_err(|e| self.err(e))?;
         Ok(())
     }
 

@@ -8,6 +8,9 @@
 //! - a second process opening a store in use gets `StoreError::Locked`.
 //! - an idle opened store with data stays well under 50 MB resident.
 
+// A test binary without the libtest harness: clippy cannot see it is a test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -93,7 +96,11 @@ fn child_writer() {
     let mut batch = rng.gen_range(FLUSH_BATCH);
     for i in 0..MAX_PUTS_PER_TRIAL {
         let (b, _) = block(trial, i);
-        let area = if rng.gen_bool(0.5) { Area::Store } else { Area::Cache };
+        let area = if rng.gen_bool(0.5) {
+            Area::Store
+        } else {
+            Area::Cache
+        };
         store.put(area, &b).unwrap();
         if i > 0 && rng.gen_bool(0.3) {
             let (old, key) = block(trial, rng.gen_range(0..i));
@@ -149,7 +156,11 @@ fn check_after_crash(dir: &Path, acked: &[(u32, u32)], trials: std::ops::Range<u
         }
     }
     let stats = store.stats();
-    assert_eq!(stats.store.blocks + stats.cache.blocks, present, "counts match contents");
+    assert_eq!(
+        stats.store.blocks + stats.cache.blocks,
+        present,
+        "counts match contents"
+    );
     assert_eq!(stats.store.corrupt_dropped + stats.cache.corrupt_dropped, 0);
 }
 
@@ -180,8 +191,13 @@ fn crash_recovery() {
         acked.extend(acks.into_iter().map(|i| (trial, i)));
         check_after_crash(dir.path(), &acked, first_in_dir..trial + 1);
     }
-    assert!(total_acked > 0, "no trial acknowledged anything: kill delays too short");
-    println!("test crash_recovery ... ok ({trials} kills, {total_acked} acknowledged blocks checked)");
+    assert!(
+        total_acked > 0,
+        "no trial acknowledged anything: kill delays too short"
+    );
+    println!(
+        "test crash_recovery ... ok ({trials} kills, {total_acked} acknowledged blocks checked)"
+    );
 }
 
 // ---- second process ----
@@ -204,7 +220,10 @@ fn second_process_is_locked_out() {
 
     let err = SledStore::open(dir.path(), test_config()).unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
-    assert!(err.to_string().contains("in use by another process"), "{err}");
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
 
     drop(child.stdin.take()); // lets the holder exit
     assert!(child.wait().unwrap().success());
@@ -249,7 +268,11 @@ fn idle_store_stays_small() {
         .env(DIR_ENV, dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let figure = |name: &str| -> u64 {
         let line = text.lines().find(|l| l.starts_with(name)).unwrap();
@@ -263,5 +286,8 @@ fn idle_store_stays_small() {
         RSS_BLOCKS / 32,
         after_reads as f64 / 1e6,
     );
-    assert!(idle < RSS_LIMIT_BYTES, "idle store uses {idle} bytes resident");
+    assert!(
+        idle < RSS_LIMIT_BYTES,
+        "idle store uses {idle} bytes resident"
+    );
 }
