@@ -15,6 +15,13 @@ pub const DEFAULT_SLED_CACHE_BYTES: u64 = 8 << 20;
 /// crash can lose even if the node forgets to call `flush`.
 pub const DEFAULT_FLUSH_EVERY_MS: Option<u64> = Some(1000);
 
+/// Default free space the disk store leaves on its file system: writes that
+/// would go below it fail with `StoreError::DiskFull` instead of reaching the
+/// engine. sled 0.34 does not recover from a real ENOSPC (its flush waits
+/// forever), so the store must stop short of one. Covers sled's write
+/// amplification and buffered segments with a wide margin.
+pub const DEFAULT_MIN_FREE_DISK_BYTES: u64 = 64 << 20;
+
 /// How big each area may grow and how the disk store behaves.
 ///
 /// Byte bounds count block bytes (every block is [`BLOCK_LEN`] bytes); the
@@ -30,6 +37,9 @@ pub struct StoreConfig {
     /// sled's background flush period; `None` flushes only on `flush()` and
     /// drop (ignored by `MemoryStore`).
     pub flush_every_ms: Option<u64>,
+    /// New blocks are refused with `StoreError::DiskFull` while the file
+    /// system has less free space than this (ignored by `MemoryStore`).
+    pub min_free_disk_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -39,6 +49,7 @@ impl Default for StoreConfig {
             cache_bytes: DEFAULT_CACHE_BYTES,
             sled_cache_bytes: DEFAULT_SLED_CACHE_BYTES,
             flush_every_ms: DEFAULT_FLUSH_EVERY_MS,
+            min_free_disk_bytes: DEFAULT_MIN_FREE_DISK_BYTES,
         }
     }
 }

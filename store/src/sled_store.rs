@@ -11,6 +11,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use fs2::FileExt;
 use sled::transaction::{ConflictableTransactionResult, TransactionError};
@@ -32,6 +33,10 @@ pub const STORE_FORMAT_VERSION: u32 = 1;
 pub const LOCK_FILE: &str = "warren-store.lock";
 /// Subdirectory holding sled's files.
 pub const SLED_DIR: &str = "sled";
+
+/// How often, and how far apart, to retry sled's lock (see `open_sled`).
+const SLED_LOCK_RETRIES: u32 = 40;
+const SLED_LOCK_RETRY_DELAY: Duration = Duration::from_millis(25);
 
 const TREE_BLOCKS: &str = "blocks";
 const TREE_INDEX: &str = "index";
@@ -88,13 +93,7 @@ impl SledStore {
         fs::create_dir_all(dir).map_err(|e| StoreError::from_io(dir, e))?;
         let lock = lock_dir(dir)?;
         let sled_err = |e| StoreError::from_sled(dir, e);
-        let db = sled::Config::new()
-            .path(dir.join(SLED_DIR))
-            .cache_capacity(config.sled_cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(config.flush_every_ms)
-            .open()
-            .map_err(sled_err)?;
+        let db = open_sled(dir, &config).map_err(sled_err)?;
         let tree = |name: &str| db.open_tree(name).map_err(sled_err);
         let (blocks, index, lru, meta) = (
             tree(TREE_BLOCKS)?,
@@ -238,10 +237,16 @@ impl SledStore {
             let Ok(lru_key) = <[u8; record::SLOT_LEN]>::try_from(&lru_key[..]) else {
                 continue;
             };
-            out.push(Victim {
-                lru_key,
-                key: record::decode_key(&raw).ok(),
-            });
+            // Only an entry that `index` agrees with names a block to evict;
+            // any other is a leftover of an interrupted touch.
+            let key = match record::decode_key(&raw) {
+                Ok(key) => self
+                    .read_slot(&key)?
+                    .filter(|slot| slot.encode() == lru_key)
+                    .map(|_| key),
+                Err(_) => None,
+            };
+            out.push(Victim { lru_key, key });
         }
         Ok(out)
     }
@@ -295,20 +300,23 @@ impl SledStore {
     }
 
     /// Moves `key` from `old` to the most recent position of its area.
+    ///
+    /// Not a transaction (this runs on every read): the three writes are
+    /// ordered so a crash between them leaves only an `lru` entry that does
+    /// not match `index`, which `recover` removes and `victims` skips.
     fn touch(&self, state: &mut WriteState, key: &RoutingKey, old: Slot) -> Result<(), StoreError> {
         let new = Slot {
             area: old.area,
             seq: state.next_seq,
         };
-        (&self.index, &self.lru)
-            .transaction(|(index, lru)| -> ConflictableTransactionResult<(), ()> {
-                lru.remove(&old.encode()[..])?;
-                lru.insert(&new.encode()[..], &key.as_bytes()[..])?;
-                index.insert(&key.as_bytes()[..], &new.encode()[..])?;
-                Ok(())
-            })
-            .map_err(|e| self.tx_err(e))?;
         state.next_seq += 1;
+        self.lru
+            .insert(new.encode(), &key.as_bytes()[..])
+            .map_err(|e| self.err(e))?;
+        self.index
+            .insert(key.as_bytes(), &new.encode()[..])
+            .map_err(|e| self.err(e))?;
+        self.lru.remove(old.encode()).map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -344,6 +352,19 @@ impl SledStore {
             self.counters.corrupt(slot.area);
         }
         Ok(None)
+    }
+
+    /// Refuses a new block while the file system is below its free-space
+    /// reserve (see `StoreConfig::min_free_disk_bytes`).
+    fn check_free_space(&self) -> Result<(), StoreError> {
+        let free =
+            fs2::available_space(&self.dir).map_err(|e| StoreError::from_io(&self.dir, e))?;
+        if free < self.config.min_free_disk_bytes {
+            return Err(StoreError::DiskFull {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
     }
 
     #[cfg(any(test, feature = "fault-injection"))]
@@ -412,6 +433,9 @@ impl BlockStore for SledStore {
                 from,
                 evict,
             } => {
+                if from.is_none() {
+                    self.check_free_space()?;
+                }
                 let victims = self.victims(target, evict)?;
                 let slot = Slot {
                     area: target,
@@ -440,6 +464,33 @@ impl Drop for SledStore {
         // Best effort: a clean shutdown loses nothing even without `flush()`.
         if let Err(error) = self.db.flush() {
             warn!(dir = %self.dir.display(), %error, "flush on close failed");
+        }
+    }
+}
+
+/// Opens sled, waiting out a previous instance in this process that is still
+/// shutting down: sled's background threads can hold its file lock for a
+/// moment after the last handle drops. Holding our own lock already proves no
+/// other process has the store, so a lock failure here can only be that.
+fn open_sled(dir: &Path, config: &StoreConfig) -> sled::Result<sled::Db> {
+    let mut attempts = 0;
+    loop {
+        let result = sled::Config::new()
+            .path(dir.join(SLED_DIR))
+            .cache_capacity(config.sled_cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(config.flush_every_ms)
+            .open();
+        match result {
+            // sled 0.34 reports its lock only through this message.
+            Err(sled::Error::Io(e))
+                if attempts < SLED_LOCK_RETRIES
+                    && e.to_string().contains("could not acquire lock") =>
+            {
+                attempts += 1;
+                std::thread::sleep(SLED_LOCK_RETRY_DELAY);
+            }
+            other => return other,
         }
     }
 }
@@ -493,3 +544,7 @@ fn check_format(dir: &Path, db: &sled::Db, meta: &Tree, data: &[&Tree]) -> Resul
     db.flush().map_err(sled_err)?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "sled_store_tests.rs"]
+mod tests;

@@ -75,6 +75,7 @@ pub(crate) fn config_blocks(store: u64, cache: u64) -> StoreConfig {
         cache_bytes: cache * BLOCK_LEN as u64 + slack,
         sled_cache_bytes: 1 << 20,
         flush_every_ms: None,
+        ..StoreConfig::default()
     }
 }
 
