@@ -366,8 +366,8 @@ impl Driver {
             uptime_s: self.epoch.elapsed().as_secs(),
             peers,
             live_requests: self.core.live_requests(),
-            routing: serde_json::to_value(format!("{:?}", self.core.stats())).unwrap_or_default(),
-            store: serde_json::to_value(format!("{:?}", self.store.stats())).unwrap_or_default(),
+            routing: routing_json(self.core.stats()),
+            store: store_json(&self.store.stats()),
             links: self.totals.clone(),
         }
     }
@@ -391,6 +391,36 @@ impl Driver {
             let _ = reply.send(Err(RequestError::Stopped));
         }
     }
+}
+
+fn routing_json(stats: &routing::NodeStats) -> serde_json::Value {
+    serde_json::json!({
+        "requests_accepted": stats.requests_accepted,
+        "inserts_accepted": stats.inserts_accepted,
+        "answered_from_store": stats.answered_from_store,
+        "merged": stats.merged,
+        "loops_rejected": stats.loops_rejected,
+        "overloaded_sent": stats.overloaded_sent,
+        "forged_blocks": stats.forged_blocks,
+        "unexpected_replies": stats.unexpected_replies,
+        "unknown_replies": stats.unknown_replies,
+        "peers_refused": stats.peers_refused,
+        "timeouts": stats.timeouts,
+    })
+}
+
+fn store_json(stats: &warren_store::StoreStats) -> serde_json::Value {
+    let area = |a: &warren_store::AreaStats| {
+        serde_json::json!({
+            "bytes": a.bytes,
+            "blocks": a.blocks,
+            "capacity_bytes": a.capacity_bytes,
+            "hits": a.hits,
+            "evictions": a.evictions,
+            "corrupt_dropped": a.corrupt_dropped,
+        })
+    };
+    serde_json::json!({ "store": area(&stats.store), "cache": area(&stats.cache), "misses": stats.misses })
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
