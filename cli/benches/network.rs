@@ -1,0 +1,460 @@
+//! Whole-network benchmark: a 64 MiB document over a 10-node loopback network
+//! of real `warren` processes, beside a plain TCP copy on loopback measured in
+//! the same run; insert throughput; memory of a 256 MiB fetch; idle relay RSS.
+//!
+//! The network is seven nodes that take the insert, then a chain of three that
+//! join after it: fetcher - relay - relay - network. The chain holds nothing,
+//! so every block of a cold fetch comes from at least three hops away.
+//!
+//! `cargo bench -p warren --bench network`
+//! Sizes: WARREN_BENCH_MIB (64), WARREN_BENCH_BIG_MIB (256), WARREN_BENCH_IDLE_S (60).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WARREN: &str = env!("CARGO_BIN_EXE_warren");
+const MIB: usize = 1024 * 1024;
+/// Nodes that take the insert; the chain of three joins after it.
+const CORE_NODES: usize = 7;
+/// How often memory is sampled while a process runs.
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let mib = env_usize("WARREN_BENCH_MIB", 64);
+    let big_mib = env_usize("WARREN_BENCH_BIG_MIB", 256);
+    let idle_s = env_usize("WARREN_BENCH_IDLE_S", 60);
+    let work = tempfile::Builder::new()
+        .prefix("warren-bench-")
+        .tempdir()
+        .expect("tempdir");
+
+    let tcp = tcp_copy_mb_s(mib * MIB);
+    println!("baseline: plain TCP copy on loopback, {mib} MiB: {tcp:.0} MB/s");
+
+    let mut net = Net::start(work.path());
+    let doc = work.path().join("doc.bin");
+    random_file(&doc, mib * MIB, 1);
+    let big = work.path().join("big.bin");
+    random_file(&big, big_mib * MIB, 2);
+    let (key, secs) = net.insert(0, &doc);
+    println!(
+        "insert {mib} MiB at node 0: {:.2} s, {:.1} MB/s",
+        secs,
+        mb(mib) / secs
+    );
+    let (big_key, big_secs) = net.insert(0, &big);
+    println!(
+        "insert {big_mib} MiB at node 0: {:.2} s, {:.1} MB/s",
+        big_secs,
+        mb(big_mib) / big_secs
+    );
+
+    let (far, _) = net.farthest_from(0);
+    let fetcher = net.add_chain(far, work.path());
+    let held: u64 = (CORE_NODES..net.apis.len())
+        .map(|i| net.blocks_held(i))
+        .sum();
+    println!(
+        "network: {} node processes; fetcher node {fetcher} joined after the inserts, {} hops from node {far}; the chain holds {held} blocks",
+        net.apis.len(),
+        net.apis.len() - CORE_NODES
+    );
+    for label in ["cold", "warm"] {
+        let out = work.path().join(format!("{label}.bin"));
+        let run = net.fetch(fetcher, &key, &out);
+        assert_eq!(
+            std::fs::metadata(&out).expect("fetched").len(),
+            (mib * MIB) as u64
+        );
+        let rate = mb(mib) / run.secs;
+        println!(
+            "fetch {label} {mib} MiB at node {fetcher}: {:.2} s, {rate:.1} MB/s = {:.2}x the TCP copy",
+            run.secs,
+            rate / tcp
+        );
+    }
+    let node_pid = net.pids[fetcher];
+    let node_before = rss_mb(node_pid, "VmRSS");
+    let out = work.path().join("big.out");
+    let sampler = Sampler::start(node_pid);
+    let run = net.fetch(fetcher, &big_key, &out);
+    let node_peak = sampler.stop();
+    std::fs::remove_file(&out).ok();
+    println!(
+        "fetch {big_mib} MiB: {:.2} s, {:.1} MB/s; client peak RSS {:.1} MB; fetching node RSS {:.1} MB before, peak {:.1} MB during",
+        run.secs,
+        mb(big_mib) / run.secs,
+        run.peak_rss_mb,
+        node_before,
+        node_peak
+    );
+
+    println!("idle: waiting {idle_s} s with every node idle…");
+    std::thread::sleep(Duration::from_secs(idle_s as u64));
+    let mut idle: Vec<f64> = net.pids.iter().map(|&pid| rss_mb(pid, "VmRSS")).collect();
+    idle.sort_by(f64::total_cmp);
+    println!(
+        "idle relay RSS after {idle_s} s (after the runs above): min {:.1} MB, median {:.1} MB, max {:.1} MB",
+        idle[0],
+        idle[idle.len() / 2],
+        idle[idle.len() - 1]
+    );
+    net.stop();
+    let fresh = fresh_idle_node(work.path(), idle_s);
+    println!("idle relay RSS, a fresh node with 2 peers after {idle_s} s: {fresh:.1} MB");
+}
+
+fn mb(mib: usize) -> f64 {
+    (mib * MIB) as f64 / 1e6
+}
+
+/// MB/s of copying `len` bytes through one loopback TCP connection.
+fn tcp_copy_mb_s(len: usize) -> f64 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let reader = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut got = 0;
+        while got < len {
+            let n = stream.read(&mut buf).expect("read");
+            assert!(n > 0, "early EOF");
+            got += n;
+        }
+    });
+    let data = vec![7u8; 256 * 1024];
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    let mut sent = 0;
+    while sent < len {
+        let n = (len - sent).min(data.len());
+        stream.write_all(&data[..n]).expect("write");
+        sent += n;
+    }
+    reader.join().expect("reader");
+    len as f64 / 1e6 / started.elapsed().as_secs_f64()
+}
+
+fn random_file(path: &Path, len: usize, seed: u64) {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut written = 0;
+    while written < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        file.write_all(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes())
+            .expect("write");
+        written += 8;
+    }
+}
+
+/// A `VmRSS`/`VmHWM`-style field of /proc/PID/status, in MB (0 if gone).
+fn rss_mb(pid: u32, field: &str) -> f64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb * 1024.0 / 1e6)
+}
+
+/// Samples a process's resident memory on a thread until stopped.
+struct Sampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<f64>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Sampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_mb(pid, "VmRSS"));
+                std::thread::sleep(SAMPLE_EVERY);
+            }
+            peak
+        });
+        Sampler { stop, thread }
+    }
+
+    fn stop(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("sampler")
+    }
+}
+
+struct FetchRun {
+    secs: f64,
+    peak_rss_mb: f64,
+}
+
+/// A detached testnet plus the chain nodes this bench starts; all stopped on drop.
+struct Net {
+    dir: PathBuf,
+    apis: Vec<String>,
+    pids: Vec<u32>,
+    neighbours: Vec<Vec<usize>>,
+    chain: Vec<Child>,
+}
+
+impl Net {
+    fn start(work: &Path) -> Net {
+        let dir = work.join("net");
+        let out = Command::new(WARREN)
+            .args([
+                "testnet",
+                "--nodes",
+                &CORE_NODES.to_string(),
+                "--detach",
+                "--dir",
+            ])
+            .arg(&dir)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run warren testnet");
+        assert!(
+            out.status.success(),
+            "testnet: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("testnet.json")).expect("state"))
+                .expect("json");
+        let nodes = state["nodes"].as_array().expect("nodes");
+        let net = Net {
+            dir,
+            apis: nodes
+                .iter()
+                .map(|n| n["api"].as_str().expect("api").to_owned())
+                .collect(),
+            pids: nodes
+                .iter()
+                .map(|n| n["pid"].as_u64().expect("pid") as u32)
+                .collect(),
+            neighbours: nodes
+                .iter()
+                .map(|n| {
+                    n["neighbours"]
+                        .as_array()
+                        .expect("n")
+                        .iter()
+                        .map(|v| v.as_u64().expect("i") as usize)
+                        .collect()
+                })
+                .collect(),
+            chain: Vec::new(),
+        };
+        std::thread::sleep(Duration::from_secs(2));
+        net
+    }
+
+    /// Starts three nodes in a chain hanging off `anchor`; returns the last.
+    fn add_chain(&mut self, anchor: usize, work: &Path) -> usize {
+        let mut prev = anchor;
+        for step in 0..3 {
+            let dir = work.join(format!("chain-{step}"));
+            std::fs::create_dir_all(&dir).expect("chain dir");
+            let p2p = free_port();
+            let api = free_port();
+            let peer = self.noderef(prev);
+            std::fs::write(
+                dir.join("config.toml"),
+                format!("listen = \"127.0.0.1:{p2p}\"\napi = \"127.0.0.1:{api}\"\npeers = [\"{peer}\"]\n"),
+            )
+            .expect("chain config");
+            let log = std::fs::File::create(dir.join("node.log")).expect("log");
+            let child = Command::new(WARREN)
+                .args(["node", "--data-dir"])
+                .arg(&dir)
+                .env("RUST_LOG", "warn")
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("start chain node");
+            self.pids.push(child.id());
+            self.chain.push(child);
+            self.apis.push(format!("127.0.0.1:{api}"));
+            let index = self.apis.len() - 1;
+            self.neighbours.push(vec![prev]);
+            self.neighbours[prev].push(index);
+            self.wait_peers(index);
+            prev = index;
+        }
+        prev
+    }
+
+    fn status(&self, node: usize) -> Option<serde_json::Value> {
+        let mut response = ureq::get(format!("http://{}/api/status", self.apis[node]))
+            .call()
+            .ok()?;
+        serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()
+    }
+
+    fn noderef(&self, node: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.status(node) {
+                return status["noderef"].as_str().expect("noderef").to_owned();
+            }
+            assert!(Instant::now() < deadline, "node {node} never answered");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_peers(&self, node: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self
+            .status(node)
+            .and_then(|s| s["peers"].as_array().map(Vec::len))
+            .unwrap_or(0)
+            == 0
+        {
+            assert!(Instant::now() < deadline, "node {node} never connected");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new(WARREN)
+            .args(["testnet", "stop", "--dir"])
+            .arg(&self.dir)
+            .output();
+        for child in &mut self.chain {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.chain.clear();
+    }
+
+    fn farthest_from(&self, from: usize) -> (usize, usize) {
+        let mut dist = vec![usize::MAX; self.apis.len()];
+        dist[from] = 0;
+        let mut queue = std::collections::VecDeque::from([from]);
+        while let Some(n) = queue.pop_front() {
+            for &m in &self.neighbours[n] {
+                if dist[m] == usize::MAX {
+                    dist[m] = dist[n] + 1;
+                    queue.push_back(m);
+                }
+            }
+        }
+        dist.iter()
+            .copied()
+            .enumerate()
+            .max_by_key(|&(_, d)| d)
+            .expect("nodes")
+    }
+
+    fn insert(&self, node: usize, path: &Path) -> (String, f64) {
+        let started = Instant::now();
+        let out = Command::new(WARREN)
+            .args([
+                "insert",
+                path.to_str().expect("utf-8"),
+                "--api",
+                &self.apis[node],
+            ])
+            .output()
+            .expect("run insert");
+        assert!(
+            out.status.success(),
+            "insert: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (key, started.elapsed().as_secs_f64())
+    }
+
+    fn fetch(&self, node: usize, key: &str, out: &Path) -> FetchRun {
+        let started = Instant::now();
+        let mut child: Child = Command::new(WARREN)
+            .args([
+                "fetch",
+                key,
+                "-o",
+                out.to_str().expect("utf-8"),
+                "--api",
+                &self.apis[node],
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run fetch");
+        let mut peak: f64 = 0.0;
+        while child.try_wait().expect("wait").is_none() {
+            peak = peak.max(rss_mb(child.id(), "VmHWM"));
+            std::thread::sleep(SAMPLE_EVERY);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let status = child.wait().expect("wait");
+        let mut err = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            let _ = pipe.read_to_string(&mut err);
+        }
+        assert!(status.success(), "fetch: {err}");
+        FetchRun {
+            secs,
+            peak_rss_mb: peak,
+        }
+    }
+
+    fn blocks_held(&self, node: usize) -> u64 {
+        let status = self.status(node).unwrap_or_default();
+        let area = |name: &str| status["store"][name]["blocks"].as_u64().unwrap_or(0);
+        area("store") + area("cache")
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// RSS of a fresh node with two peers, idle for `idle_s` seconds.
+fn fresh_idle_node(work: &Path, idle_s: usize) -> f64 {
+    let dir = work.join("idle");
+    let out = Command::new(WARREN)
+        .args(["testnet", "--nodes", "3", "--detach", "--dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run warren testnet");
+    assert!(
+        out.status.success(),
+        "testnet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("testnet.json")).expect("state"))
+            .expect("json");
+    let pid = state["nodes"][0]["pid"].as_u64().expect("pid") as u32;
+    std::thread::sleep(Duration::from_secs(idle_s as u64));
+    let rss = rss_mb(pid, "VmRSS");
+    let _ = Command::new(WARREN)
+        .args(["testnet", "stop", "--dir"])
+        .arg(&dir)
+        .output();
+    rss
+}
