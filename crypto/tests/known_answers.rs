@@ -1,5 +1,5 @@
 //! Known-answer vectors: fixed inputs give exactly these keys and URIs.
-//! The same vectors are written in docs/PROTOCOL-keys.md; a second
+//! The same vectors are written in docs/PROTOCOL.md (Part I); a second
 //! implementation must reproduce them.
 
 use std::fmt::Write as _;

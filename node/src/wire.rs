@@ -26,7 +26,7 @@ pub const MAX_MESSAGE_LEN: usize = BLOCK_LEN + MESSAGE_OVERHEAD;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 pub struct RequestId(pub u64);
 
-/// One routing message. See `docs/PROTOCOL-routing.md` for the rules.
+/// One routing message. See `docs/PROTOCOL.md` (Part III) for the rules.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Find the block named `key`, with `htl` hops left.

@@ -194,4 +194,17 @@ mod tests {
         assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
         assert_eq!(percent_decode("%ff"), None);
     }
+
+    #[tokio::test]
+    async fn refuses_to_listen_beyond_loopback_unless_told() {
+        let everywhere: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        assert!(matches!(bind(everywhere, false).await, Err(HttpError::NotLoopback(_))));
+        assert!(bind(everywhere, true).await.is_ok());
+        assert!(bind("127.0.0.1:0".parse().unwrap(), false).await.is_ok());
+        assert!(bind("[::1]:0".parse().unwrap(), false).await.is_ok() || !ipv6_available());
+    }
+
+    fn ipv6_available() -> bool {
+        std::net::TcpListener::bind("[::1]:0").is_ok()
+    }
 }

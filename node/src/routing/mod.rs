@@ -10,7 +10,7 @@
 //!
 //! Routing rules (greedy toward the key, backtracking, hops-to-live with per-link
 //! coin flips, loop rejection, merging, caching, sinks, back-off) are described
-//! in `docs/PROTOCOL-routing.md`.
+//! in `docs/PROTOCOL.md` (Part III).
 
 mod node;
 mod request;
