@@ -216,3 +216,101 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn sites_data_not_found_and_a_full_disk_fail_or_succeed_cleanly() {
+    let _serial = serial();
+    let net = TestNet::start(6);
+    let work = tempfile::tempdir().unwrap();
+
+    // A directory becomes a browsable site: index.html and relative paths.
+    let site = work.path().join("site");
+    std::fs::create_dir_all(site.join("css")).unwrap();
+    std::fs::write(
+        site.join("index.html"),
+        b"<a href=\"css/style.css\">style</a>",
+    )
+    .unwrap();
+    std::fs::write(site.join("css/style.css"), b"body { color: green }").unwrap();
+    let site_key = insert_ok(&net, 0, &site);
+    assert!(site_key.ends_with('/'), "{site_key}");
+    let page = work.path().join("page.html");
+    let out = net.fetch(3, &format!("{site_key}css/style.css"), &page);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&page).unwrap(), b"body { color: green }");
+    let out = net.fetch(3, &site_key, &page);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(&page).unwrap(),
+        b"<a href=\"css/style.css\">style</a>"
+    );
+
+    // A well-formed key nobody inserted: one clear line, no output file.
+    let (_, key) = warren_crypto::ChkBlock::encode(b"never inserted anywhere").unwrap();
+    let missing = warren_crypto::ChkUri::new(key, warren_crypto::Extra::DATA).to_string();
+    let target = work.path().join("missing.bin");
+    let out = net.fetch(2, &missing, &target);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("not found"), "{err}");
+    assert!(!target.exists());
+
+    // A full disk: the fetch fails with one line and leaves no partial file.
+    let source = work.path().join("doc.bin");
+    random_file(&source, 3 * MIB, 5);
+    let key = insert_ok(&net, 0, &source);
+    let Some(small) = TinyDisk::mount(work.path(), 1) else {
+        return;
+    };
+    let target = small.path.join("doc.bin");
+    let out = net.fetch(4, &key, &target);
+    assert!(
+        !out.status.success(),
+        "a 3 MiB fetch into a 1 MiB disk cannot succeed"
+    );
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot write") && err.contains("No space left"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&small.path).unwrap().count(),
+        0,
+        "partial output left behind"
+    );
+}
+
+/// A tmpfs of a few MiB, unmounted on drop. Mounting needs root: CI runs as
+/// root and must run this part; elsewhere it is skipped with a message.
+struct TinyDisk {
+    path: std::path::PathBuf,
+}
+
+impl TinyDisk {
+    fn mount(parent: &std::path::Path, mib: usize) -> Option<TinyDisk> {
+        let path = parent.join("tiny-disk");
+        std::fs::create_dir_all(&path).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(TinyDisk { path });
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the full-disk test: mounting a tmpfs failed"
+        );
+        eprintln!("skipping the full-disk check: mounting a tmpfs needs root");
+        None
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}

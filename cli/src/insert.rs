@@ -36,7 +36,9 @@ pub(crate) fn run(args: &InsertArgs) -> Result<()> {
     let meta = std::fs::metadata(&args.path)
         .with_context(|| format!("cannot read {}", args.path.display()))?;
     let uri = if meta.is_dir() {
-        insert_dir(&client, &args.path)?
+        // The trailing slash makes a browser resolve the site's relative
+        // links under the key: …/index.html, …/css/style.css.
+        format!("{}/", insert_dir(&client, &args.path)?)
     } else {
         let bar = progress_bar(meta.len(), "inserting");
         let content_type = args
@@ -81,12 +83,12 @@ fn insert_dir(client: &ApiClient, root: &Path) -> Result<String> {
     let total: u64 = files.iter().map(|(_, _, len)| len).sum();
     let bar = progress_bar(total, "inserting site");
     let mut entries = Vec::new();
-    for (relative, path, _) in &files {
+    for (relative, path, size) in &files {
         let content_type = guess_type(path);
         let uri = insert_file(client, path, &content_type, &bar)?;
-        entries.push(
-            serde_json::json!({ "path": relative, "uri": uri, "content_type": content_type }),
-        );
+        entries.push(serde_json::json!({
+            "path": relative, "uri": uri, "content_type": content_type, "size": size,
+        }));
     }
     bar.finish_and_clear();
     if !files

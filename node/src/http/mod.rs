@@ -198,7 +198,10 @@ mod tests {
     #[tokio::test]
     async fn refuses_to_listen_beyond_loopback_unless_told() {
         let everywhere: SocketAddr = "0.0.0.0:0".parse().unwrap();
-        assert!(matches!(bind(everywhere, false).await, Err(HttpError::NotLoopback(_))));
+        assert!(matches!(
+            bind(everywhere, false).await,
+            Err(HttpError::NotLoopback(_))
+        ));
         assert!(bind(everywhere, true).await.is_ok());
         assert!(bind("127.0.0.1:0".parse().unwrap(), false).await.is_ok());
         assert!(bind("[::1]:0".parse().unwrap(), false).await.is_ok() || !ipv6_available());
