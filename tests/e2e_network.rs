@@ -291,7 +291,7 @@ struct TinyDisk {
 impl TinyDisk {
     fn mount(parent: &std::path::Path, mib: usize) -> Option<TinyDisk> {
         let path = parent.join("tiny-disk");
-        std::fs::create_dir_all(&path).unwrap();
+        std::fs::create_dir_all(&path).expect("mount point");
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
             .arg(&path)
