@@ -213,26 +213,7 @@ struct Net {
 impl Net {
     fn start(work: &Path) -> Net {
         let dir = work.join("net");
-        let out = Command::new(WARREN)
-            .args([
-                "testnet",
-                "--nodes",
-                &CORE_NODES.to_string(),
-                "--detach",
-                "--dir",
-            ])
-            .arg(&dir)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run warren testnet");
-        assert!(
-            out.status.success(),
-            "testnet: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let state: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("testnet.json")).expect("state"))
-                .expect("json");
+        let state = start_testnet(&dir, CORE_NODES);
         let nodes = state["nodes"].as_array().expect("nodes");
         let net = Net {
             dir,
@@ -432,12 +413,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// RSS of a fresh node with two peers, idle for `idle_s` seconds.
-fn fresh_idle_node(work: &Path, idle_s: usize) -> f64 {
-    let dir = work.join("idle");
+/// Starts a detached testnet of `nodes` in `dir`; returns its state file.
+fn start_testnet(dir: &Path, nodes: usize) -> serde_json::Value {
     let out = Command::new(WARREN)
-        .args(["testnet", "--nodes", "3", "--detach", "--dir"])
-        .arg(&dir)
+        .args([
+            "testnet",
+            "--nodes",
+            &nodes.to_string(),
+            "--detach",
+            "--dir",
+        ])
+        .arg(dir)
         .env("RUST_LOG", "warn")
         .output()
         .expect("run warren testnet");
@@ -446,9 +432,13 @@ fn fresh_idle_node(work: &Path, idle_s: usize) -> f64 {
         "testnet: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("testnet.json")).expect("state"))
-            .expect("json");
+    serde_json::from_slice(&std::fs::read(dir.join("testnet.json")).expect("state")).expect("json")
+}
+
+/// RSS of a fresh node with two peers, idle for `idle_s` seconds.
+fn fresh_idle_node(work: &Path, idle_s: usize) -> f64 {
+    let dir = work.join("idle");
+    let state = start_testnet(&dir, 3);
     let pid = state["nodes"][0]["pid"].as_u64().expect("pid") as u32;
     std::thread::sleep(Duration::from_secs(idle_s as u64));
     let rss = rss_mb(pid, "VmRSS");

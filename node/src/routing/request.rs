@@ -137,6 +137,16 @@ impl Node {
             && self.live_requests() < self.config.max_live_requests
     }
 
+    /// Answers `RejectedLoop` if `id` is live here: the request came round again.
+    fn reject_if_loop(&mut self, from: PeerId, id: RequestId) -> bool {
+        if !self.is_live(id) {
+            return false;
+        }
+        self.stats.loops_rejected += 1;
+        self.send(from, Message::RejectedLoop { id });
+        true
+    }
+
     fn refuse_overloaded(&mut self, to: PeerId, id: RequestId) {
         self.stats.overloaded_sent += 1;
         self.send(to, Message::Overloaded { id });
@@ -152,9 +162,7 @@ impl Node {
         htl: u8,
     ) {
         let from = self.peers[idx].id;
-        if self.is_live(id) {
-            self.stats.loops_rejected += 1;
-            self.send(from, Message::RejectedLoop { id });
+        if self.reject_if_loop(from, id) {
             return;
         }
         if let Some(block) = lookup(store, &key) {
@@ -225,9 +233,7 @@ impl Node {
         htl: u8,
     ) {
         let from = self.peers[idx].id;
-        if self.is_live(id) {
-            self.stats.loops_rejected += 1;
-            self.send(from, Message::RejectedLoop { id });
+        if self.reject_if_loop(from, id) {
             return;
         }
         if !self.has_capacity(idx) {
