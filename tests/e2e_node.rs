@@ -9,12 +9,24 @@ use std::time::{Duration, Instant};
 use support::{kill_pid, WARREN};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 fn start(dir: &std::path::Path, api: &str) -> Child {
     Command::new(WARREN)
-        .args(["node", "--data-dir", dir.to_str().expect("utf-8"), "--listen", "127.0.0.1:0", "--api", api])
+        .args([
+            "node",
+            "--data-dir",
+            dir.to_str().expect("utf-8"),
+            "--listen",
+            "127.0.0.1:0",
+            "--api",
+            api,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -41,7 +53,10 @@ fn stop_with(child: &mut Child, signal: i32) -> std::process::ExitStatus {
         if let Some(status) = child.try_wait().expect("wait") {
             return status;
         }
-        assert!(Instant::now() < deadline, "node did not stop on signal {signal}");
+        assert!(
+            Instant::now() < deadline,
+            "node did not stop on signal {signal}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -58,20 +73,37 @@ fn node_stops_cleanly_on_signals_and_keeps_its_identity() {
     let mut node = start(dir.path(), &api);
     let second = noderef(&api);
     let identity_and_location = |r: &str| r.rsplitn(3, ':').nth(2).map(str::to_owned);
-    assert_eq!(identity_and_location(&first), identity_and_location(&second));
+    assert_eq!(
+        identity_and_location(&first),
+        identity_and_location(&second)
+    );
     assert!(stop_with(&mut node, libc::SIGINT).success());
     // The identity file is private.
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(dir.path().join("identity.key")).unwrap().permissions(),
+        &std::fs::metadata(dir.path().join("identity.key"))
+            .unwrap()
+            .permissions(),
     );
-    assert_eq!(mode & 0o077, 0, "identity.key is readable by others: {mode:o}");
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "identity.key is readable by others: {mode:o}"
+    );
 }
 
 #[test]
 fn api_refuses_a_non_loopback_address() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(WARREN)
-        .args(["node", "--data-dir", dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0", "--api", "0.0.0.0:0"])
+        .args([
+            "node",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--api",
+            "0.0.0.0:0",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
