@@ -20,8 +20,14 @@ pub enum FaultPoint {
     Write,
     /// Before the engine's flush/fsync.
     Flush,
-    /// Before the read of a `get`.
+    /// Before the read of a `get` (its index lookup).
     Read,
+    /// Before a block's bytes are written into the cell file.
+    BlockWrite,
+    /// Before the cell file is synced (in `flush`, before the index flush).
+    BlockSync,
+    /// Before a block's bytes are read from the cell file.
+    BlockRead,
 }
 
 #[cfg(any(test, feature = "fault-injection"))]

@@ -5,10 +5,10 @@
 //! (everything that passed through). Each area evicts its least recently used
 //! block to stay within its byte bound. Every read checks the block against
 //! its routing key: a corrupt block is deleted and counted, never returned.
-//! [`SledStore`] keeps blocks on disk in sled; [`MemoryStore`] is its
-//! in-memory twin for fast tests. Both pass one test suite. The store knows
-//! nothing of the network, and sees only ciphertext: no decryption key ever
-//! reaches it.
+//! [`SledStore`] keeps blocks on disk (bytes in a cell file, index in sled);
+//! [`MemoryStore`] is its in-memory twin for fast tests. Both pass one test
+//! suite. The store knows nothing of the network, and sees only ciphertext:
+//! no decryption key ever reaches it.
 //!
 //! A `put` is *acknowledged* (durable across a crash) once a later
 //! [`BlockStore::flush`] has returned; see `docs/STORE.md`.
@@ -30,6 +30,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod cells;
 mod config;
 mod error;
 mod fault;
@@ -50,7 +51,7 @@ pub use error::StoreError;
 pub use fault::FaultInjector;
 pub use fault::FaultPoint;
 pub use memory::MemoryStore;
-pub use sled_store::{SledStore, LOCK_FILE, SLED_DIR, STORE_FORMAT_VERSION};
+pub use sled_store::{SledStore, CELL_FILE, LOCK_FILE, SLED_DIR, STORE_FORMAT_VERSION};
 pub use stats::{AreaStats, StoreStats};
 use warren_crypto::{ChkBlock, RoutingKey};
 

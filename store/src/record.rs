@@ -1,11 +1,14 @@
 //! The small records `SledStore` keeps beside the blocks, and their decoders.
 //!
 //! ```text
-//! index  tree: routing key (32)      -> Slot: area (1) ‖ access sequence (u64 BE)
-//! lru    tree: Slot (9)              -> routing key (32)
-//! meta   tree: FORMAT_KEY            -> format version (u32 BE)
-//! blocks tree: routing key (32)      -> block (BLOCK_LEN), verified on every read
+//! index tree: routing key (32) -> IndexRecord: Slot (9) ‖ cell (u64 BE)
+//! lru   tree: Slot (9)          -> routing key (32)
+//! meta  tree: FORMAT_KEY        -> format version (u32 BE)
+//! Slot: area (1) ‖ access sequence (u64 BE)
 //! ```
+//!
+//! The block bytes live outside sled, in the cell file (`blocks.dat`): cell
+//! `n` holds one block at byte offset `n × BLOCK_LEN`, verified on every read.
 //!
 //! A `Slot` sorts by area then sequence, so the first `lru` entry of an area is
 //! its least recently used block. These bytes come from disk and may be damaged:
@@ -18,6 +21,8 @@ use crate::Area;
 
 /// Bytes of an encoded [`Slot`].
 pub const SLOT_LEN: usize = 9;
+/// Bytes of an encoded [`IndexRecord`].
+pub const INDEX_LEN: usize = SLOT_LEN + 8;
 /// Bytes of a routing key record.
 pub const KEY_LEN: usize = 32;
 /// Bytes of the format version record.
@@ -73,6 +78,39 @@ impl Slot {
     }
 }
 
+/// A block's `index` entry: its place in the access order and the cell of
+/// the cell file that holds its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexRecord {
+    pub slot: Slot,
+    pub cell: u64,
+}
+
+impl IndexRecord {
+    pub fn encode(self) -> [u8; INDEX_LEN] {
+        let mut out = [0u8; INDEX_LEN];
+        out[..SLOT_LEN].copy_from_slice(&self.slot.encode());
+        out[SLOT_LEN..].copy_from_slice(&self.cell.to_be_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<IndexRecord, RecordError> {
+        if bytes.len() != INDEX_LEN {
+            return Err(RecordError::WrongLength {
+                found: bytes.len(),
+                expected: INDEX_LEN,
+            });
+        }
+        let slot = Slot::decode(&bytes[..SLOT_LEN])?;
+        let mut cell = [0u8; 8];
+        cell.copy_from_slice(&bytes[SLOT_LEN..]);
+        Ok(IndexRecord {
+            slot,
+            cell: u64::from_be_bytes(cell),
+        })
+    }
+}
+
 /// The `lru` key prefix that selects one area.
 pub fn area_prefix(area: Area) -> [u8; 1] {
     [area_tag(area)]
@@ -108,6 +146,9 @@ pub fn decode_format(bytes: &[u8]) -> Result<u32, RecordError> {
 pub fn decode_any(bytes: &[u8]) {
     if let Ok(slot) = Slot::decode(bytes) {
         assert_eq!(slot.encode().as_slice(), bytes, "slot round trip");
+    }
+    if let Ok(record) = IndexRecord::decode(bytes) {
+        assert_eq!(record.encode().as_slice(), bytes, "index round trip");
     }
     if let Ok(key) = decode_key(bytes) {
         assert_eq!(key.as_bytes().as_slice(), bytes, "key round trip");
@@ -170,6 +211,13 @@ mod tests {
             Err(RecordError::UnknownArea(7))
         );
         assert!(decode_key(&[0; 31]).is_err());
+        assert!(IndexRecord::decode(&[0; SLOT_LEN]).is_err());
+        let mut bad_area = [0u8; INDEX_LEN];
+        bad_area[0] = 9;
+        assert_eq!(
+            IndexRecord::decode(&bad_area),
+            Err(RecordError::UnknownArea(9))
+        );
         assert!(decode_format(&[0; 5]).is_err());
     }
 
@@ -179,6 +227,13 @@ mod tests {
             let area = if store { Area::Store } else { Area::Cache };
             let slot = Slot { area, seq };
             prop_assert_eq!(Slot::decode(&slot.encode()), Ok(slot));
+        }
+
+        #[test]
+        fn index_record_round_trip(store in any::<bool>(), seq in any::<u64>(), cell in any::<u64>()) {
+            let area = if store { Area::Store } else { Area::Cache };
+            let record = IndexRecord { slot: Slot { area, seq }, cell };
+            prop_assert_eq!(IndexRecord::decode(&record.encode()), Ok(record));
         }
 
         #[test]

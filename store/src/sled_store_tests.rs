@@ -69,7 +69,42 @@ fn unknown_format_version_is_refused() {
             if found == STORE_FORMAT_VERSION + 1 && supported == STORE_FORMAT_VERSION),
         "{err}"
     );
-    assert!(err.to_string().contains("format version 2"));
+    assert!(err.to_string().contains("format version 3"));
+}
+
+/// A version 1 store (blocks inside sled) is refused with a clear error and
+/// left as it was.
+#[test]
+fn version_1_store_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = raw_sled(dir.path());
+        db.open_tree(TREE_META)
+            .unwrap()
+            .insert(FORMAT_KEY, &1u32.to_be_bytes())
+            .unwrap();
+        db.open_tree("blocks")
+            .unwrap()
+            .insert([7u8; 32], vec![0u8; BLOCK_LEN])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let err = SledStore::open(dir.path(), StoreConfig::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::UnknownFormat {
+                found: 1,
+                supported: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("move the directory aside"));
+    assert!(!dir.path().join(CELL_FILE).exists());
+    let db = raw_sled(dir.path());
+    assert_eq!(db.open_tree("blocks").unwrap().len(), 1);
 }
 
 #[test]
@@ -77,13 +112,16 @@ fn data_without_format_marker_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = raw_sled(dir.path());
-        db.open_tree(TREE_BLOCKS)
-            .unwrap()
-            .insert(b"k", b"v")
-            .unwrap();
+        db.open_tree("blocks").unwrap().insert(b"k", b"v").unwrap();
         db.flush().unwrap();
     }
     let err = SledStore::open(dir.path(), StoreConfig::default()).unwrap_err();
+    assert!(matches!(err, StoreError::MissingFormat { .. }), "{err}");
+
+    // A cell file without a marked index is not a store either.
+    let other = tempfile::tempdir().unwrap();
+    fs::write(other.path().join(CELL_FILE), vec![1u8; BLOCK_LEN]).unwrap();
+    let err = SledStore::open(other.path(), StoreConfig::default()).unwrap_err();
     assert!(matches!(err, StoreError::MissingFormat { .. }), "{err}");
 }
 
@@ -144,6 +182,153 @@ fn injected_write_and_flush_errors_are_typed_and_lose_nothing() {
     assert!(store.get(&b[0].1.routing).unwrap().is_some());
     assert!(store.get(&b[2].1.routing).unwrap().is_some());
     assert!(!store.contains(&b[1].1.routing).unwrap());
+}
+
+#[test]
+fn injected_cell_file_errors_are_typed_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = blocks(4);
+    let store = SledStore::open(dir.path(), config_blocks(8, 0)).unwrap();
+    store.put(Area::Store, &b[0].0).unwrap();
+    store.flush().unwrap();
+
+    // A failed cell write records nothing, and its cell is reused.
+    store.faults().fail(FaultPoint::BlockWrite, libc::ENOSPC, 1);
+    let err = store.put(Area::Store, &b[1].0).unwrap_err();
+    assert!(matches!(err, StoreError::DiskFull { .. }), "{err}");
+    assert!(!store.contains(&b[1].1.routing).unwrap());
+    store.put(Area::Store, &b[2].0).unwrap();
+    assert_eq!(store.read_record(&b[2].1.routing).unwrap().unwrap().cell, 1);
+
+    // A failed sync fails the flush; a retry acknowledges everything.
+    store.faults().fail(FaultPoint::BlockSync, libc::EIO, 1);
+    assert!(matches!(store.flush(), Err(StoreError::Io { .. })));
+    store.flush().unwrap();
+
+    store.faults().fail(FaultPoint::BlockRead, libc::EIO, 1);
+    assert!(matches!(
+        store.get(&b[0].1.routing),
+        Err(StoreError::Io { .. })
+    ));
+    let st = store.stats();
+    assert_eq!((st.store.blocks, st.store.corrupt_dropped), (2, 0));
+    drop(store);
+    let store = SledStore::open(dir.path(), config_blocks(8, 0)).unwrap();
+    assert!(store.get(&b[0].1.routing).unwrap().is_some());
+    assert!(store.get(&b[2].1.routing).unwrap().is_some());
+    assert!(!store.contains(&b[1].1.routing).unwrap());
+}
+
+fn cell_of(store: &SledStore, key: &warren_crypto::RoutingKey) -> u64 {
+    store.read_record(key).unwrap().unwrap().cell
+}
+
+fn cell_file_cells(dir: &Path) -> u64 {
+    fs::metadata(dir.join(CELL_FILE)).unwrap().len() / BLOCK_LEN as u64
+}
+
+/// The crash rule: a cell freed by an eviction is not overwritten until the
+/// index change that freed it has been flushed. After the flush it is.
+#[test]
+fn evicted_cells_are_reused_only_after_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = blocks(4);
+    let store = SledStore::open(dir.path(), config_blocks(0, 1)).unwrap();
+    store.put(Area::Cache, &b[0].0).unwrap();
+    store.flush().unwrap();
+    let first = cell_of(&store, &b[0].1.routing);
+    store.put(Area::Cache, &b[1].0).unwrap(); // evicts 0, whose entry may still be on disk
+    let second = cell_of(&store, &b[1].1.routing);
+    assert_ne!(second, first);
+    store.flush().unwrap();
+    store.put(Area::Cache, &b[2].0).unwrap(); // evicts 1
+    assert_eq!(cell_of(&store, &b[2].1.routing), first);
+    assert_eq!(store.cells.read(first).unwrap().unwrap(), b[2].0.as_bytes());
+    store.flush().unwrap();
+    store.put(Area::Cache, &b[3].0).unwrap();
+    assert_eq!(cell_of(&store, &b[3].1.routing), second);
+    assert_eq!(cell_file_cells(dir.path()), 2);
+    assert_eq!(store.stats().cache.evictions, 3);
+}
+
+/// A node that never flushes still reuses cells: past `MAX_PENDING_CELLS`
+/// released cells a put flushes the index rather than grow the file.
+#[test]
+fn the_cell_file_stays_bounded_without_flushes() {
+    const CAPACITY: u64 = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let b = blocks(MAX_PENDING_CELLS * 2 + 40);
+    let store = SledStore::open(dir.path(), config_blocks(0, CAPACITY)).unwrap();
+    for (block, _) in &b {
+        store.put(Area::Cache, block).unwrap();
+    }
+    let cells = cell_file_cells(dir.path());
+    assert!(
+        cells <= CAPACITY + MAX_PENDING_CELLS as u64 + 1,
+        "{cells} cells"
+    );
+    for (_, key) in &b[b.len() - CAPACITY as usize..] {
+        assert!(store.get(&key.routing).unwrap().is_some());
+    }
+    // Reopening cuts the unused cells off the end of the file.
+    drop(store);
+    let store = SledStore::open(dir.path(), config_blocks(0, CAPACITY)).unwrap();
+    let held: Vec<u64> = b[b.len() - CAPACITY as usize..]
+        .iter()
+        .map(|(_, k)| cell_of(&store, &k.routing))
+        .collect();
+    assert_eq!(cell_file_cells(dir.path()), held.iter().max().unwrap() + 1);
+}
+
+/// Index entries that point past the end of the cell file (bytes that never
+/// reached the disk) are dropped at open; one pointing at wrong bytes is
+/// dropped at its first read, never served; two entries claiming one cell
+/// keep the one whose bytes verify.
+#[test]
+fn index_entries_without_their_bytes_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = blocks(5);
+    {
+        let store = SledStore::open(dir.path(), config_blocks(8, 0)).unwrap();
+        for (block, _) in &b[..3] {
+            store.put(Area::Store, block).unwrap();
+        }
+    }
+    {
+        let db = raw_sled(dir.path());
+        let index = db.open_tree(TREE_INDEX).unwrap();
+        let lru = db.open_tree(TREE_LRU).unwrap();
+        let entry = |cell, seq| IndexRecord {
+            slot: Slot {
+                area: Area::Store,
+                seq,
+            },
+            cell,
+        };
+        // b[3] past the end; b[4] in b[0]'s cell (bytes are b[0]'s): a
+        // damaged duplicate claim, resolved in b[0]'s favour.
+        for (i, rec) in [(3, entry(40, 50)), (4, entry(0, 51))] {
+            index
+                .insert(b[i].1.routing.as_bytes(), &rec.encode()[..])
+                .unwrap();
+            lru.insert(rec.slot.encode(), &b[i].1.routing.as_bytes()[..])
+                .unwrap();
+        }
+        // b[1]'s cell is overwritten with b[2]'s bytes (a torn reuse).
+        let cells = CellFile::open(&dir.path().join(CELL_FILE)).unwrap();
+        cells.write(1, b[2].0.as_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path(), config_blocks(8, 0)).unwrap();
+    assert_eq!(store.stats().store.blocks, 3);
+    assert!(!store.contains(&b[3].1.routing).unwrap());
+    assert!(!store.contains(&b[4].1.routing).unwrap());
+    assert_eq!(store.get(&b[0].1.routing).unwrap().unwrap(), b[0].0);
+    assert!(store.get(&b[1].1.routing).unwrap().is_none());
+    assert_eq!(store.get(&b[2].1.routing).unwrap().unwrap(), b[2].0);
+    let st = store.stats();
+    assert_eq!((st.store.blocks, st.store.corrupt_dropped), (2, 1));
+    assert_eq!(store.lru.len(), 2);
 }
 
 /// Unmounts on drop, so a failing test leaves no mount behind.
@@ -281,8 +466,9 @@ fn a_smaller_configuration_trims_at_open() {
     assert!(store.contains(&b[3].1.routing).unwrap() && store.contains(&b[4].1.routing).unwrap());
 }
 
-/// Flips bytes in sled's own files: the store must refuse to open with a
-/// typed error, or serve only verified blocks; it must never panic.
+/// Flips bytes in sled's own files and in the cell file: the store must
+/// refuse to open with a typed error, or serve only verified blocks; it must
+/// never panic.
 #[test]
 fn damaged_engine_files_never_serve_bad_blocks() {
     const FLIPS: usize = 16;
@@ -294,13 +480,17 @@ fn damaged_engine_files_never_serve_bad_blocks() {
             store.put(Area::Store, block).unwrap();
         }
     }
-    let db_file = dir.path().join(SLED_DIR).join("db");
-    let mut bytes = fs::read(&db_file).unwrap();
-    let step = bytes.len() / FLIPS;
-    for i in 0..FLIPS {
-        bytes[i * step + step / 2] ^= 0x55;
+    for file in [
+        dir.path().join(SLED_DIR).join("db"),
+        dir.path().join(CELL_FILE),
+    ] {
+        let mut bytes = fs::read(&file).unwrap();
+        let step = bytes.len() / FLIPS;
+        for i in 0..FLIPS {
+            bytes[i * step + step / 2] ^= 0x55;
+        }
+        fs::write(&file, bytes).unwrap();
     }
-    fs::write(&db_file, bytes).unwrap();
     match SledStore::open(dir.path(), StoreConfig::default()) {
         Err(e) => eprintln!("damaged store refused: {e}"),
         Ok(store) => {

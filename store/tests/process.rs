@@ -4,9 +4,12 @@
 //! - crash recovery: a child writer is killed with SIGKILL at random moments;
 //!   every block it acknowledged (printed after `flush()` returned) must be
 //!   present and valid on reopen, and nothing invalid is ever served.
-//!   A few trials by default, `WARREN_SLOW_TESTS=1` runs at least 50.
+//!   A few trials by default, `WARREN_SLOW_TESTS=1` runs at least 50. Every
+//!   other store directory has a small cache, so evictions free cells and
+//!   puts reuse them while the writer is being killed.
 //! - a second process opening a store in use gets `StoreError::Locked`.
-//! - an idle opened store with data stays well under 50 MB resident.
+//! - an opened store with data stays well under 50 MB resident, idle and
+//!   after every block has been read once.
 
 // A test binary without the libtest harness: clippy cannot see it is a test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -17,19 +20,23 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
-use warren_crypto::{ChkBlock, ChkKey};
+use warren_crypto::{ChkBlock, ChkKey, BLOCK_LEN};
 use warren_store::{Area, BlockStore, SledStore, StoreConfig, StoreError};
 
 const CHILD_ENV: &str = "WARREN_STORE_CHILD";
 const DIR_ENV: &str = "WARREN_STORE_DIR";
 const TRIAL_ENV: &str = "WARREN_STORE_TRIAL";
+const EVICT_ENV: &str = "WARREN_STORE_EVICT";
 const SLOW_ENV: &str = "WARREN_SLOW_TESTS";
 
-const DEFAULT_TRIALS: u32 = 4;
+const DEFAULT_TRIALS: u32 = 6;
 const SLOW_TRIALS: u32 = 60;
 /// Trials sharing one store directory, so recovery also runs on stores that
 /// already survived crashes.
-const TRIALS_PER_DIR: u32 = 6;
+const TRIALS_PER_DIR: u32 = 3;
+/// Cache size (in blocks) of the evicting directories: small enough that most
+/// cache puts evict and reuse cells, large enough to hold a flush batch.
+const EVICTING_CACHE_BLOCKS: u64 = 24;
 /// Random kill delay range after spawn (covers open, puts, flushes).
 const KILL_AFTER_MS: std::ops::Range<u64> = 30..400;
 /// A child that is never killed stops after this many puts.
@@ -68,15 +75,28 @@ fn test_config() -> StoreConfig {
     }
 }
 
+/// The configuration of a crash-test directory: every other one evicts.
+fn crash_config(evicting: bool) -> StoreConfig {
+    if evicting {
+        StoreConfig {
+            cache_bytes: EVICTING_CACHE_BLOCKS * BLOCK_LEN as u64,
+            ..test_config()
+        }
+    } else {
+        test_config()
+    }
+}
+
 fn env_path() -> PathBuf {
     PathBuf::from(std::env::var(DIR_ENV).expect("child needs a directory"))
 }
 
-fn spawn(mode: &str, dir: &Path, trial: u32) -> Child {
+fn spawn(mode: &str, dir: &Path, trial: u32, evicting: bool) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .env(CHILD_ENV, mode)
         .env(DIR_ENV, dir)
         .env(TRIAL_ENV, trial.to_string())
+        .env(EVICT_ENV, if evicting { "1" } else { "0" })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -85,11 +105,13 @@ fn spawn(mode: &str, dir: &Path, trial: u32) -> Child {
 
 // ---- crash recovery ----
 
-/// Writes blocks in flushed batches; prints `ack <i>` for each block once the
-/// flush that covers it has returned. Mixes in reads (LRU touches) and moves.
+/// Writes blocks in flushed batches; prints `ack <i> <s|c>` (area) for each
+/// block once the flush that covers it has returned. Mixes in reads (LRU
+/// touches) and moves.
 fn child_writer() {
     let trial: u32 = std::env::var(TRIAL_ENV).unwrap().parse().unwrap();
-    let store = SledStore::open(&env_path(), test_config()).unwrap();
+    let evicting = std::env::var(EVICT_ENV).is_ok_and(|v| v == "1");
+    let store = SledStore::open(&env_path(), crash_config(evicting)).unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(trial));
     let mut out = std::io::stdout().lock();
     let mut pending = Vec::new();
@@ -107,11 +129,12 @@ fn child_writer() {
             store.get(&key.routing).unwrap();
             store.put(Area::Store, &old).unwrap();
         }
-        pending.push(i);
+        pending.push((i, area));
         if pending.len() as u32 >= batch {
             store.flush().unwrap();
-            for i in pending.drain(..) {
-                writeln!(out, "ack {i}").unwrap();
+            for (i, area) in pending.drain(..) {
+                let tag = if area == Area::Store { 's' } else { 'c' };
+                writeln!(out, "ack {i} {tag}").unwrap();
             }
             out.flush().unwrap();
             batch = rng.gen_range(FLUSH_BATCH);
@@ -119,20 +142,33 @@ fn child_writer() {
     }
 }
 
-fn read_acks(stdout: ChildStdout) -> Vec<u32> {
+/// Acknowledged blocks: number and whether it went to the store area.
+fn read_acks(stdout: ChildStdout) -> Vec<(u32, bool)> {
     BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
-        .filter_map(|line| line.strip_prefix("ack ")?.parse().ok())
+        .filter_map(|line| {
+            let (i, tag) = line.strip_prefix("ack ")?.split_once(' ')?;
+            Some((i.parse().ok()?, tag == "s"))
+        })
         .collect()
 }
 
-/// Reopens after a crash and checks every acknowledged block, plus that
-/// whatever else is there is served only if valid.
-fn check_after_crash(dir: &Path, acked: &[(u32, u32)], trials: std::ops::Range<u32>) {
-    let store = SledStore::open(dir, test_config())
+/// Reopens after a crash and checks every acknowledged block that cannot
+/// have been evicted (all of them, or in an evicting directory those put to
+/// the store area), plus that whatever else is there is served only if valid
+/// and that nothing was found corrupt.
+fn check_after_crash(
+    dir: &Path,
+    acked: &[(u32, u32, bool)],
+    trials: std::ops::Range<u32>,
+    evicting: bool,
+) -> usize {
+    let store = SledStore::open(dir, crash_config(evicting))
         .unwrap_or_else(|e| panic!("reopen after SIGKILL failed: {e}"));
-    for &(trial, i) in acked {
+    let mut checked = 0;
+    for &(trial, i, _) in acked.iter().filter(|a| a.2 || !evicting) {
+        checked += 1;
         let (expected, key) = block(trial, i);
         let found = store
             .get(&key.routing)
@@ -162,6 +198,7 @@ fn check_after_crash(dir: &Path, acked: &[(u32, u32)], trials: std::ops::Range<u
         "counts match contents"
     );
     assert_eq!(stats.store.corrupt_dropped + stats.cache.corrupt_dropped, 0);
+    checked
 }
 
 fn crash_recovery() {
@@ -171,16 +208,18 @@ fn crash_recovery() {
     println!("crash_recovery: {trials} trials, kill-delay seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut dir = tempfile::tempdir().unwrap();
-    let mut acked: Vec<(u32, u32)> = Vec::new();
+    let mut acked: Vec<(u32, u32, bool)> = Vec::new();
     let mut first_in_dir = 0;
     let mut total_acked = 0;
+    let mut checked = 0;
     for trial in 0..trials {
         if trial > 0 && trial % TRIALS_PER_DIR == 0 {
             dir = tempfile::tempdir().unwrap();
             acked.clear();
             first_in_dir = trial;
         }
-        let mut child = spawn("writer", dir.path(), trial);
+        let evicting = (trial / TRIALS_PER_DIR) % 2 == 1;
+        let mut child = spawn("writer", dir.path(), trial, evicting);
         let stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || read_acks(stdout));
         std::thread::sleep(Duration::from_millis(rng.gen_range(KILL_AFTER_MS)));
@@ -188,15 +227,16 @@ fn crash_recovery() {
         child.wait().unwrap();
         let acks = reader.join().unwrap();
         total_acked += acks.len();
-        acked.extend(acks.into_iter().map(|i| (trial, i)));
-        check_after_crash(dir.path(), &acked, first_in_dir..trial + 1);
+        acked.extend(acks.into_iter().map(|(i, stored)| (trial, i, stored)));
+        checked += check_after_crash(dir.path(), &acked, first_in_dir..trial + 1, evicting);
     }
     assert!(
         total_acked > 0,
         "no trial acknowledged anything: kill delays too short"
     );
     println!(
-        "test crash_recovery ... ok ({trials} kills, {total_acked} acknowledged blocks checked)"
+        "test crash_recovery ... ok ({trials} kills, {total_acked} blocks acknowledged, \
+         {checked} checks of acknowledged blocks that cannot have been evicted)"
     );
 }
 
@@ -214,7 +254,7 @@ fn child_holder() {
 
 fn second_process_is_locked_out() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = spawn("holder", dir.path(), 0);
+    let mut child = spawn("holder", dir.path(), 0, false);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
 
@@ -279,15 +319,19 @@ fn idle_store_stays_small() {
         line[name.len()..].trim().parse().unwrap()
     };
     let (idle, after_reads) = (figure("idle "), figure("after-reads "));
-    println!(
-        "test idle_store_stays_small ... ok ({:.1} MB resident idle with {} MiB of blocks; \
-         {:.1} MB after reading every block once: sled 0.34 caches coarsely, see docs/STORE.md)",
-        idle as f64 / 1e6,
-        RSS_BLOCKS / 32,
-        after_reads as f64 / 1e6,
-    );
     assert!(
         idle < RSS_LIMIT_BYTES,
         "idle store uses {idle} bytes resident"
+    );
+    assert!(
+        after_reads < RSS_LIMIT_BYTES,
+        "store uses {after_reads} bytes resident after reading every block once"
+    );
+    println!(
+        "test idle_store_stays_small ... ok ({:.1} MB resident idle with {} MiB of blocks; \
+         {:.1} MB after reading every block once)",
+        idle as f64 / 1e6,
+        RSS_BLOCKS / 32,
+        after_reads as f64 / 1e6,
     );
 }
