@@ -16,8 +16,8 @@ use warren_store::BlockStore;
 
 use super::peers::{Admit, PeerTable};
 use super::{
-    Command, LinkTotals, NodeConfig, NodeStatus, PeerStatus, RequestError, LINK_EVENT_QUEUE,
-    NEW_LINK_QUEUE,
+    Command, LinkTotals, NodeConfig, NodeStatus, PeerStatus, RequestError, FLUSH_INTERVAL,
+    LINK_EVENT_QUEUE, NEW_LINK_QUEUE,
 };
 use crate::link::{self, Backoff, Link, LinkConfig, LinkEvent, LinkSendError, Listener};
 use crate::routing::{self, Action, Area, BlockLookup, ClientId, Event, PeerId, Time};
@@ -130,6 +130,9 @@ impl Driver {
             self.peers.remember(peer.clone());
             self.dial(peer);
         }
+        let mut flush_tick = tokio::time::interval(FLUSH_INTERVAL);
+        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut flushing: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let deadline = self
                 .core
@@ -148,10 +151,25 @@ impl Driver {
                 Some(event) = self.link_events.recv() => self.on_link_event(event),
                 Some(new) = self.new_links.recv() => self.on_new_link(new),
                 Some(link) = self.listener.accept() => self.on_new_link(NewLink { link, outbound: false }),
+                _ = flush_tick.tick() => self.flush_in_background(&mut flushing),
             }
             self.drain_actions();
         }
         self.close_all().await;
+    }
+
+    /// Makes every write so far durable (the store's "acknowledged" point),
+    /// on a blocking thread so fsync never stalls routing; one at a time.
+    fn flush_in_background(&self, flushing: &mut Option<tokio::task::JoinHandle<()>>) {
+        if flushing.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let store = self.store.clone();
+        *flushing = Some(tokio::task::spawn_blocking(move || {
+            if let Err(err) = store.flush() {
+                tracing::warn!(%err, "flushing the store failed; will retry");
+            }
+        }));
     }
 
     fn feed(&mut self, event: Event) {
