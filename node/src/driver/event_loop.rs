@@ -83,6 +83,8 @@ pub(super) struct Driver {
     noderef: NodeRef,
     link_config: LinkConfig,
     initial_peers: Vec<NodeRef>,
+    /// Links kept at most: the routing core's peer limit.
+    max_links: usize,
     cancel: CancellationToken,
     totals: LinkTotals,
 }
@@ -115,6 +117,7 @@ impl Driver {
             noderef: parts.noderef,
             link_config: parts.config.link,
             initial_peers,
+            max_links: parts.config.routing.max_peers,
             cancel: parts.cancel,
             totals: LinkTotals::default(),
         }
@@ -226,9 +229,11 @@ impl Driver {
                         Some(&(up, count)) if up.elapsed() < STABLE_LINK => count + 1,
                         _ => 0,
                     };
-                    self.flaps.insert(peer, (Instant::now(), flaps));
                     if let Some(noderef) = self.peers.known(&peer).cloned() {
+                        self.flaps.insert(peer, (Instant::now(), flaps));
                         self.dial_after(noderef, flaps);
+                    } else {
+                        self.flaps.remove(&peer);
                     }
                 }
             }
@@ -241,6 +246,10 @@ impl Driver {
             return;
         }
         let admit = self.peers.admit(&peer, new.outbound);
+        if admit == Admit::New && self.peers.link_count() >= self.max_links {
+            tracing::info!(peer = ?peer.identity, "too many links; refusing another");
+            return;
+        }
         if admit == Admit::Reject {
             tracing::debug!(peer = ?peer.identity, "duplicate link dropped");
             return;

@@ -42,7 +42,6 @@ pub(super) enum Admit {
 pub(super) struct PeerTable {
     own_key: NodePublicKey,
     ids: HashMap<NodePublicKey, PeerId>,
-    keys: HashMap<PeerId, NodePublicKey>,
     links: HashMap<PeerId, Slot>,
     /// Links closed as duplicates whose `Closed` event is still to come.
     retiring: HashMap<LinkId, LinkHandle>,
@@ -56,7 +55,6 @@ impl PeerTable {
         PeerTable {
             own_key,
             ids: HashMap::new(),
-            keys: HashMap::new(),
             links: HashMap::new(),
             retiring: HashMap::new(),
             known: HashMap::new(),
@@ -72,7 +70,6 @@ impl PeerTable {
         let id = PeerId(self.next_id);
         self.next_id += 1;
         self.ids.insert(key, id);
-        self.keys.insert(id, key);
         id
     }
 
@@ -99,7 +96,12 @@ impl PeerTable {
         let noderef = handle.peer().clone();
         let key = noderef.identity;
         let id = self.id_for(key);
-        self.remember(noderef.clone());
+        // Only peers we dialled are remembered for redialling: an inbound
+        // peer's claimed address is not ours to trust, and a stranger could
+        // otherwise fill the list (and have us dial whatever it names).
+        if outbound {
+            self.remember(noderef.clone());
+        }
         if let Some(old) = self.links.insert(
             id,
             Slot {
@@ -129,9 +131,18 @@ impl PeerTable {
             .is_some_and(|slot| slot.handle.id() == link)
         {
             self.links.remove(&id);
+            if !self.known.contains_key(key) {
+                // A stranger that left: forget its id, so peers coming and
+                // going cannot grow the map.
+                self.ids.remove(key);
+            }
             return Some(id);
         }
         None
+    }
+
+    pub(super) fn link_count(&self) -> usize {
+        self.links.len()
     }
 
     /// Drops the retiring links (closed already) at shutdown.
