@@ -64,8 +64,24 @@ pub(crate) fn run(args: &SimArgs) -> Result<()> {
     let report = sim::run(&config);
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
     }
+    println!(
+        "{} nodes ({} topology, mean degree {:.1}), HTL {}, {} blocks inserted then fetched, churn {}, seed {}",
+        report.nodes, report.topology, report.degree_mean, report.htl, report.requests, report.churn, report.seed
+    );
+    println!("success rate          {:.2} %", report.success_rate * 100.0);
+    println!(
+        "hops                  mean {:.2}, p50 {}, p99 {}",
+        report.hops_mean, report.hops_p50, report.hops_p99
+    );
+    println!("messages per fetch    {:.1}", report.messages_per_request);
+    println!(
+        "messages per insert   {:.1}",
+        report.insert_messages_per_request
+    );
+    println!("wall time             {:.2} s", report.wall_s);
+    println!("peak resident memory  {:.0} MB", report.peak_rss_mb);
+    println!("(--json prints every figure)");
     Ok(())
 }

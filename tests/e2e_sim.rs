@@ -1,0 +1,50 @@
+//! `warren sim` prints the figures the routing claims rest on, and the same
+//! seed gives the same figures.
+
+mod support;
+
+use support::{stderr, stdout, warren};
+
+fn sim(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["sim", "--nodes", "1500", "--requests", "300", "--json"];
+    all.extend_from_slice(args);
+    let out = warren(&all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(stdout(&out).trim()).expect("one JSON object")
+}
+
+#[test]
+fn sim_json_has_the_figures_and_is_deterministic() {
+    let a = sim(&["--seed", "3"]);
+    let b = sim(&["--seed", "3"]);
+    for field in [
+        "success_rate",
+        "hops_mean",
+        "hops_p50",
+        "hops_p99",
+        "messages_per_request",
+        "wall_s",
+        "peak_rss_mb",
+    ] {
+        assert!(a[field].is_number(), "missing {field}: {a}");
+    }
+    for field in [
+        "success_rate",
+        "hops_mean",
+        "hops_p50",
+        "hops_p99",
+        "messages_per_request",
+    ] {
+        assert_eq!(a[field], b[field], "{field} differs for one seed");
+    }
+    assert!(a["success_rate"].as_f64().unwrap() > 0.95, "{a}");
+    let random = sim(&["--seed", "3", "--topology", "random"]);
+    assert!(random["success_rate"].as_f64().unwrap() < a["success_rate"].as_f64().unwrap());
+}
+
+#[test]
+fn sim_rejects_bad_options_with_a_clear_line() {
+    let out = warren(&["sim", "--churn", "1.5"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--churn"), "{}", stderr(&out));
+}
