@@ -18,8 +18,8 @@ pub const WIRE_VERSION: u8 = 1;
 const MESSAGE_OVERHEAD: usize = 256;
 
 /// Largest encoded message accepted or produced. A `DataFound` or
-/// `InsertData` carrying a full block fits; the link layer's payload cap (a block plus at least 1 KiB) must
-/// be at least this.
+/// `InsertData` carrying a full block fits; the link layer's payload cap
+/// (`link::MAX_PAYLOAD`, checked at compile time) is at least this.
 pub const MAX_MESSAGE_LEN: usize = BLOCK_LEN + MESSAGE_OVERHEAD;
 
 /// A random 64-bit request id, chosen by the originator and kept along the path.

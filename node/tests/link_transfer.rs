@@ -53,7 +53,7 @@ async fn blocks_flow_both_ways_across_many_rekeys() {
         receive_blocks(&mut b.events, BLOCKS)
     );
     let (sa, sb) = (a.handle.stats(), b.handle.stats());
-    // 40 frames of 34 KiB over a 100 KiB rekey limit.
+    // 40 frames of 32.5 KiB over a 100 KiB rekey limit.
     assert!(
         sa.rekeys_sent >= 10 && sb.rekeys_sent >= 10,
         "{sa:?} {sb:?}"

@@ -12,9 +12,12 @@ use super::message::{LinkMessage, MessageError};
 pub const PAD_CONTROL: usize = 512;
 /// Padded plaintext size of mid-sized application messages.
 pub const PAD_MEDIUM: usize = 4096;
-/// Padded plaintext size of block-bearing messages: 34 KiB holds a 32,790
-/// byte block plus about 2 KiB of header.
-pub const PAD_BLOCK: usize = 34 * 1024;
+/// Padded plaintext size of block-bearing messages (32.5 KiB): the largest
+/// routing message (`wire::MAX_MESSAGE_LEN`, 33,046 bytes: a 32,790-byte
+/// block plus header room) in its envelope, rounded up to a multiple of 512.
+/// Every block frame is encrypted at every hop, so each byte over the
+/// message costs AEAD work and bandwidth on the whole path.
+pub const PAD_BLOCK: usize = 65 * 512;
 /// Every plaintext is exactly one of these sizes, smallest first.
 pub const PAD_SIZES: [usize; 3] = [PAD_CONTROL, PAD_MEDIUM, PAD_BLOCK];
 /// Noise authentication tag on every message.

@@ -18,11 +18,11 @@ pub const LINK_VERSION: u8 = 1;
 /// Envelope bytes around a data payload: version (1), variant (1) and the
 /// payload's varint length (3 for anything under 2 MiB), rounded up.
 pub const ENVELOPE_OVERHEAD: usize = 8;
-/// Largest application payload one frame carries: a full block
-/// (`BLOCK_LEN`, 32,790 bytes) plus about 2 KiB of message header.
+/// Largest application payload one frame carries: the largest routing
+/// message (a full 32,790-byte block plus header room) with a little to spare.
 pub const MAX_PAYLOAD: usize = PAD_BLOCK - ENVELOPE_OVERHEAD;
 
-const _: () = assert!(MAX_PAYLOAD >= warren_crypto::BLOCK_LEN + 1024);
+const _: () = assert!(MAX_PAYLOAD >= crate::wire::MAX_MESSAGE_LEN);
 
 /// One decoded link message. `Data` borrows nothing: it is a slice of the
 /// decrypted frame's buffer.

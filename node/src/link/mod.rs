@@ -63,7 +63,7 @@ pub const DEFAULT_MAX_HANDSHAKES: usize = 32;
 /// Finished inbound links waiting for [`Listener::accept`].
 pub const DEFAULT_ACCEPT_QUEUE: usize = 16;
 /// Sustained frames per second a peer may send before it counts as flooding.
-/// A block frame is 34 KiB, so this is ~340 MB/s of blocks: far above what a
+/// A block frame is 32.5 KiB, so this is ~330 MB/s of blocks: far above what a
 /// link needs, far below what a flood of tiny frames costs us.
 pub const DEFAULT_MAX_FRAMES_PER_SEC: u32 = 10_000;
 /// Frames a peer may send in a burst above the sustained rate.
