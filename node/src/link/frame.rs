@@ -1,6 +1,6 @@
 //! Frames on the socket: a big-endian `u16` length, then that many bytes of
 //! Noise message. After the handshake every Noise message decrypts to a
-//! padded [`LinkMessage`](super::message::LinkMessage) plaintext.
+//! padded [`super::message::LinkMessage`] plaintext.
 
 use bytes::{BufMut, BytesMut};
 use snow::TransportState;

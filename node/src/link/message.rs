@@ -1,8 +1,8 @@
 //! The link envelope: what one Noise transport frame carries.
 //!
-//! Plaintext layout: a postcard-encoded [`Envelope`] (a version byte and a
+//! Plaintext layout: a postcard-encoded `Envelope` (a version byte and a
 //! body), then zero bytes up to one of the padded sizes in
-//! [`PAD_SIZES`](super::frame::PAD_SIZES). The decoder insists on a padded
+//! [`super::frame::PAD_SIZES`]. The decoder insists on a padded
 //! size, a known version and all-zero padding, so there is exactly one
 //! encoding of every message. It borrows from the plaintext: a received
 //! payload is a zero-copy slice of the decrypted frame.
