@@ -38,6 +38,29 @@ pub(super) enum Admit {
     Reject,
 }
 
+/// The duplicate-link rule, on its own so it can be checked for every order
+/// in which two links can arrive: `existing` is whether the live link to
+/// `peer`, if any, was dialled by us.
+fn admit_rule(
+    own: &NodePublicKey,
+    peer: &NodePublicKey,
+    existing: Option<bool>,
+    outbound: bool,
+) -> Admit {
+    let Some(existing_outbound) = existing else {
+        return Admit::New;
+    };
+    // The canonical link is the one the smaller key initiated.
+    let we_are_smaller = own < peer;
+    let new_is_canonical = outbound == we_are_smaller;
+    let old_is_canonical = existing_outbound == we_are_smaller;
+    if new_is_canonical && !old_is_canonical {
+        Admit::Replace
+    } else {
+        Admit::Reject
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct PeerTable {
     own_key: NodePublicKey,
@@ -76,18 +99,13 @@ impl PeerTable {
     /// Decides whether a new link is kept (see the module docs).
     pub(super) fn admit(&self, peer: &NodeRef, outbound: bool) -> Admit {
         let key = peer.identity;
-        let Some(existing) = self.ids.get(&key).and_then(|id| self.links.get(id)) else {
-            return Admit::New;
-        };
-        // The canonical link is the one the smaller key initiated.
-        let we_are_smaller = self.own_key < key;
-        let new_is_canonical = outbound == we_are_smaller;
-        let old_is_canonical = existing.outbound == we_are_smaller;
-        if new_is_canonical && !old_is_canonical {
-            Admit::Replace
-        } else {
-            Admit::Reject
-        }
+        let existing = self.ids.get(&key).and_then(|id| self.links.get(id));
+        admit_rule(
+            &self.own_key,
+            &key,
+            existing.map(|slot| slot.outbound),
+            outbound,
+        )
     }
 
     /// Records a spawned link and returns its peer id; a link it replaces is
@@ -215,5 +233,52 @@ impl PeerTable {
         if let Err(err) = result {
             tracing::warn!(file = %self.peers_file.display(), %err, "cannot save the peer list");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One side's view: which of the two links (`0` dialled by `a`, `1`
+    /// dialled by `b`) it keeps, given the order they reach it.
+    fn kept(
+        own: NodePublicKey,
+        peer: NodePublicKey,
+        own_dials: usize,
+        order: [usize; 2],
+    ) -> Option<usize> {
+        let mut live: Option<usize> = None;
+        for link in order {
+            let outbound = link == own_dials;
+            match admit_rule(&own, &peer, live.map(|l| l == own_dials), outbound) {
+                Admit::New | Admit::Replace => live = Some(link),
+                Admit::Reject => {}
+            }
+        }
+        live
+    }
+
+    proptest! {
+        #[test]
+        fn both_ends_keep_the_same_link_whatever_the_order(a: [u8; 32], b: [u8; 32], a_first: bool, b_first: bool) {
+            prop_assume!(a != b);
+            let (a, b) = (NodePublicKey(a), NodePublicKey(b));
+            let order = |first: bool| if first { [0, 1] } else { [1, 0] };
+            let at_a = kept(a, b, 0, order(a_first));
+            let at_b = kept(b, a, 1, order(b_first));
+            prop_assert_eq!(at_a, at_b);
+            // ...and it is the link the smaller key dialled.
+            prop_assert_eq!(at_a, Some(if a < b { 0 } else { 1 }));
+        }
+    }
+
+    #[test]
+    fn a_single_link_is_always_kept() {
+        let (a, b) = (NodePublicKey([1; 32]), NodePublicKey([2; 32]));
+        assert_eq!(admit_rule(&a, &b, None, true), Admit::New);
+        assert_eq!(admit_rule(&b, &a, None, false), Admit::New);
     }
 }
