@@ -90,13 +90,7 @@ impl ApiClient {
             .get(format!("{}/api/status", self.base))
             .call()
             .map_err(|e| self.explain(e))?;
-        let mut response = Self::check(response)?;
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_JSON_BYTES)
-            .read_to_string()?;
-        serde_json::from_str(&text).context("the node's status is not valid JSON")
+        Self::read_json(response).context("the node's status is not valid JSON")
     }
 
     /// Streams `reader` to the node, which encodes and inserts it; returns the URI.
@@ -128,15 +122,23 @@ impl ApiClient {
     }
 
     fn read_uri(response: ureq::http::Response<ureq::Body>) -> Result<String> {
+        let answer: UriAnswer =
+            Self::read_json(response).context("the node's answer is not the expected JSON")?;
+        Ok(answer.uri)
+    }
+
+    /// A successful answer's JSON body, at most `MAX_JSON_BYTES`; an error
+    /// answer becomes its message.
+    fn read_json<T: serde::de::DeserializeOwned>(
+        response: ureq::http::Response<ureq::Body>,
+    ) -> Result<T> {
         let mut response = Self::check(response)?;
         let text = response
             .body_mut()
             .with_config()
             .limit(MAX_JSON_BYTES)
             .read_to_string()?;
-        let answer: UriAnswer =
-            serde_json::from_str(&text).context("the node's answer is not the expected JSON")?;
-        Ok(answer.uri)
+        Ok(serde_json::from_str(&text)?)
     }
 
     /// Starts fetching `key`; the node verifies every block before sending it on.

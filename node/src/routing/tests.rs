@@ -507,6 +507,17 @@ fn offer_insert(one: &mut One, from: u64, id: u64, block: &ChkBlock, htl: u8) ->
     one.msg(from, insert_data(id, block.as_bytes()))
 }
 
+/// The insert (id 7, from peer 1) ended here: stored in the store area,
+/// answered upstream with `InsertReply`, and nothing left live.
+fn assert_stored_and_answered(node: &One, out: &[Action]) {
+    assert_eq!(stores(out), vec![Area::Store]);
+    assert_eq!(
+        sends(out),
+        vec![(1, &Message::InsertReply { id: RequestId(7) })]
+    );
+    assert_eq!(node.node.live_requests(), 0);
+}
+
 /// A sink for `block`: closer to the key than its peers 1 (far) and 2 (mid).
 fn sink(block: &ChkBlock, config: RoutingConfig) -> One {
     let key = block.routing_key();
@@ -536,12 +547,7 @@ fn a_sink_stores_an_insert_and_hands_one_copy_to_its_closest_peer() {
     let mut sink = self::sink(&block, RoutingConfig::default());
     offer_insert(&mut sink, 1, 7, &block, 10);
     let out = sink.msg(2, Message::Overloaded { id: RequestId(7) });
-    assert_eq!(stores(&out), vec![Area::Store]);
-    assert_eq!(
-        sends(&out),
-        vec![(1, &Message::InsertReply { id: RequestId(7) })]
-    );
-    assert_eq!(sink.node.live_requests(), 0);
+    assert_stored_and_answered(&sink, &out);
 }
 
 #[test]
@@ -553,12 +559,7 @@ fn without_the_second_copy_an_insert_ends_at_the_sink() {
     };
     let mut sink = sink(&block, config);
     let out = offer_insert(&mut sink, 1, 7, &block, 10);
-    assert_eq!(stores(&out), vec![Area::Store]);
-    assert_eq!(
-        sends(&out),
-        vec![(1, &Message::InsertReply { id: RequestId(7) })]
-    );
-    assert_eq!(sink.node.live_requests(), 0);
+    assert_stored_and_answered(&sink, &out);
 }
 
 #[test]
