@@ -69,9 +69,20 @@ fn main() {
         net.apis.len(),
         net.apis.len() - CORE_NODES
     );
+    println!("  process ids, node 0 first: {:?}", net.pids);
     for label in ["cold", "warm"] {
         let out = work.path().join(format!("{label}.bin"));
+        let cpu_before: Vec<f64> = net.pids.iter().map(|&pid| cpu_secs(pid)).collect();
+        let client_before = children_cpu_secs();
         let run = net.fetch(fetcher, &key, &out);
+        let client_cpu = children_cpu_secs() - client_before;
+        let cpu: Vec<String> = net
+            .pids
+            .iter()
+            .zip(&cpu_before)
+            .enumerate()
+            .map(|(i, (&pid, before))| format!("{i}:{:.2}", cpu_secs(pid) - before))
+            .collect();
         assert_eq!(
             std::fs::metadata(&out).expect("fetched").len(),
             (mib * MIB) as u64
@@ -81,6 +92,10 @@ fn main() {
             "fetch {label} {mib} MiB at node {fetcher}: {:.2} s, {rate:.1} MB/s = {:.2}x the TCP copy",
             run.secs,
             rate / tcp
+        );
+        println!(
+            "  CPU seconds during it: client {client_cpu:.2}; nodes {}",
+            cpu.join(" ")
         );
     }
     let node_pid = net.pids[fetcher];
@@ -157,6 +172,33 @@ fn random_file(path: &Path, len: usize, seed: u64) {
             .expect("write");
         written += 8;
     }
+}
+
+/// User + system CPU seconds a process has used so far (0 if gone).
+fn cpu_secs(pid: u32) -> f64 {
+    stat_ticks(&format!("/proc/{pid}/stat"), 13)
+}
+
+/// User + system CPU seconds of this process's waited-for children.
+fn children_cpu_secs() -> f64 {
+    stat_ticks("/proc/self/stat", 15)
+}
+
+/// Sums two clock-tick fields of a /proc stat file from `first` (0-based,
+/// counted after the command name), in seconds (Linux reports USER_HZ = 100).
+fn stat_ticks(path: &str, first: usize) -> f64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // The command name may contain spaces; fields resume after its ')'.
+    let fields: Vec<&str> = text
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let tick = |i: usize| {
+        fields
+            .get(i - 2)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(first) + tick(first + 1)) / 100.0
 }
 
 /// A `VmRSS`/`VmHWM`-style field of /proc/PID/status, in MB (0 if gone).
