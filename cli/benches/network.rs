@@ -74,7 +74,9 @@ fn main() {
         let out = work.path().join(format!("{label}.bin"));
         let cpu_before: Vec<f64> = net.pids.iter().map(|&pid| cpu_secs(pid)).collect();
         let client_before = children_cpu_secs();
+        let idle_before = machine_idle_secs();
         let run = net.fetch(fetcher, &key, &out);
+        let idle = machine_idle_secs() - idle_before;
         let client_cpu = children_cpu_secs() - client_before;
         let cpu: Vec<String> = net
             .pids
@@ -94,8 +96,9 @@ fn main() {
             rate / tcp
         );
         println!(
-            "  CPU seconds during it: client {client_cpu:.2}; nodes {}",
-            cpu.join(" ")
+            "  CPU seconds during it: client {client_cpu:.2}; nodes {}; machine idle {:.0}%",
+            cpu.join(" "),
+            100.0 * idle / (run.secs * cores())
         );
     }
     let node_pid = net.pids[fetcher];
@@ -199,6 +202,20 @@ fn stat_ticks(path: &str, first: usize) -> f64 {
             .unwrap_or(0.0)
     };
     (tick(first) + tick(first + 1)) / 100.0
+}
+
+/// Seconds all CPUs have spent idle since boot (the `cpu` line of /proc/stat).
+fn machine_idle_secs() -> f64 {
+    let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    text.lines()
+        .next()
+        .and_then(|cpu| cpu.split_whitespace().nth(4))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |ticks| ticks / 100.0)
+}
+
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }
 
 /// A `VmRSS`/`VmHWM`-style field of /proc/PID/status, in MB (0 if gone).
