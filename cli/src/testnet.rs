@@ -102,7 +102,14 @@ pub(crate) fn run(args: TestnetArgs) -> Result<()> {
 }
 
 fn start_and_wait(args: &StartArgs) -> Result<()> {
+    // Listen for Ctrl-C and SIGTERM before the first node starts: a signal
+    // during start-up must stop the nodes, not kill this process and orphan them.
+    let mut signals = StopSignals::listen()?;
     let net = Testnet::start(args)?;
+    if signals.arrived() {
+        println!("interrupted: stopping every node");
+        return net.stop();
+    }
     net.print_summary();
     if args.detach {
         net.detach();
@@ -113,23 +120,70 @@ fn start_and_wait(args: &StartArgs) -> Result<()> {
         return Ok(());
     }
     println!("Ctrl-C stops every node.");
-    wait_for_signal()?;
+    signals.wait();
     net.stop()
 }
 
-fn wait_for_signal() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the signal handler")?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    })?;
-    Ok(())
+/// Ctrl-C (SIGINT) and SIGTERM, caught from the moment this is made.
+struct StopSignals {
+    runtime: tokio::runtime::Runtime,
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the signal handler")?;
+        // `signal` installs the handler when called (it needs the runtime).
+        let (interrupt, terminate) = runtime.block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
+        })?;
+        Ok(StopSignals {
+            runtime,
+            interrupt,
+            terminate,
+        })
+    }
+
+    /// Whether either signal has arrived already.
+    fn arrived(&mut self) -> bool {
+        let StopSignals {
+            runtime,
+            interrupt,
+            terminate,
+        } = self;
+        // A zero timeout still polls the future once: a pending signal counts.
+        let now = |signal: &mut tokio::signal::unix::Signal| {
+            runtime.block_on(async {
+                tokio::time::timeout(Duration::ZERO, signal.recv())
+                    .await
+                    .is_ok()
+            })
+        };
+        now(interrupt) || now(terminate)
+    }
+
+    /// Blocks until either signal arrives.
+    fn wait(mut self) {
+        let StopSignals {
+            runtime,
+            interrupt,
+            terminate,
+        } = &mut self;
+        runtime.block_on(async {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        });
+    }
 }
 
 /// A running testnet whose processes this one started.

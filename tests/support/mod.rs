@@ -40,6 +40,9 @@ pub struct TestNode {
 pub struct TestNet {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<TestNode>,
+    /// Set once `warren testnet stop` succeeded: the pids may belong to
+    /// other processes by now and must not be signalled again.
+    stopped: bool,
 }
 
 impl TestNet {
@@ -83,7 +86,11 @@ impl TestNet {
                     .collect(),
             })
             .collect();
-        let net = TestNet { dir, nodes };
+        let net = TestNet {
+            dir,
+            nodes,
+            stopped: false,
+        };
         net.wait_connected(Duration::from_secs(30));
         net
     }
@@ -173,15 +180,31 @@ impl TestNet {
     }
 }
 
-impl Drop for TestNet {
-    fn drop(&mut self) {
+impl TestNet {
+    /// Runs `warren testnet stop` and returns its output.
+    pub fn stop(&mut self) -> Output {
         let out = warren(&[
             "testnet",
             "stop",
             "--dir",
             self.net_dir().to_str().unwrap_or_default(),
         ]);
-        if !out.status.success() {
+        self.stopped |= out.status.success();
+        out
+    }
+}
+
+/// True while `pid` runs (a zombie, which has no command line, does not).
+pub fn is_running(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        if !self.stop().status.success() {
             // Whatever `stop` could not do, do by pid.
             for node in &self.nodes {
                 kill_pid(node.pid, libc::SIGKILL);
