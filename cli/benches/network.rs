@@ -120,6 +120,11 @@ fn main() {
     println!("idle: waiting {idle_s} s with every node idle…");
     std::thread::sleep(Duration::from_secs(idle_s as u64));
     let mut idle: Vec<f64> = net.pids.iter().map(|&pid| rss_mb(pid, "VmRSS")).collect();
+    let each: Vec<String> = idle
+        .iter()
+        .enumerate()
+        .map(|(i, mb)| format!("{i}:{mb:.1}"))
+        .collect();
     idle.sort_by(f64::total_cmp);
     println!(
         "idle relay RSS after {idle_s} s (after the runs above): min {:.1} MB, median {:.1} MB, max {:.1} MB",
@@ -127,6 +132,7 @@ fn main() {
         idle[idle.len() / 2],
         idle[idle.len() - 1]
     );
+    println!("  each node, MB: {}", each.join(" "));
     net.stop();
     let fresh = fresh_idle_node(work.path(), idle_s);
     println!("idle relay RSS, a fresh node with 2 peers after {idle_s} s: {fresh:.1} MB");
