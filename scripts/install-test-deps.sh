@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything the test suite needs beyond a Rust toolchain (rustup). Safe to
-# run twice. The end-to-end tests use only the warren binary they build, real
-# loopback sockets and the C compiler the crates' build scripts need.
+# run twice. The end-to-end tests use the warren binary they build, real
+# loopback sockets, the C compiler the crates' build scripts need, and
+# headless Chromium (the gateway test browses an inserted site with it).
 set -euo pipefail
 if ! command -v cargo >/dev/null; then
     echo "cargo not found: install Rust with rustup (https://rustup.rs) first" >&2
@@ -10,12 +11,17 @@ fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     rustup component add rustfmt clippy
 fi
-if ! command -v c++ >/dev/null; then
-    # libfuzzer-sys (the fuzz targets) compiles libFuzzer's C++ sources.
+# Debian packages: a C++ compiler (libfuzzer-sys, for the fuzz targets,
+# compiles libFuzzer's C++ sources) and Chromium (the gateway test).
+need_apt=()
+command -v c++ >/dev/null || need_apt+=(g++)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && apt-get install -y -qq g++
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
     else
-        echo "a C++ compiler is needed for the fuzz targets: apt-get install g++" >&2
+        echo "the tests need: ${need_apt[*]} (Debian: sudo apt-get install ${need_apt[*]})" >&2
         exit 1
     fi
 fi

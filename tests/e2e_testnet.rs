@@ -1,6 +1,8 @@
 //! `warren testnet`: both ways of stopping it (`warren testnet stop`, and
 //! Ctrl-C on a testnet in the foreground) end every node process.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 mod support;
 
 use std::io::{BufRead as _, BufReader};

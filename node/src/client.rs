@@ -46,6 +46,11 @@ pub enum ClientError {
     BadRequest(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A site's directory named without its trailing `/`.
+    #[error(
+        "not found: `{path}` is a directory of this site; add a trailing `/` for its index.html"
+    )]
+    SiteDirectory { path: String },
     #[error("the node is overloaded; retry later")]
     Overloaded,
     #[error("{0}")]
@@ -78,6 +83,7 @@ impl From<ContentError> for ClientError {
             ContentError::BlockNotFound { .. }
             | ContentError::SegmentUnrecoverable { .. }
             | ContentError::NotInSite { .. } => ClientError::NotFound(err.to_string()),
+            ContentError::SiteDirectory { path } => ClientError::SiteDirectory { path },
             other => ClientError::Content(other),
         }
     }
@@ -218,6 +224,8 @@ pub async fn insert_site(
 pub struct ContentStream {
     pub length: u64,
     pub content_type: Option<String>,
+    /// Whether the key named a site (this is one of its files).
+    pub site: bool,
     /// Ends early with an error if the fetch fails part way.
     pub chunks: mpsc::Receiver<Result<Bytes, std::io::Error>>,
 }
@@ -254,6 +262,7 @@ pub async fn fetch(node: &NodeHandle, uri: ChkUri) -> Result<ContentStream, Clie
         .content_type()
         .map(str::to_owned)
         .or_else(|| guess_type(&uri));
+    let site = run.fetcher.is_site();
     let (tx, chunks) = mpsc::channel(OUTPUT_QUEUE);
     tokio::spawn(async move {
         if let Err(err) = run.stream_to(&tx).await {
@@ -264,6 +273,7 @@ pub async fn fetch(node: &NodeHandle, uri: ChkUri) -> Result<ContentStream, Clie
     Ok(ContentStream {
         length,
         content_type,
+        site,
         chunks,
     })
 }

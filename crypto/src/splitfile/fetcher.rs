@@ -78,6 +78,8 @@ pub enum FetchError {
     Metadata { part: Part, source: MetadataError },
     #[error("this site has no file `{path}`")]
     NotInSite { path: String },
+    #[error("`{path}` is a directory of this site: add a trailing `/` for its index.html")]
+    SiteDirectory { path: String },
     #[error("metadata is nested too deeply (more than {MAX_METADATA_HOPS} documents, or {MAX_METADATA_DEPTH} levels of split metadata)")]
     TooDeep,
     #[error("the site lists this file as {expected} bytes but its content is {actual} bytes")]
@@ -123,6 +125,8 @@ pub struct ContentFetcher {
     content_type: Option<String>,
     total_len: Option<u64>,
     output: VecDeque<Vec<u8>>,
+    /// Whether the key named a site (the path was resolved in its manifest).
+    site: bool,
 }
 
 impl ContentFetcher {
@@ -139,7 +143,15 @@ impl ContentFetcher {
             content_type: None,
             total_len: None,
             output: VecDeque::new(),
+            site: false,
         }
+    }
+
+    /// Whether the key named a site and the content is one of its files
+    /// (known once [`total_len`](Self::total_len) is). A gateway uses it to
+    /// send browsers from `CHK@…` to `CHK@…/`, where relative links resolve.
+    pub fn is_site(&self) -> bool {
+        self.site
     }
 
     /// Up to `max` routing keys to request now. Each is returned once; answer
@@ -323,10 +335,17 @@ impl ContentFetcher {
             Some(path) => path,
         };
         let Some(entry) = directory.entry(&wanted) else {
+            let index = format!("{wanted}/{INDEX_FILE}");
+            if !wanted.ends_with('/') && directory.entry(&index).is_some() {
+                return Err(FetchError::SiteDirectory {
+                    path: truncated(wanted, MAX_PATH_LEN),
+                });
+            }
             return Err(FetchError::NotInSite {
                 path: truncated(wanted, MAX_PATH_LEN),
             });
         };
+        self.site = true;
         // The site's own content type wins over the file's; sizes must agree.
         self.content_type.clone_from(&entry.content_type);
         self.total_len = Some(entry.size);

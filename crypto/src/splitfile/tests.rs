@@ -367,16 +367,37 @@ fn sites_resolve_paths_and_index() {
     let (index, fetcher) = fetch(&uri, &net, 8).unwrap();
     assert_eq!(index, files[0].1);
     assert_eq!(fetcher.content_type(), Some("text/html"));
+    assert!(fetcher.is_site());
     let (back, fetcher) = fetch(&uri.clone().with_path("img/big.bin"), &net, 8).unwrap();
     assert_eq!(back, big);
     assert_eq!(fetcher.content_type(), Some("application/octet-stream"));
     assert_eq!(fetcher.total_len(), Some(big.len() as u64));
     let (docs, _) = fetch(&uri.clone().with_path("docs/"), &net, 8).unwrap();
     assert_eq!(docs, b"docs");
-    match fetch(&uri.with_path("img/nope.png"), &net, 8) {
+    match fetch(&uri.clone().with_path("img/nope.png"), &net, 8) {
         Err(FetchError::NotInSite { path }) => assert_eq!(path, "img/nope.png"),
         other => panic!("expected NotInSite, got {other:?}"),
     }
+    // A directory named without its slash: told apart from a missing file,
+    // so a gateway can redirect to `docs/`, where relative links resolve.
+    match fetch(&uri.clone().with_path("docs"), &net, 8) {
+        Err(FetchError::SiteDirectory { path }) => assert_eq!(path, "docs"),
+        other => panic!("expected SiteDirectory, got {other:?}"),
+    }
+    match fetch(&uri.with_path("img"), &net, 8) {
+        Err(FetchError::NotInSite { path }) => assert_eq!(path, "img"),
+        other => panic!("expected NotInSite (img has no index.html), got {other:?}"),
+    }
+}
+
+#[test]
+fn plain_files_are_not_sites() {
+    let content = random_bytes(11, 3 * BLOCK_PAYLOAD);
+    let encoded = encode_bytes(&content, None).unwrap();
+    let net = network(&encoded.blocks);
+    let (back, fetcher) = fetch(&encoded.uri, &net, 8).unwrap();
+    assert_eq!(back, content);
+    assert!(!fetcher.is_site());
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt as _;
@@ -81,7 +81,7 @@ pub fn router(node: NodeHandle) -> Router {
 fn error_response(err: &ClientError) -> Response {
     let status = match err {
         ClientError::BadKey(_) | ClientError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        ClientError::NotFound(_) => StatusCode::NOT_FOUND,
+        ClientError::NotFound(_) | ClientError::SiteDirectory { .. } => StatusCode::NOT_FOUND,
         ClientError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
     };
@@ -153,7 +153,15 @@ async fn gateway(State(node): State<NodeHandle>, request: Request) -> Response {
         Ok(uri) => uri,
         Err(err) => return error_response(&ClientError::BadKey(err)),
     };
+    // A site is browsed under `CHK@…/` and its directories under `dir/`:
+    // only there do a page's relative links resolve inside the site.
+    let slashed = format!("{}/", request.uri().path());
+    let with_slash = || Redirect::permanent(&slashed).into_response();
+    // (`CHK@…/` parses to no path too: only the bare key is redirected.)
+    let bare_key = uri.path.is_none() && !decoded.ends_with('/');
     match client::fetch(&node, uri).await {
+        Ok(fetch) if fetch.site && bare_key => with_slash(),
+        Err(ClientError::SiteDirectory { .. }) => with_slash(),
         Ok(fetch) => {
             let (length, content_type) = (fetch.length, fetch.content_type.clone());
             let mut response = Response::new(Body::from_stream(fetch.into_stream()));
