@@ -120,6 +120,7 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
 }
 
 pub(crate) fn run(args: &NodeArgs) -> Result<()> {
+    tune_heap();
     init_logging();
     let resolved = resolve(args)?;
     let identity = load_identity(&resolved.data_dir)?;
@@ -187,6 +188,30 @@ async fn return_freed_memory() {
         trim_heap();
     }
 }
+
+/// Free memory glibc may keep at the top of a heap before giving it back.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_THRESHOLD: libc::c_int = 64 << 20;
+
+/// A relay allocates and frees ~33 KB buffers all the time; glibc's default
+/// hands freed heap tops back at once and takes them again a moment later,
+/// so a relay spent ~6% of its CPU in page faults. Keep freed memory while
+/// busy; [`return_freed_memory`] hands it back every few seconds. Measured
+/// in the network bench (128 MiB cold fetch): relay CPU -15%, idle RSS
+/// unchanged. (Also raising glibc's mmap threshold cost a fresh relay 6 MB
+/// of resident memory for no further gain, so it stays at its default.)
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_heap() {
+    // SAFETY: mallopt only sets glibc allocator parameters; this runs before
+    // the process starts any other thread.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_heap() {}
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
