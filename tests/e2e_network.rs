@@ -136,15 +136,22 @@ fn stored_blocks(status: &serde_json::Value) -> u64 {
 fn node_killed_during_an_insert_restarts_with_its_store_intact() {
     let _serial = serial();
     let net = TestNet::start(8);
-    let node = 3;
+    let inserter = 0;
     let work = tempfile::tempdir().unwrap();
     let first = work.path().join("first.bin");
     random_file(&first, 2 * MIB, 3);
-    let first_key = insert_ok(&net, node, &first);
-    // sled flushes in the background every second; wait past that so what
-    // the node holds now counts as durable.
+    let first_key = insert_ok(&net, inserter, &first);
+    // The store is flushed in the background every second; wait past that so
+    // what the nodes hold now is durable.
     std::thread::sleep(Duration::from_millis(2500));
-    let before = stored_blocks(&net.status(node).expect("status"));
+    // The victim: the node holding the most blocks (an inserter keeps none of
+    // its own), so the check below has something to lose.
+    let (victim, before) = (0..net.nodes.len())
+        .filter(|&i| i != inserter)
+        .map(|i| (i, stored_blocks(&net.status(i).expect("status"))))
+        .max_by_key(|&(_, blocks)| blocks)
+        .unwrap();
+    assert!(before > 0, "no node stored any block of the first insert");
 
     let second = work.path().join("second.bin");
     random_file(&second, 48 * MIB, 4);
@@ -153,15 +160,27 @@ fn node_killed_during_an_insert_restarts_with_its_store_intact() {
             "insert",
             second.to_str().unwrap(),
             "--api",
-            &net.nodes[node].api,
+            &net.nodes[inserter].api,
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
-    net.kill(node);
-    // The client must end (with an error, or success if it beat the kill), not hang.
+    // Kill it while it is taking blocks of the second insert into its store.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while net
+        .status(victim)
+        .is_some_and(|s| stored_blocks(&s) <= before)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node {victim} stored nothing of the second insert"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    net.kill(victim);
+    // The client must end (with an error, or success if it routed around the
+    // dead node), not hang.
     let _ = wait_with_deadline(&mut insert, Duration::from_secs(60));
 
     // Restart it on the same data directory (config, identity, store).
@@ -170,7 +189,7 @@ fn node_killed_during_an_insert_restarts_with_its_store_intact() {
         .args([
             "node",
             "--data-dir",
-            net.nodes[node].data_dir.to_str().unwrap(),
+            net.nodes[victim].data_dir.to_str().unwrap(),
         ])
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -179,7 +198,7 @@ fn node_killed_during_an_insert_restarts_with_its_store_intact() {
     let _guard = KillOnDrop(restarted);
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(status) = net.status(node) {
+        if let Some(status) = net.status(victim) {
             if status["peers"].as_array().is_some_and(|p| !p.is_empty()) {
                 break status;
             }
@@ -196,7 +215,7 @@ fn node_killed_during_an_insert_restarts_with_its_store_intact() {
         "store lost blocks across SIGKILL: {before} before, {after} after"
     );
     let fetched = work.path().join("first.fetched");
-    let out = net.fetch(node, &first_key, &fetched);
+    let out = net.fetch(victim, &first_key, &fetched);
     assert!(
         out.status.success(),
         "fetch after restart failed: {}",
@@ -206,6 +225,15 @@ fn node_killed_during_an_insert_restarts_with_its_store_intact() {
         std::fs::read(&fetched).unwrap(),
         std::fs::read(&first).unwrap()
     );
+    // Reading its own blocks back found none damaged by the kill.
+    let status = net.status(victim).expect("status");
+    for area in ["store", "cache"] {
+        assert_eq!(
+            status["store"][area]["corrupt_dropped"].as_u64(),
+            Some(0),
+            "{status}"
+        );
+    }
 }
 
 struct KillOnDrop(Child);

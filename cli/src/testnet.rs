@@ -283,7 +283,41 @@ impl Testnet {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+        self.wait_linked(deadline);
         Ok(())
+    }
+
+    /// Waits until every node has a link to each planned neighbour: before
+    /// that, an insert and a fetch right after start-up can land in parts of
+    /// the graph not yet joined, and a fetch then finds nothing. Nodes that
+    /// are slow to link by the deadline are named, not fatal: they keep
+    /// dialling, and the network works meanwhile with what is up.
+    fn wait_linked(&self, deadline: Instant) {
+        let linked = |node: &NodeInfo| {
+            ApiClient::new(node.api)
+                .status()
+                .ok()
+                .and_then(|s| s["peers"].as_array().map(Vec::len))
+                .is_some_and(|peers| peers >= node.neighbours.len())
+        };
+        loop {
+            let waiting: Vec<usize> = self
+                .nodes
+                .iter()
+                .filter(|n| !linked(n))
+                .map(|n| n.index)
+                .collect();
+            if waiting.is_empty() {
+                return;
+            }
+            if Instant::now() > deadline {
+                eprintln!(
+                    "warning: nodes {waiting:?} have not linked to all their neighbours yet; they keep trying"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub(crate) fn print_summary(&self) {

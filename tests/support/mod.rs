@@ -99,7 +99,8 @@ impl TestNet {
         self.dir.path().join("net")
     }
 
-    /// Waits until every node reports at least one peer.
+    /// Waits until every node has a link to each of its planned neighbours
+    /// (`warren testnet` waits for that too, but only warns when it times out).
     pub fn wait_connected(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         for node in &self.nodes {
@@ -107,13 +108,14 @@ impl TestNet {
                 let peers = self
                     .status(node.index)
                     .map(|s| s["peers"].as_array().map_or(0, Vec::len));
-                if peers.unwrap_or(0) >= node.neighbours.len().min(1) {
+                if peers.unwrap_or(0) >= node.neighbours.len() {
                     break;
                 }
                 assert!(
                     Instant::now() < deadline,
-                    "node {} never connected",
-                    node.index
+                    "node {} never linked to all of {:?}",
+                    node.index,
+                    node.neighbours
                 );
                 std::thread::sleep(Duration::from_millis(100));
             }
