@@ -40,41 +40,40 @@ fn rate(blocks: usize, took: Duration) -> f64 {
     (blocks * BLOCK) as f64 / took.as_secs_f64() / 1e6
 }
 
-/// Raw ChaCha20-Poly1305 as the link runs it (ring).
-fn aead(blocks: usize) -> Duration {
-    let key = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &[7; 32]).unwrap();
-    let cipher = ring::aead::LessSafeKey::new(key);
+/// Times sealing `blocks` blocks in place, one nonce per block.
+fn time_seals(blocks: usize, mut seal: impl FnMut([u8; 12], &mut [u8])) -> Duration {
     let mut buf = vec![0x5a; BLOCK];
     let start = Instant::now();
     for i in 0..blocks as u64 {
         let mut nonce = [0u8; 12];
         nonce[4..].copy_from_slice(&i.to_le_bytes());
-        let tag = cipher
-            .seal_in_place_separate_tag(
-                ring::aead::Nonce::assume_unique_for_key(nonce),
-                ring::aead::Aad::empty(),
-                &mut buf,
-            )
-            .unwrap();
-        let _ = std::hint::black_box(tag);
+        seal(nonce, &mut buf);
     }
     start.elapsed()
+}
+
+/// Raw ChaCha20-Poly1305 as the link runs it (ring).
+fn aead(blocks: usize) -> Duration {
+    let key = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &[7; 32]).unwrap();
+    let cipher = ring::aead::LessSafeKey::new(key);
+    time_seals(blocks, |nonce, buf| {
+        let nonce = ring::aead::Nonce::assume_unique_for_key(nonce);
+        let tag = cipher
+            .seal_in_place_separate_tag(nonce, ring::aead::Aad::empty(), buf)
+            .unwrap();
+        let _ = std::hint::black_box(tag);
+    })
 }
 
 /// Raw ChaCha20-Poly1305 from RustCrypto, for comparison.
 fn aead_rustcrypto(blocks: usize) -> Duration {
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&[7; 32]));
-    let mut buf = vec![0x5a; BLOCK];
-    let start = Instant::now();
-    for i in 0..blocks as u64 {
-        let mut nonce = [0u8; 12];
-        nonce[4..].copy_from_slice(&i.to_le_bytes());
+    time_seals(blocks, |nonce, buf| {
         let tag = cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &[], &mut buf)
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &[], buf)
             .unwrap();
         std::hint::black_box(tag);
-    }
-    start.elapsed()
+    })
 }
 
 async fn tcp(blocks: usize) -> Duration {
