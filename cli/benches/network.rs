@@ -46,13 +46,12 @@ fn main() {
     random_file(&doc, mib * MIB, 1);
     let big = work.path().join("big.bin");
     random_file(&big, big_mib * MIB, 2);
-    // On disk before anything is measured: a fetch's fsync must not pay for
-    // writing out this benchmark's own input files.
-    for input in [&doc, &big] {
-        std::fs::File::open(input)
-            .and_then(|f| f.sync_all())
-            .expect("sync input");
-    }
+    // Everything dirty on disk before anything is measured: a fetch's fsync
+    // must not pay for writing out this benchmark's input files, nor the
+    // build `cargo bench` has just written (on ext4 one file's fsync can
+    // commit other files' data too).
+    let synced = Command::new("sync").status().is_ok_and(|s| s.success());
+    assert!(synced, "sync(1) failed");
     let (key, secs) = net.insert(0, &doc);
     println!(
         "insert {mib} MiB at node 0: {:.2} s, {:.1} MB/s",

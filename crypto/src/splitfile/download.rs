@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::block::{ChkBlock, BLOCK_PAYLOAD};
+use crate::block::{ChkBlock, BLOCK_PAYLOAD, SEALED_LEN};
 use crate::key::{ChkKey, CryptoKey, RoutingKey};
 use crate::metadata::{Segment, SplitfileManifest};
 
@@ -168,9 +168,11 @@ impl Download {
         let Some(slots) = self.pending.remove(&routing) else {
             return Ok(false);
         };
-        let mut plain = Vec::new();
+        // Decoded straight into what becomes the shard (capacity for the
+        // sealed form), so the common case of one slot copies nothing more.
+        let mut plain = Vec::with_capacity(SEALED_LEN.max(SHARD_LEN));
         let mut decoded_with: Option<CryptoKey> = None;
-        let mut touched = Vec::new();
+        let mut targets: Vec<(Slot, bool)> = Vec::new();
         for slot in slots {
             let key = key_of(&self.manifest, slot);
             if decoded_with.as_ref() != Some(&key.crypto) {
@@ -190,11 +192,9 @@ impl Download {
                     actual: plain.len(),
                 });
             }
-            touched.push(slot.segment);
-            self.fill(slot, &plain, true);
+            targets.push((slot, true));
         }
         // The same block may stand in other slots not asked for yet.
-        let mut others = Vec::new();
         for state in &self.active {
             for (shard, status) in state.status.iter().enumerate() {
                 let slot = Slot {
@@ -204,16 +204,23 @@ impl Download {
                 if matches!(status, Status::Idle | Status::Missing)
                     && key_of(&self.manifest, slot).routing == routing
                     && decoded_with.as_ref() == Some(&key_of(&self.manifest, slot).crypto)
+                    && plain.len() == self.expected_len(slot)
                 {
-                    others.push(slot);
+                    targets.push((slot, false));
                 }
             }
         }
-        for slot in others {
-            if plain.len() == self.expected_len(slot) {
-                touched.push(slot.segment);
-                self.fill(slot, &plain, false);
-            }
+        let mut touched = Vec::with_capacity(targets.len());
+        let mut plain = Some(plain);
+        let last = targets.len().saturating_sub(1);
+        for (i, (slot, was_pending)) in targets.into_iter().enumerate() {
+            let shard = if i == last {
+                plain.take().unwrap_or_default()
+            } else {
+                plain.clone().unwrap_or_default()
+            };
+            touched.push(slot.segment);
+            self.fill(slot, shard, was_pending);
         }
         touched.dedup();
         for segment in touched {
@@ -237,7 +244,7 @@ impl Download {
             .min(BLOCK_PAYLOAD as u64) as usize
     }
 
-    fn fill(&mut self, slot: Slot, plain: &[u8], was_pending: bool) {
+    fn fill(&mut self, slot: Slot, mut shard: Vec<u8>, was_pending: bool) {
         let Some(state) = self.state_mut(slot.segment) else {
             return;
         };
@@ -252,8 +259,6 @@ impl Download {
             state.status[slot.shard] = Status::Idle;
             return;
         }
-        let mut shard = Vec::with_capacity(SHARD_LEN);
-        shard.extend_from_slice(plain);
         shard.resize(SHARD_LEN, 0);
         state.shards[slot.shard] = Some(shard);
         state.status[slot.shard] = Status::Have;
@@ -358,7 +363,10 @@ impl Download {
         for (index, shard) in restored {
             recovered[index] = Some(shard);
         }
-        let mut content = Vec::new();
+        let total: usize = (0..state.data_count)
+            .map(|shard| self.expected_len(Slot { segment, shard }))
+            .sum();
+        let mut content = Vec::with_capacity(total);
         for (index, slot) in recovered.into_iter().enumerate() {
             let len = self.expected_len(Slot {
                 segment,
