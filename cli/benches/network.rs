@@ -50,8 +50,7 @@ fn main() {
     // must not pay for writing out this benchmark's input files, nor the
     // build `cargo bench` has just written (on ext4 one file's fsync can
     // commit other files' data too).
-    let synced = Command::new("sync").status().is_ok_and(|s| s.success());
-    assert!(synced, "sync(1) failed");
+    sync_disks();
     let (key, secs) = net.insert(0, &doc);
     println!(
         "insert {mib} MiB at node 0: {:.2} s, {:.1} MB/s",
@@ -76,6 +75,8 @@ fn main() {
         net.apis.len() - CORE_NODES
     );
     println!("  process ids, node 0 first: {:?}", net.pids);
+    // The inserts' writes are the inserts' cost: on disk before fetching.
+    sync_disks();
     for label in ["cold", "warm"] {
         let out = work.path().join(format!("{label}.bin"));
         let cpu_before: Vec<f64> = net.pids.iter().map(|&pid| cpu_secs(pid)).collect();
@@ -142,6 +143,12 @@ fn main() {
     net.stop();
     let fresh = fresh_idle_node(work.path(), idle_s);
     println!("idle relay RSS, a fresh node with 2 peers after {idle_s} s: {fresh:.1} MB");
+}
+
+/// sync(1): every dirty page on disk.
+fn sync_disks() {
+    let synced = Command::new("sync").status().is_ok_and(|s| s.success());
+    assert!(synced, "sync(1) failed");
 }
 
 fn mb(mib: usize) -> f64 {
