@@ -158,14 +158,19 @@ fn a_site_opens_in_a_browser_and_its_relative_links_resolve() {
     let bare = key.trim_end_matches('/');
     let dom = dump_dom(&format!("{gateway}/{bare}"));
     assert!(dom.contains(expected), "without the slash: {dom}");
-    let response = ureq::Agent::config_builder()
+    let agent = ureq::Agent::config_builder()
         .max_redirects(0)
         .http_status_as_error(false)
         .build()
-        .new_agent()
-        .get(format!("{gateway}/{bare}"))
-        .call()
-        .unwrap();
+        .new_agent();
+    let response = agent.get(format!("{gateway}/{bare}")).call().unwrap();
+    assert_eq!(response.status().as_u16(), 308);
+    assert_eq!(
+        response.headers()["location"].to_str().unwrap(),
+        format!("/{bare}/")
+    );
+    // However many slashes lead the path, the redirect stays on this host.
+    let response = agent.get(format!("{gateway}//{bare}")).call().unwrap();
     assert_eq!(response.status().as_u16(), 308);
     assert_eq!(
         response.headers()["location"].to_str().unwrap(),

@@ -155,7 +155,9 @@ async fn gateway(State(node): State<NodeHandle>, request: Request) -> Response {
     };
     // A site is browsed under `CHK@…/` and its directories under `dir/`:
     // only there do a page's relative links resolve inside the site.
-    let slashed = format!("{}/", request.uri().path());
+    // One leading `/`: `//CHK@…` would make the Location a network-path
+    // reference to another host.
+    let slashed = format!("/{}/", request.uri().path().trim_start_matches('/'));
     let with_slash = || Redirect::permanent(&slashed).into_response();
     // (`CHK@…/` parses to no path too: only the bare key is redirected.)
     let bare_key = uri.path.is_none() && !decoded.ends_with('/');
