@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,10 +21,21 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn insert_ok(net: &TestNet, index: usize, path: &std::path::Path) -> String {
+fn insert_ok(net: &TestNet, index: usize, path: &Path) -> String {
     let out = net.insert(index, path);
     assert!(out.status.success(), "insert failed: {}", stderr(&out));
     stdout(&out).trim().to_owned()
+}
+
+/// Fetches `key` at node `index` into `out`; the fetch must succeed with
+/// exactly `expected` (`what` says which fetch failed).
+fn fetch_exactly(net: &TestNet, index: usize, key: &str, out: &Path, expected: &[u8], what: &str) {
+    let run = net.fetch(index, key, out);
+    assert!(run.status.success(), "{what} failed: {}", stderr(&run));
+    assert!(
+        std::fs::read(out).expect("read the fetched file") == expected,
+        "{what}: content differs"
+    );
 }
 
 #[test]
@@ -45,16 +57,13 @@ fn insert_and_fetch_three_hops_away() {
     for source in [&big, &small] {
         let key = insert_ok(&net, 0, source);
         assert!(key.starts_with("CHK@"), "{key}");
-        let fetched = work.path().join("fetched");
-        let out = net.fetch(fetcher, &key, &fetched);
-        assert!(
-            out.status.success(),
-            "fetch at node {fetcher} ({hops} hops) failed: {}",
-            stderr(&out)
-        );
-        assert_eq!(
-            std::fs::read(&fetched).unwrap(),
-            std::fs::read(source).unwrap()
+        fetch_exactly(
+            &net,
+            fetcher,
+            &key,
+            &work.path().join("fetched"),
+            &std::fs::read(source).unwrap(),
+            &format!("fetch at node {fetcher} ({hops} hops)"),
         );
     }
 }
@@ -214,16 +223,13 @@ fn node_killed_during_an_insert_restarts_with_its_store_intact() {
         after >= before,
         "store lost blocks across SIGKILL: {before} before, {after} after"
     );
-    let fetched = work.path().join("first.fetched");
-    let out = net.fetch(victim, &first_key, &fetched);
-    assert!(
-        out.status.success(),
-        "fetch after restart failed: {}",
-        stderr(&out)
-    );
-    assert_eq!(
-        std::fs::read(&fetched).unwrap(),
-        std::fs::read(&first).unwrap()
+    fetch_exactly(
+        &net,
+        victim,
+        &first_key,
+        &work.path().join("first.fetched"),
+        &std::fs::read(&first).unwrap(),
+        "fetch after restart",
     );
     // Reading its own blocks back found none damaged by the kill.
     let status = net.status(victim).expect("status");
@@ -263,15 +269,17 @@ fn sites_data_not_found_and_a_full_disk_fail_or_succeed_cleanly() {
     let site_key = insert_ok(&net, 0, &site);
     assert!(site_key.ends_with('/'), "{site_key}");
     let page = work.path().join("page.html");
-    let out = net.fetch(3, &format!("{site_key}css/style.css"), &page);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(std::fs::read(&page).unwrap(), b"body { color: green }");
-    let out = net.fetch(3, &site_key, &page);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        std::fs::read(&page).unwrap(),
-        b"<a href=\"css/style.css\">style</a>"
+    let style = format!("{site_key}css/style.css");
+    fetch_exactly(
+        &net,
+        3,
+        &style,
+        &page,
+        b"body { color: green }",
+        "css/style.css",
     );
+    let index = b"<a href=\"css/style.css\">style</a>";
+    fetch_exactly(&net, 3, &site_key, &page, index, "the site's index");
 
     // A well-formed key nobody inserted: one clear line, no output file.
     let (_, key) = warren_crypto::ChkBlock::encode(b"never inserted anywhere").unwrap();
