@@ -40,7 +40,7 @@ const OUTPUT_QUEUE: usize = 2;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    #[error("not a valid key: {0}")]
+    #[error("not a valid key")]
     BadKey(#[from] UriError),
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -55,9 +55,9 @@ pub enum ClientError {
     Overloaded,
     #[error("{0}")]
     Content(ContentError),
-    #[error("cannot encode the content: {0}")]
+    #[error("cannot encode the content")]
     Encode(#[from] EncodeError),
-    #[error("cannot build the site: {0}")]
+    #[error("cannot build the site")]
     Site(#[from] SiteError),
     #[error("inserting a block failed: {0}")]
     Insert(RequestError),
@@ -267,7 +267,9 @@ pub async fn fetch(node: &NodeHandle, uri: ChkUri) -> Result<ContentStream, Clie
     tokio::spawn(async move {
         if let Err(err) = run.stream_to(&tx).await {
             tracing::debug!(%err, "fetch failed part way");
-            let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
+            let _ = tx
+                .send(Err(std::io::Error::other(crate::error_chain(&err))))
+                .await;
         }
     });
     Ok(ContentStream {

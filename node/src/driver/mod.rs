@@ -96,7 +96,7 @@ impl NodeConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    #[error("cannot open the datastore: {0}")]
+    #[error("cannot open the datastore")]
     Store(#[from] StoreError),
     #[error("cannot listen for peers on {addr}")]
     Listen {
