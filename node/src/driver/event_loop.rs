@@ -436,6 +436,8 @@ fn routing_json(stats: &routing::NodeStats) -> serde_json::Value {
         "overloaded_sent": stats.overloaded_sent,
         "forged_blocks": stats.forged_blocks,
         "unexpected_replies": stats.unexpected_replies,
+        "duplicate_replies": stats.duplicate_replies,
+        "false_collisions": stats.false_collisions,
         "unknown_replies": stats.unknown_replies,
         "peers_refused": stats.peers_refused,
         "timeouts": stats.timeouts,
