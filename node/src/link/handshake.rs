@@ -285,7 +285,12 @@ pub(crate) async fn respond(
         .map_err(|source| LinkError::Noise { step: 1, source })?;
     drop(secret);
 
-    let msg1 = read_frame(&mut reader, 1, MSG1_LEN).await?;
+    let msg1 = tokio::time::timeout(
+        config.first_message_timeout,
+        read_frame(&mut reader, 1, MSG1_LEN),
+    )
+    .await
+    .map_err(|_| LinkError::Timeout(config.first_message_timeout))??;
     let mut payload = [0u8; MSG1_LEN];
     let n = hs
         .read_message(&msg1, &mut payload)

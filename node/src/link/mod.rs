@@ -60,6 +60,13 @@ pub const DEFAULT_REKEY_INTERVAL: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_OUTBOX_CAPACITY: usize = 32;
 /// Handshakes a listener runs at once; more callers wait in the TCP backlog.
 pub const DEFAULT_MAX_HANDSHAKES: usize = 32;
+/// Handshakes one source address may have in progress at once: one host
+/// cannot hold every slot. A further caller from it is hung up on at once.
+pub const DEFAULT_MAX_HANDSHAKES_PER_IP: usize = 4;
+/// An inbound caller must send its first handshake message within this, or
+/// it is hung up on: an idle connection cannot hold a slot for the whole
+/// handshake deadline.
+pub const DEFAULT_FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Finished inbound links waiting for [`Listener::accept`].
 pub const DEFAULT_ACCEPT_QUEUE: usize = 16;
 /// Sustained frames per second a peer may send before it counts as flooding.
@@ -85,6 +92,8 @@ pub struct LinkConfig {
     pub rekey_interval: Duration,
     pub outbox_capacity: usize,
     pub max_handshakes: usize,
+    pub max_handshakes_per_ip: usize,
+    pub first_message_timeout: Duration,
     pub accept_queue: usize,
     pub max_frames_per_sec: u32,
     pub frame_burst: u32,
@@ -102,6 +111,8 @@ impl Default for LinkConfig {
             rekey_interval: DEFAULT_REKEY_INTERVAL,
             outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            max_handshakes_per_ip: DEFAULT_MAX_HANDSHAKES_PER_IP,
+            first_message_timeout: DEFAULT_FIRST_MESSAGE_TIMEOUT,
             accept_queue: DEFAULT_ACCEPT_QUEUE,
             max_frames_per_sec: DEFAULT_MAX_FRAMES_PER_SEC,
             frame_burst: DEFAULT_FRAME_BURST,
