@@ -4,7 +4,11 @@
 //! - crash recovery: a child writer is killed with SIGKILL at random moments;
 //!   every block it acknowledged (printed after `flush()` returned) must be
 //!   present and valid on reopen, and nothing invalid is ever served.
-//!   A few trials by default, `WARREN_SLOW_TESTS=1` runs at least 50. Every
+//!   A few trials by default, `WARREN_SLOW_TESTS=1` runs at least 50. The
+//!   seed of the kill delays is printed at the start and again on failure;
+//!   `WARREN_CRASH_SEED=<seed>` runs with that seed instead of a random one
+//!   (same kill delays and writer choices; where in the writer's work each
+//!   kill lands still depends on the machine's speed). Every
 //!   other store directory has a small cache, so evictions free cells and
 //!   puts reuse them while the writer is being killed.
 //! - a second process opening a store in use gets `StoreError::Locked`.
@@ -28,6 +32,8 @@ const DIR_ENV: &str = "WARREN_STORE_DIR";
 const TRIAL_ENV: &str = "WARREN_STORE_TRIAL";
 const EVICT_ENV: &str = "WARREN_STORE_EVICT";
 const SLOW_ENV: &str = "WARREN_SLOW_TESTS";
+/// The crash test's seed, to replay a failing run.
+const SEED_ENV: &str = "WARREN_CRASH_SEED";
 
 const DEFAULT_TRIALS: u32 = 6;
 const SLOW_TRIALS: u32 = 60;
@@ -201,11 +207,32 @@ fn check_after_crash(
     checked
 }
 
+/// Prints the seed again if the test panics, beside the failure.
+struct SeedOnFailure(u64);
+
+impl Drop for SeedOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "crash_recovery failed with seed {seed}; replay with {SEED_ENV}={seed}",
+                seed = self.0
+            );
+        }
+    }
+}
+
 fn crash_recovery() {
     let slow = std::env::var(SLOW_ENV).is_ok_and(|v| v == "1");
     let trials = if slow { SLOW_TRIALS } else { DEFAULT_TRIALS };
-    let seed: u64 = rand::random();
-    println!("crash_recovery: {trials} trials, kill-delay seed {seed}");
+    let seed: u64 = match std::env::var(SEED_ENV) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{SEED_ENV}={text:?} is not a u64 seed: {e}")),
+        Err(_) => rand::random(),
+    };
+    println!("crash_recovery: {trials} trials, seed {seed} (replay: {SEED_ENV}={seed})");
+    let _report = SeedOnFailure(seed);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut dir = tempfile::tempdir().unwrap();
     let mut acked: Vec<(u32, u32, bool)> = Vec::new();
