@@ -54,6 +54,8 @@ const FLUSH_BATCH: std::ops::RangeInclusive<u32> = 1..=8;
 const RSS_BLOCKS: u32 = 3072;
 const RSS_LIMIT_BYTES: u64 = 50 * 1000 * 1000;
 const IDLE_SETTLE: Duration = Duration::from_millis(300);
+/// Longest wait for the holder child to open its store and say so.
+const HOLDER_PATIENCE: Duration = Duration::from_secs(60);
 
 fn main() {
     match std::env::var(CHILD_ENV).as_deref() {
@@ -282,8 +284,16 @@ fn child_holder() {
 fn second_process_is_locked_out() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = spawn("holder", dir.path(), 0, false);
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let stdout = child.stdout.take().unwrap();
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let first = BufReader::new(stdout).lines().next();
+        let _ = ready_tx.send(first.and_then(Result::ok));
+    });
+    let first = ready
+        .recv_timeout(HOLDER_PATIENCE)
+        .expect("the holder did not open the store in time");
+    assert_eq!(first.as_deref(), Some("ready"));
 
     let err = SledStore::open(dir.path(), test_config()).unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
