@@ -87,6 +87,8 @@ pub(super) struct Driver {
     max_links: usize,
     cancel: CancellationToken,
     totals: LinkTotals,
+    /// Store flushes completed (shared with the flushing thread).
+    flushes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Driver {
@@ -120,6 +122,7 @@ impl Driver {
             max_links: parts.config.routing.max_peers,
             cancel: parts.cancel,
             totals: LinkTotals::default(),
+            flushes: Arc::default(),
         }
     }
 
@@ -168,10 +171,12 @@ impl Driver {
             return;
         }
         let store = self.store.clone();
-        *flushing = Some(tokio::task::spawn_blocking(move || {
-            if let Err(err) = store.flush() {
-                tracing::warn!(%err, "flushing the store failed; will retry");
+        let flushes = self.flushes.clone();
+        *flushing = Some(tokio::task::spawn_blocking(move || match store.flush() {
+            Ok(()) => {
+                flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
+            Err(err) => tracing::warn!(%err, "flushing the store failed; will retry"),
         }));
     }
 
@@ -395,6 +400,7 @@ impl Driver {
             live_requests: self.core.live_requests(),
             routing: routing_json(self.core.stats()),
             store: store_json(&self.store.stats()),
+            store_flushes: self.flushes.load(std::sync::atomic::Ordering::Relaxed),
             links: self.totals.clone(),
         }
     }

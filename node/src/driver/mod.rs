@@ -96,18 +96,25 @@ impl NodeConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    #[error("cannot open the datastore: {0}")]
+    #[error("cannot open the datastore")]
     Store(#[from] StoreError),
-    #[error("cannot listen for peers on {addr}: {source}")]
+    #[error("cannot listen for peers on {addr}")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path}")]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl StartError {
+    /// The listen port is taken by another process.
+    pub fn is_address_in_use(&self) -> bool {
+        matches!(self, StartError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+    }
 }
 
 /// Why a block request or insert failed.
@@ -146,6 +153,9 @@ pub struct NodeStatus {
     pub live_requests: usize,
     pub routing: serde_json::Value,
     pub store: serde_json::Value,
+    /// Store flushes completed since start: every block stored before a
+    /// flush began is durable once this count has passed it.
+    pub store_flushes: u64,
     pub links: LinkTotals,
 }
 
@@ -235,6 +245,7 @@ impl NodeHandle {
 /// A running node. Dropping it aborts the node; [`Node::shutdown`] stops it cleanly.
 pub struct Node {
     handle: NodeHandle,
+    listen_addr: SocketAddr,
     cancel: CancellationToken,
     task: AbortOnDropHandle<()>,
     store: Arc<dyn BlockStore>,
@@ -288,6 +299,7 @@ impl Node {
             addr: config.listen,
             source,
         })?;
+        let listen_addr = listener.bound_addr();
         let mut noderef = listener.noderef().clone();
         if config.advertise.is_none() && noderef.address.ip().is_unspecified() {
             // Listening on 0.0.0.0: advertise loopback rather than an address no one can dial.
@@ -311,6 +323,7 @@ impl Node {
         let task = AbortOnDropHandle::new(tokio::spawn(driver.run()));
         Ok(Node {
             handle,
+            listen_addr,
             cancel,
             task,
             store,
@@ -319,6 +332,11 @@ impl Node {
 
     pub fn handle(&self) -> NodeHandle {
         self.handle.clone()
+    }
+
+    /// The address the peer listener is bound to.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
     }
 
     /// Closes every link, stops the event loop and flushes the store.

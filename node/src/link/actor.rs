@@ -102,7 +102,7 @@ pub enum RunError {
     Write(std::io::Error),
     #[error("the peer disconnected without saying goodbye")]
     Eof,
-    #[error("peer sent a bad frame: {0}")]
+    #[error("peer sent a bad frame")]
     Frame(#[from] FrameError),
     #[error("peer sent a second Hello after the handshake")]
     UnexpectedHello,

@@ -54,7 +54,7 @@ const READ_BUFFER: usize = 2 * (MAX_FRAME_LEN + 2);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LinkError {
-    #[error("network error: {0}")]
+    #[error("network error")]
     Io(#[from] std::io::Error),
     #[error("the handshake did not finish within {0:?}")]
     Timeout(std::time::Duration),
@@ -74,11 +74,11 @@ pub enum LinkError {
         len: usize,
         expected: usize,
     },
-    #[error("handshake message {step} failed: {source}")]
+    #[error("handshake message {step} failed")]
     Noise { step: u8, source: snow::Error },
-    #[error("peer sent a bad handshake payload: {0}")]
+    #[error("peer sent a bad handshake payload")]
     Message(#[from] MessageError),
-    #[error("peer sent a bad frame during the handshake: {0}")]
+    #[error("peer sent a bad frame during the handshake")]
     Frame(#[from] FrameError),
     #[error("expected the peer's Hello, got {0}")]
     UnexpectedMessage(&'static str),

@@ -55,6 +55,7 @@ impl PeerPolicy for AnyPeer {
 #[derive(Debug)]
 pub struct Listener {
     local: NodeRef,
+    bound: SocketAddr,
     incoming: mpsc::Receiver<Link>,
     cancel: CancellationToken,
     _task: AbortOnDropHandle<()>,
@@ -79,8 +80,9 @@ impl Listener {
         policy: Arc<dyn PeerPolicy>,
     ) -> std::io::Result<Listener> {
         let socket = TcpListener::bind(addr).await?;
+        let bound = socket.local_addr()?;
         if local.address.port() == 0 {
-            local.address = socket.local_addr()?;
+            local.address = bound;
         }
         let (links, incoming) = mpsc::channel(config.accept_queue.max(1));
         let cancel = CancellationToken::new();
@@ -95,6 +97,7 @@ impl Listener {
         let task = tokio::spawn(accept_loop(socket, shared, permits, cancel.clone()));
         Ok(Listener {
             local,
+            bound,
             incoming,
             cancel,
             _task: AbortOnDropHandle::new(task),
@@ -108,6 +111,11 @@ impl Listener {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local.address
+    }
+
+    /// The address the socket is bound to (a configured port 0 resolved).
+    pub fn bound_addr(&self) -> SocketAddr {
+        self.bound
     }
 
     /// The next inbound link with its handshake done; `None` once closed.
