@@ -331,36 +331,38 @@ fn index_entries_without_their_bytes_are_dropped() {
     assert_eq!(store.lru.len(), 2);
 }
 
-/// The environment variable that skips, explicitly and loudly, the tests
-/// that need root (to mount a tmpfs). Any other way they cannot run fails.
+/// The environment variable that lets the tests needing root (to mount a
+/// tmpfs) skip, loudly, where they cannot mount; without it they fail.
 const SKIP_ROOT_TESTS_VAR: &str = "WARREN_SKIP_ROOT_TESTS";
 
 /// Unmounts on drop, so a failing test leaves no mount behind.
 struct Tmpfs(tempfile::TempDir);
 
 impl Tmpfs {
-    /// A tmpfs of `bytes`; `None` only when `WARREN_SKIP_ROOT_TESTS=1` asks
-    /// to skip. A mount that fails otherwise fails the test, saying why.
+    /// A tmpfs of `bytes`. A mount that fails fails the test, saying why,
+    /// unless `WARREN_SKIP_ROOT_TESTS` is set: then `None`, with a message.
     fn mount(bytes: u64) -> Option<Tmpfs> {
         const NEEDS: &str = "needs root to mount a tmpfs; run as root or set \
                              WARREN_SKIP_ROOT_TESTS=1 to skip explicitly";
-        if std::env::var(SKIP_ROOT_TESTS_VAR).is_ok_and(|v| v == "1") {
-            eprintln!("skipping the real full-disk test: {SKIP_ROOT_TESTS_VAR}=1");
-            return None;
-        }
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
             .arg(dir.path())
             .output();
-        match out {
-            Ok(out) if out.status.success() => Some(Tmpfs(dir)),
-            Ok(out) => panic!(
-                "the real full-disk test {NEEDS} (mount said: {})",
+        let why = match out {
+            Ok(out) if out.status.success() => return Some(Tmpfs(dir)),
+            Ok(out) => format!(
+                "mount said: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
-            Err(e) => panic!("the real full-disk test {NEEDS} (cannot run mount: {e})"),
-        }
+            Err(e) => format!("cannot run mount: {e}"),
+        };
+        assert!(
+            std::env::var_os(SKIP_ROOT_TESTS_VAR).is_some(),
+            "the real full-disk test {NEEDS} ({why})"
+        );
+        eprintln!("{SKIP_ROOT_TESTS_VAR} is set: the real full-disk test was skipped ({why})");
+        None
     }
 }
 
