@@ -410,6 +410,19 @@ mod tests {
         }
     }
 
+    /// `htl` is one raw byte: a value of 128 or more shows it is not a varint
+    /// (the vectors' small values would read the same either way).
+    #[test]
+    fn htl_is_one_raw_byte() {
+        let msg = Message::RouteNotFound {
+            id: VECTOR_ID,
+            htl: u8::MAX,
+        };
+        let bytes = from_hex("01 06 ef9bafcdf8acd19101 ff");
+        assert_eq!(to_hex(&encode(&msg)), to_hex(&bytes));
+        assert_eq!(decode(&bytes).unwrap(), msg);
+    }
+
     /// The version byte and the largest block prefix: a full 32,790-byte
     /// block is the varint `96 80 02` then its bytes.
     #[test]
