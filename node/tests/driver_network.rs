@@ -15,6 +15,8 @@ use warren_node::driver::{Node, NodeConfig};
 use warren_store::{MemoryStore, StoreConfig};
 
 const NODES: usize = 8;
+/// Longest wait for the next chunk of a fetch: a stalled fetch fails, never hangs.
+const CHUNK_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Starts `NODES` nodes in a ring (each dials the previous one), evenly spaced
 /// on the circle. Node 0 uses a real sled store; the rest use memory stores.
@@ -97,7 +99,10 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
 async fn fetch_all(node: &Node, uri: &warren_crypto::ChkUri) -> Vec<u8> {
     let mut stream = client::fetch(&node.handle(), uri.clone()).await.unwrap();
     let mut out = Vec::new();
-    while let Some(chunk) = stream.chunks.recv().await {
+    while let Some(chunk) = tokio::time::timeout(CHUNK_PATIENCE, stream.chunks.recv())
+        .await
+        .expect("the fetch stalled")
+    {
         out.extend_from_slice(&chunk.unwrap());
     }
     assert_eq!(out.len() as u64, stream.length);
