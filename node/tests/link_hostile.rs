@@ -82,3 +82,121 @@ async fn an_idle_caller_is_hung_up_on_at_the_first_message_deadline() {
     // Long before the whole-handshake deadline (ten minutes).
     assert!(hung_up_within(&mut idle, Duration::from_secs(60)).await);
 }
+
+/// A link accepted by `listener` from a fresh caller, both ends spawned;
+/// the accepted end reports into `events`.
+async fn accepted_link(
+    listener: &mut warren_node::link::Listener,
+    seed: u64,
+    events: &tokio::sync::mpsc::Sender<warren_node::link::LinkEvent>,
+) -> (warren_node::link::LinkHandle, warren_node::link::LinkHandle) {
+    let caller = identity(seed);
+    let local = noderef(&caller, "127.0.0.1:1".parse().unwrap());
+    let remote = listener.noderef().clone();
+    let config = quick_config();
+    let (dialled, accepted) =
+        tokio::join!(connect(caller, local, &remote, &config), listener.accept());
+    // Nothing is sent to the caller: its event queue is not looked at.
+    let (ignored, _) = tokio::sync::mpsc::channel(1);
+    let caller_end = dialled.unwrap().spawn(ignored);
+    (caller_end, accepted.unwrap().spawn(events.clone()))
+}
+
+#[tokio::test]
+async fn a_flooding_peer_cannot_push_other_peers_out_of_the_event_queue() {
+    use bytes::Bytes;
+    use warren_node::link::LinkEvent;
+    let mut config = quick_config();
+    config.max_queued_events = 4;
+    let (mut listener, _) = listen(1, config, Arc::new(AnyPeer)).await;
+    // The node's one event queue, with room for both links' shares only.
+    let (events_tx, mut events) = tokio::sync::mpsc::channel(8);
+    let (flooder, flooder_at_node) = accepted_link(&mut listener, 2, &events_tx).await;
+    let (honest, honest_at_node) = accepted_link(&mut listener, 3, &events_tx).await;
+    // The flooder sends far more than the queue holds, before the node reads
+    // anything; then the honest peer sends its messages.
+    let flood = tokio::spawn(async move {
+        for i in 0..2_000u32 {
+            if flooder
+                .send(Bytes::from(i.to_be_bytes().to_vec()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        flooder
+    });
+    for i in 0..20u8 {
+        honest.send(Bytes::from(vec![i; 3])).await.unwrap();
+    }
+    // Now the node drains its queue: every honest message arrives, in order.
+    let honest_id = honest_at_node.id();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while seen.len() < 20 {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("the honest messages arrive in time")
+            .expect("queue open");
+        if let LinkEvent::Received { link, payload, .. } = event {
+            if link == honest_id {
+                seen.push(payload[0]);
+            }
+        }
+    }
+    assert_eq!(seen, (0..20).collect::<Vec<u8>>());
+    assert_eq!(honest_at_node.stats().payloads_shed, 0);
+    assert_eq!(
+        flooder_at_node.stats().payloads_shed,
+        0,
+        "backpressure, not shedding"
+    );
+    drop(flood.await.unwrap());
+}
+
+#[tokio::test]
+async fn all_links_together_queue_at_most_the_outbox_budget() {
+    use bytes::Bytes;
+    use warren_node::link::{LinkSendError, OutboxBudget, MAX_PAYLOAD};
+    let budget_bytes = 8 * MAX_PAYLOAD as u64;
+    let mut dial = quick_config();
+    dial.outbox_budget = OutboxBudget::new(budget_bytes);
+    dial.outbox_capacity = 1_000;
+    // Peers that never read: their sockets fill, then our outboxes.
+    let mut stalled = quick_config();
+    stalled.max_queued_events = 1;
+    let (a, _a_peer) = linked_pair(dial.clone(), stalled.clone()).await;
+    let (b, _b_peer) = linked_pair(dial.clone(), stalled).await;
+    let block = Bytes::from(vec![7u8; MAX_PAYLOAD]);
+    let mut sent = 0u64;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match a.handle.try_send(block.clone()) {
+            Ok(()) => sent += 1,
+            Err(LinkSendError::Full) => break,
+            Err(other) => panic!("{other}"),
+        }
+        assert!(dial.outbox_budget.queued() <= budget_bytes);
+        assert!(tokio::time::Instant::now() < deadline, "never full");
+        // Let the actor move what it can into the socket.
+        tokio::task::yield_now().await;
+    }
+    assert!(sent > 0);
+    // The budget is shared: the other link, idle until now, is full too.
+    assert!(matches!(
+        b.handle.try_send(block.clone()),
+        Err(LinkSendError::Full)
+    ));
+    // Closing the stuck link hands its bytes back.
+    a.handle.shutdown().await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while dial.outbox_budget.queued() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "budget never returned"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(b.handle.try_send(block).is_ok());
+}
