@@ -73,6 +73,11 @@ fn node_stops_cleanly_on_signals_and_keeps_its_identity() {
     assert_eq!(first.noderef, second.noderef);
     assert_eq!(first.p2p, second.p2p);
     assert!(stop_with(&mut node, libc::SIGINT).success());
+    // Nothing in the data directory is readable by anyone else: not the
+    // store, not the state, not the list of peers.
+    let mut found = 0;
+    assert_private(dir.path(), &mut found);
+    assert!(found >= 5, "only {found} entries checked");
     // The identity file is private.
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(dir.path().join("identity.key"))
@@ -84,6 +89,32 @@ fn node_stops_cleanly_on_signals_and_keeps_its_identity() {
         0,
         "identity.key is readable by others: {mode:o}"
     );
+}
+
+/// Asserts `path` and everything below it has no group or other permission bits.
+fn assert_private(path: &std::path::Path, found: &mut usize) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    let mode = meta.permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", path.display());
+    *found += 1;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            assert_private(&entry.unwrap().path(), found);
+        }
+    }
+}
+
+#[test]
+fn an_existing_data_directory_is_made_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut node = start(dir.path());
+    running(&mut node, dir.path());
+    assert!(stop_with(&mut node, libc::SIGTERM).success());
+    let mut found = 0;
+    assert_private(dir.path(), &mut found);
 }
 
 #[test]

@@ -66,6 +66,41 @@ pub fn load_identity(dir: &Path) -> Result<NodeIdentity> {
         .with_context(|| format!("cannot load the node identity {}", path.display()))
 }
 
+/// Mode of the data directory: who this node talks to (`peers.txt`), its
+/// keys and its store are nobody else's business on this machine.
+const DATA_DIR_MODE: u32 = 0o700;
+/// File-creation mask for a node: every file and directory it (or sled)
+/// creates is private to its user.
+const PRIVATE_UMASK: u32 = 0o077;
+
+/// Creates `dir` (mode 0700) or tightens an existing one to 0700, and makes
+/// everything this process creates from now on private.
+fn make_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    set_private_umask();
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read the data directory {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DATA_DIR_MODE))
+            .with_context(|| format!("cannot make {} private (chmod 700)", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Makes every file and directory this process creates from now on private
+/// to its user (the testnet uses it for the nodes' files it writes).
+#[allow(unsafe_code)]
+pub fn set_private_umask() {
+    // SAFETY: umask(2) only sets this process's file-creation mask.
+    unsafe {
+        libc::umask(PRIVATE_UMASK as libc::mode_t);
+    }
+}
+
 /// Everything `warren node` runs with, after file, environment and flags.
 struct Resolved {
     data_dir: PathBuf,
@@ -83,8 +118,7 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
         Some(dir) => dir.clone(),
         None => default_data_dir()?,
     };
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    make_private_dir(&data_dir)?;
     let file = FileConfig::load(&data_dir)?;
     let mut state = NodeState::load(&data_dir)?;
     // A location is chosen once, at random, and kept (in the node's state

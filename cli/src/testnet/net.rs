@@ -67,6 +67,7 @@ impl Testnet {
         if options.nodes < 2 {
             bail!("a testnet needs at least 2 nodes");
         }
+        crate::node::set_private_umask();
         prepare_dir(&options.dir)?;
         let neighbours = small_world(options.nodes, options.seed);
         let mut net = Testnet {
