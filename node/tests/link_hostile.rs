@@ -200,3 +200,31 @@ async fn all_links_together_queue_at_most_the_outbox_budget() {
     }
     assert!(b.handle.try_send(block).is_ok());
 }
+
+#[tokio::test]
+async fn a_dialled_peer_is_remembered_at_the_address_dialled_not_the_one_it_claims() {
+    let id = identity(1);
+    // It claims to be somewhere else (a documentation address).
+    let claimed = noderef(&id, "192.0.2.1:9".parse().unwrap());
+    let mut listener = warren_node::link::Listener::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        id,
+        claimed.clone(),
+        quick_config(),
+        Arc::new(AnyPeer),
+    )
+    .await
+    .unwrap();
+    assert_eq!(listener.noderef().address, claimed.address);
+    let mut target = claimed.clone();
+    target.address = listener.bound_addr();
+    let caller = identity(2);
+    let local = noderef(&caller, "127.0.0.1:1".parse().unwrap());
+    let config = quick_config();
+    let (dialled, accepted) =
+        tokio::join!(connect(caller, local, &target, &config), listener.accept());
+    assert!(accepted.is_some());
+    let link = dialled.unwrap();
+    assert_eq!(link.peer().address, listener.bound_addr());
+    assert_eq!(link.peer().identity, claimed.identity);
+}

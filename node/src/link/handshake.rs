@@ -234,6 +234,11 @@ async fn initiate(
     }
     check_version(&peer)?;
     reader.decoder_mut().set_max_frame_length(MAX_FRAME_LEN);
+    // The address is the one we dialled and reached, not the one the peer
+    // claims: a claim would let it point our redials (and peers.txt) at any
+    // host it likes.
+    let mut peer = peer;
+    peer.address = remote.address;
     debug!(peer = ?peer.identity, addr = %remote.address, "link up (outbound)");
     Ok(Link::new(peer, reader, writer, cipher, config.clone()))
 }
