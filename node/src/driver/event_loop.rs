@@ -15,6 +15,7 @@ use warren_crypto::{ChkBlock, NodeIdentity, NodePublicKey, NodeRef, RoutingKey};
 use warren_store::BlockStore;
 
 use super::peers::{Admit, PeerTable};
+use super::store_writer::StoreWriter;
 use super::{
     Command, LinkTotals, NodeConfig, NodeStatus, PeerStatus, RequestError, FLUSH_INTERVAL,
     LINK_EVENT_QUEUE, NEW_LINK_QUEUE,
@@ -38,6 +39,7 @@ pub(super) struct Parts {
     pub(super) store: Arc<dyn BlockStore>,
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) cancel: CancellationToken,
+    pub(super) writer: StoreWriter,
 }
 
 /// A link whose handshake is done, from a dialer or the listener.
@@ -89,6 +91,8 @@ pub(super) struct Driver {
     totals: LinkTotals,
     /// Store flushes completed (shared with the flushing thread).
     flushes: Arc<std::sync::atomic::AtomicU64>,
+    /// Block writes, off the loop.
+    writer: StoreWriter,
 }
 
 impl Driver {
@@ -123,6 +127,7 @@ impl Driver {
             cancel: parts.cancel,
             totals: LinkTotals::default(),
             flushes: Arc::default(),
+            writer: parts.writer,
         }
     }
 
@@ -162,6 +167,7 @@ impl Driver {
             self.drain_actions();
         }
         self.close_all().await;
+        self.writer.finish().await;
     }
 
     /// Makes every write so far durable (the store's "acknowledged" point),
@@ -342,9 +348,7 @@ impl Driver {
                         Area::Store => warren_store::Area::Store,
                         Area::Cache => warren_store::Area::Cache,
                     };
-                    if let Err(err) = self.store.put(area, &block) {
-                        tracing::warn!(%err, "cannot write a block to the store");
-                    }
+                    self.writer.write(area, block);
                 }
                 Action::FetchDone { client, result } => {
                     if let Some(reply) = self.fetches.remove(&client) {
@@ -401,6 +405,7 @@ impl Driver {
             routing: routing_json(self.core.stats()),
             store: store_json(&self.store.stats()),
             store_flushes: self.flushes.load(std::sync::atomic::Ordering::Relaxed),
+            store_writes_shed: self.writer.shed(),
             links: self.totals.clone(),
         }
     }

@@ -23,6 +23,9 @@
 
 mod event_loop;
 mod peers;
+mod store_writer;
+
+pub use self::store_writer::STORE_WRITE_QUEUE;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -108,6 +111,8 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot start the store writer thread")]
+    StoreWriter(#[source] std::io::Error),
 }
 
 impl StartError {
@@ -156,6 +161,8 @@ pub struct NodeStatus {
     /// Store flushes completed since start: every block stored before a
     /// flush began is durable once this count has passed it.
     pub store_flushes: u64,
+    /// Block writes dropped because the disk was [`STORE_WRITE_QUEUE`] behind.
+    pub store_writes_shed: u64,
     pub links: LinkTotals,
 }
 
@@ -311,6 +318,8 @@ impl Node {
             commands,
             noderef: Arc::new(noderef.clone()),
         };
+        let writer =
+            store_writer::StoreWriter::start(store.clone()).map_err(StartError::StoreWriter)?;
         let driver = event_loop::Driver::new(event_loop::Parts {
             config,
             identity,
@@ -319,6 +328,7 @@ impl Node {
             store: store.clone(),
             commands: command_rx,
             cancel: cancel.clone(),
+            writer,
         });
         let task = AbortOnDropHandle::new(tokio::spawn(driver.run()));
         Ok(Node {
