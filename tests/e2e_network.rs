@@ -95,6 +95,8 @@ fn fetch_survives_a_relay_killed_mid_fetch() {
             fetched.to_str().unwrap(),
             "--api",
             &net.nodes[fetcher].api,
+            "--data-dir",
+            net.nodes[fetcher].data_dir.to_str().unwrap(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -170,6 +172,8 @@ fn node_killed_during_an_insert_restarts_with_its_store_intact() {
             second.to_str().unwrap(),
             "--api",
             &net.nodes[inserter].api,
+            "--data-dir",
+            net.nodes[inserter].data_dir.to_str().unwrap(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -26,6 +26,8 @@ fn start(dir: &std::path::Path, api: &str) -> Child {
             "127.0.0.1:0",
             "--api",
             api,
+            "--gateway",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -33,10 +35,14 @@ fn start(dir: &std::path::Path, api: &str) -> Child {
         .expect("start node")
 }
 
-fn noderef(api: &str) -> String {
+fn noderef(dir: &std::path::Path, api: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(mut response) = ureq::get(format!("http://{api}/api/status")).call() {
+        let token = std::fs::read_to_string(dir.join("api.token")).unwrap_or_default();
+        if let Ok(mut response) = ureq::get(format!("http://{api}/api/status"))
+            .header("authorization", format!("Bearer {}", token.trim()))
+            .call()
+        {
             let text = response.body_mut().read_to_string().expect("body");
             let status: serde_json::Value = serde_json::from_str(&text).expect("json");
             return status["noderef"].as_str().expect("noderef").to_owned();
@@ -66,12 +72,12 @@ fn node_stops_cleanly_on_signals_and_keeps_its_identity() {
     let dir = tempfile::tempdir().unwrap();
     let api = format!("127.0.0.1:{}", free_port());
     let mut node = start(dir.path(), &api);
-    let first = noderef(&api);
+    let first = noderef(dir.path(), &api);
     assert!(stop_with(&mut node, libc::SIGTERM).success());
 
     // Same data dir: same identity and location (the port is new each time).
     let mut node = start(dir.path(), &api);
-    let second = noderef(&api);
+    let second = noderef(dir.path(), &api);
     let identity_and_location = |r: &str| r.rsplitn(3, ':').nth(2).map(str::to_owned);
     assert_eq!(
         identity_and_location(&first),

@@ -75,7 +75,7 @@ fn insert_and_fetch(
 
     let started = Instant::now();
     let mut file = File::open(document)?;
-    let uri = ApiClient::new(net.nodes[inserter].api)
+    let uri = ApiClient::for_data_dir(net.nodes[inserter].api, &net.nodes[inserter].data_dir)
         .insert(&mut file as &mut dyn Read, Some("application/octet-stream"))?;
     let insert_time = started.elapsed();
     println!(
@@ -88,7 +88,9 @@ fn insert_and_fetch(
     println!("key: {uri}");
 
     let started = Instant::now();
-    let mut download = ApiClient::new(net.nodes[fetcher].api).fetch(&uri)?;
+    let mut download =
+        ApiClient::for_data_dir(net.nodes[fetcher].api, &net.nodes[fetcher].data_dir)
+            .fetch(&uri)?;
     let fetched_path = dir.join("fetched.bin");
     let mut out = File::create(&fetched_path)?;
     let copied = std::io::copy(&mut download.reader, &mut out).context("fetch failed part way")?;

@@ -12,6 +12,7 @@ mod fetch;
 mod insert;
 mod node;
 mod sim;
+mod status;
 mod testnet;
 
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ enum Command {
     Insert(insert::InsertArgs),
     /// Fetch a key through a running node, verify it, and write it out.
     Fetch(fetch::FetchArgs),
+    /// Show a running node's peers, traffic, store and routing figures.
+    Status(status::StatusArgs),
     /// Create the node identity in a data directory and print its noderef.
     Keygen {
         /// Data directory [default: the platform data dir].
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node::run(&args),
         Command::Insert(args) => insert::run(&args),
         Command::Fetch(args) => fetch::run(&args),
+        Command::Status(args) => status::run(&args),
         Command::Keygen { data_dir } => node::keygen(data_dir),
         Command::Testnet(args) => testnet::run(args),
         Command::Demo(args) => demo::run(&args),

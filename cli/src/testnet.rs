@@ -84,6 +84,8 @@ pub(crate) struct NodeInfo {
     pub(crate) pid: u32,
     pub(crate) data_dir: PathBuf,
     pub(crate) api: SocketAddr,
+    /// The node's browser gateway.
+    pub(crate) gateway: SocketAddr,
     pub(crate) noderef: String,
     pub(crate) neighbours: Vec<usize>,
 }
@@ -223,6 +225,7 @@ impl Testnet {
             let config = FileConfig {
                 listen: Some(plan.noderef.address),
                 api: Some(plan.api),
+                gateway: Some(plan.gateway),
                 peers,
                 store_mib: Some(TESTNET_STORE_MIB),
                 cache_mib: Some(TESTNET_CACHE_MIB),
@@ -236,6 +239,7 @@ impl Testnet {
                 pid: child.id(),
                 data_dir: plan.data_dir.clone(),
                 api: plan.api,
+                gateway: plan.gateway,
                 noderef: plan.noderef.to_string(),
                 neighbours: neighbours[index].clone(),
             });
@@ -261,7 +265,7 @@ impl Testnet {
     fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         for (node, child) in self.nodes.iter().zip(self.children.iter_mut()) {
-            let client = ApiClient::new(node.api);
+            let client = ApiClient::for_data_dir(node.api, &node.data_dir);
             loop {
                 if client.status().is_ok() {
                     break;
@@ -294,7 +298,7 @@ impl Testnet {
     /// dialling, and the network works meanwhile with what is up.
     fn wait_linked(&self, deadline: Instant) {
         let linked = |node: &NodeInfo| {
-            ApiClient::new(node.api)
+            ApiClient::for_data_dir(node.api, &node.data_dir)
                 .status()
                 .ok()
                 .and_then(|s| s["peers"].as_array().map(Vec::len))
@@ -389,6 +393,7 @@ impl Drop for Testnet {
 struct NodePlan {
     data_dir: PathBuf,
     api: SocketAddr,
+    gateway: SocketAddr,
     noderef: NodeRef,
 }
 
@@ -404,6 +409,7 @@ fn plan_nodes(dir: &Path, count: usize) -> Result<Vec<NodePlan>> {
         let identity = crate::node::load_identity(&data_dir)?;
         let p2p = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
         let api = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
+        let gateway = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
         // Evenly spaced: a testnet is small enough that random spacing only adds noise.
         let location = Location(((index as u128) << 64).div_euclid(count as u128) as u64);
         let noderef = NodeRef {
@@ -415,9 +421,10 @@ fn plan_nodes(dir: &Path, count: usize) -> Result<Vec<NodePlan>> {
         plans.push(NodePlan {
             data_dir,
             api: api.local_addr()?,
+            gateway: gateway.local_addr()?,
             noderef,
         });
-        held.push((p2p, api));
+        held.push((p2p, api, gateway));
     }
     Ok(plans)
 }

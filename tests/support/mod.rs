@@ -32,6 +32,8 @@ pub struct TestNode {
     pub index: usize,
     pub pid: u32,
     pub api: String,
+    /// The node's browser gateway (a separate origin from `api`).
+    pub gateway: String,
     pub data_dir: PathBuf,
     pub neighbours: Vec<usize>,
 }
@@ -77,6 +79,7 @@ impl TestNet {
                 index: n["index"].as_u64().expect("index") as usize,
                 pid: n["pid"].as_u64().expect("pid") as u32,
                 api: n["api"].as_str().expect("api").to_owned(),
+                gateway: n["gateway"].as_str().expect("gateway").to_owned(),
                 data_dir: PathBuf::from(n["data_dir"].as_str().expect("data_dir")),
                 neighbours: n["neighbours"]
                     .as_array()
@@ -124,6 +127,7 @@ impl TestNet {
 
     pub fn status(&self, index: usize) -> Option<serde_json::Value> {
         let text = ureq::get(format!("http://{}/api/status", self.nodes[index].api))
+            .header("authorization", self.nodes[index].authorization())
             .call()
             .ok()?
             .body_mut()
@@ -162,6 +166,8 @@ impl TestNet {
             path.to_str().expect("utf-8"),
             "--api",
             &self.nodes[index].api,
+            "--data-dir",
+            self.nodes[index].data_dir.to_str().expect("utf-8"),
         ])
     }
 
@@ -173,12 +179,22 @@ impl TestNet {
             out.to_str().expect("utf-8"),
             "--api",
             &self.nodes[index].api,
+            "--data-dir",
+            self.nodes[index].data_dir.to_str().expect("utf-8"),
         ])
     }
 
     /// Kills one node with SIGKILL, by pid.
     pub fn kill(&self, index: usize) {
         kill_pid(self.nodes[index].pid, libc::SIGKILL);
+    }
+}
+
+impl TestNode {
+    /// `Bearer <token>` for this node's API (the token it wrote at start).
+    pub fn authorization(&self) -> String {
+        let token = std::fs::read_to_string(self.data_dir.join("api.token")).unwrap_or_default();
+        format!("Bearer {}", token.trim())
     }
 }
 
