@@ -98,17 +98,13 @@ impl ApiClient {
     }
 
     /// `Bearer <token>`, read afresh: the node writes a new token each start.
-    fn authorization(&self) -> Result<String> {
+    /// A missing file sends an empty token: the node's refusal (or its
+    /// absence) then says what is wrong.
+    fn authorization(&self) -> String {
         let mut token = String::new();
-        std::fs::File::open(&self.token_file)
-            .and_then(|file| file.take(MAX_TOKEN_BYTES).read_to_string(&mut token))
-            .with_context(|| {
-                format!(
-                    "cannot read the node's API token {} (is the node running? pass --data-dir or --token-file)",
-                    self.token_file.display()
-                )
-            })?;
-        Ok(format!("Bearer {}", token.trim()))
+        let _ = std::fs::File::open(&self.token_file)
+            .and_then(|file| file.take(MAX_TOKEN_BYTES).read_to_string(&mut token));
+        format!("Bearer {}", token.trim())
     }
 
     /// Turns transport failures into a line a user can act on.
@@ -127,6 +123,7 @@ impl ApiClient {
     }
 
     fn check(
+        &self,
         mut response: ureq::http::Response<ureq::Body>,
     ) -> Result<ureq::http::Response<ureq::Body>> {
         let status = response.status();
@@ -144,6 +141,13 @@ impl ApiClient {
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
             .unwrap_or(text);
+        if status == ureq::http::StatusCode::UNAUTHORIZED {
+            return Err(anyhow!(
+                "the node at {} refused the API token read from {} (pass that node's --data-dir, or --token-file)",
+                self.addr,
+                self.token_file.display()
+            ));
+        }
         Err(anyhow!("{}", message.trim()))
     }
 
@@ -151,10 +155,11 @@ impl ApiClient {
         let response = self
             .agent
             .get(format!("{}/api/status", self.base))
-            .header("authorization", self.authorization()?)
+            .header("authorization", self.authorization())
             .call()
             .map_err(|e| self.explain(e))?;
-        Self::read_json(response).context("the node's status is not valid JSON")
+        self.read_json(response)
+            .context("the node's status is not valid JSON")
     }
 
     /// Streams `reader` to the node, which encodes and inserts it; returns the URI.
@@ -166,14 +171,14 @@ impl ApiClient {
         let mut request = self
             .agent
             .post(format!("{}/api/insert", self.base))
-            .header("authorization", self.authorization()?);
+            .header("authorization", self.authorization());
         if let Some(content_type) = content_type {
             request = request.query("content_type", content_type);
         }
         let response = request
             .send(ureq::SendBody::from_reader(reader))
             .map_err(|e| self.explain(e))?;
-        Self::read_uri(response)
+        self.read_uri(response)
     }
 
     /// Inserts a site manifest over already-inserted files; returns the site URI.
@@ -182,25 +187,27 @@ impl ApiClient {
         let response = self
             .agent
             .post(format!("{}/api/site", self.base))
-            .header("authorization", self.authorization()?)
+            .header("authorization", self.authorization())
             .header("content-type", "application/json")
             .send(&body[..])
             .map_err(|e| self.explain(e))?;
-        Self::read_uri(response)
+        self.read_uri(response)
     }
 
-    fn read_uri(response: ureq::http::Response<ureq::Body>) -> Result<String> {
-        let answer: UriAnswer =
-            Self::read_json(response).context("the node's answer is not the expected JSON")?;
+    fn read_uri(&self, response: ureq::http::Response<ureq::Body>) -> Result<String> {
+        let answer: UriAnswer = self
+            .read_json(response)
+            .context("the node's answer is not the expected JSON")?;
         Ok(answer.uri)
     }
 
     /// A successful answer's JSON body, at most `MAX_JSON_BYTES`; an error
     /// answer becomes its message.
     fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
         response: ureq::http::Response<ureq::Body>,
     ) -> Result<T> {
-        let mut response = Self::check(response)?;
+        let mut response = self.check(response)?;
         let text = response
             .body_mut()
             .with_config()
@@ -218,10 +225,10 @@ impl ApiClient {
                 self.base,
                 key.trim_start_matches('/')
             ))
-            .header("authorization", self.authorization()?)
+            .header("authorization", self.authorization())
             .call()
             .map_err(|e| self.explain(e))?;
-        let response = Self::check(response)?;
+        let response = self.check(response)?;
         let body = response.into_body();
         let length = body.content_length();
         let reader = body.into_with_config().limit(u64::MAX).reader();

@@ -171,9 +171,10 @@ pub fn unfiltered_warning(key_path: &str, confirmed: &str) -> String {
             "<h1>Open this page without the filter?</h1>\
              <p class=\"warn\">Without the filter, the page's own markup reaches your \
              browser as its author wrote it. The gateway still forbids scripts and \
-             connections elsewhere, but it no longer removes references that leave the \
-             node, and a browser bug or a setting you changed could let the page reveal \
-             your IP address to its author.</p><p class=\"key\">{}</p>\
+             requests elsewhere, but it no longer removes references that leave the \
+             node: your browser may still open connections to servers the page names \
+             (Chromium applies no policy to <code>preconnect</code> hints), which shows \
+             them your IP address.</p><p class=\"key\">{}</p>\
              <p><a href=\"{}\">Open it unfiltered</a> · <a href=\"{}\">Back to the filtered page</a></p>",
             escape(key_path),
             escape(confirmed),
