@@ -507,3 +507,51 @@ fn the_status_page_shows_the_peers_and_the_home_page_opens_keys() {
         "{home}"
     );
 }
+
+/// The Rust book as rustup installs it (component `rust-docs`, which
+/// `scripts/install-test-deps.sh` adds when it is missing).
+fn rust_book() -> PathBuf {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("rustc runs");
+    let book = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
+        .join("share/doc/rust/html/book");
+    assert!(
+        book.join("index.html").is_file(),
+        "the Rust book is not at {}: run scripts/install-test-deps.sh (rustup component add rust-docs)",
+        book.display()
+    );
+    book
+}
+
+#[test]
+fn the_rust_book_opens_and_a_chapter_link_is_followed_with_its_styles() {
+    let book = rust_book();
+    let net = TestNet::start(3);
+    let browsing = &net.nodes[2];
+    let key = insert_site(&net, 0, &book);
+    let gateway = format!("http://{}", browsing.gateway);
+
+    let dom = dump_dom(&format!("{gateway}/{key}"));
+    assert!(dom.contains("The Rust Programming Language"), "{dom}");
+    let chapter = dom
+        .split("href=\"")
+        .filter_map(|rest| rest.split('"').next())
+        .find(|href| href.starts_with("ch01-"))
+        .unwrap_or_else(|| panic!("no chapter link on the front page: {dom}"))
+        .to_owned();
+
+    let filtered_before = gateway_count(&browsing.api, "filtered");
+    let page = dump_dom(&format!("{gateway}/{key}{chapter}"));
+    assert!(page.contains("<h1"), "{chapter}: {page}");
+    let sheets = page.matches("rel=\"stylesheet\"").count();
+    assert!(sheets >= 3, "the chapter lost its stylesheets: {page}");
+    // The page and (all but perhaps a print-only one of) its stylesheets
+    // went through the filter to the browser.
+    let filtered = gateway_count(&browsing.api, "filtered") - filtered_before;
+    assert!(
+        filtered >= sheets as u64,
+        "{filtered} filtered answers for a page with {sheets} stylesheets"
+    );
+}

@@ -124,5 +124,45 @@ pub fn filter_css(input: &[u8]) -> Result<Vec<u8>, FilterError> {
     Ok(css::sanitize(&String::from_utf8_lossy(input)).into_bytes())
 }
 
+/// The fuzz target's body: any bytes, as HTML, as a stylesheet, as a
+/// `srcset` and as a URL, never panic the filter and never grow past
+/// [`MAX_GROWTH_FACTOR`] × input + [`MAX_GROWTH_SLACK`]. The property tests
+/// run it too.
+pub fn fuzz_filter(bytes: &[u8]) {
+    let bound = MAX_GROWTH_FACTOR * bytes.len() + MAX_GROWTH_SLACK;
+    if let Ok(out) = filter_html(bytes) {
+        assert!(
+            out.len() <= bound,
+            "HTML grew from {} to {}",
+            bytes.len(),
+            out.len()
+        );
+    }
+    if let Ok(out) = filter_css(bytes) {
+        assert!(
+            out.len() <= bound,
+            "CSS grew from {} to {}",
+            bytes.len(),
+            out.len()
+        );
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let srcset = html::filter_srcset(&text);
+    assert!(
+        srcset.len() <= bound,
+        "srcset grew from {} to {}",
+        text.len(),
+        srcset.len()
+    );
+    if let Some(rewritten) = url::rewrite(&text, url::Use::Navigate, true) {
+        assert!(
+            rewritten.len() <= bound,
+            "URL grew from {} to {}",
+            text.len(),
+            rewritten.len()
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests;

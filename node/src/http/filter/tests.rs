@@ -318,6 +318,11 @@ proptest! {
     }
 
     #[test]
+    fn the_fuzz_body_holds_for_any_bytes(bytes in any::<Vec<u8>>()) {
+        fuzz_filter(&bytes);
+    }
+
+    #[test]
     fn no_outside_url_survives_in_css(
         prefix in "[a-z{}:; ]{0,10}",
         quote in prop::sample::select(vec!["", "'", "\""]),
