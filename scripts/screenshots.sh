@@ -5,8 +5,8 @@
 # starts is stopped by pid (`warren testnet stop`), whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet -p warren
-warren=target/release/warren
+cargo build --quiet -p warren
+warren=target/debug/warren
 chromium=$(command -v chromium || command -v chromium-browser)
 work=$(mktemp -d)
 net="$work/net"
@@ -41,11 +41,16 @@ h1 { color: #2a6f4e; border-bottom: 3px solid #2a6f4e }
 @import url(https://tracker.example/more.css);
 CSS
 key=$("$warren" insert "$site" --api "$(node 0 api)" --data-dir "$(node 0 data_dir)")
-# Some traffic for the chart: fetch the site at every node, then wait for samples.
-for i in 1 2 3 4; do
+# Some traffic for the chart: a file inserted and fetched around the
+# network over half a minute (the chart samples every 5 s).
+head -c 3000000 /dev/urandom > "$work/blob.bin"
+for i in 1 2 3 4 1 2; do
+    blob=$("$warren" insert "$work/blob.bin" --api "$(node 0 api)" --data-dir "$(node 0 data_dir)")
+    "$warren" fetch "$blob" -o - --api "$(node $i api)" --data-dir "$(node $i data_dir)" >/dev/null
     "$warren" fetch "${key}index.html" -o - --api "$(node $i api)" --data-dir "$(node $i data_dir)" >/dev/null
+    head -c 3000000 /dev/urandom > "$work/blob.bin"
+    sleep 5
 done
-sleep 16
 
 shot() { # url, output
     local profile

@@ -104,6 +104,8 @@ pub fn traffic_svg(history: &History) -> String {
         .flat_map(|&(s, r)| [s, r])
         .fold(1.0_f64, f64::max);
     let step = CHART_WIDTH / (HISTORY_SAMPLES - 1) as f64;
+    // The newest sample at the right edge; a young node's line starts part way.
+    let newest = rates.len().saturating_sub(1);
     let line = |pick: fn(&(f64, f64)) -> f64| -> String {
         rates
             .iter()
@@ -111,7 +113,7 @@ pub fn traffic_svg(history: &History) -> String {
             .map(|(i, r)| {
                 format!(
                     "{:.1},{:.1}",
-                    i as f64 * step,
+                    CHART_WIDTH - (newest - i) as f64 * step,
                     CHART_HEIGHT - pick(r) / peak * (CHART_HEIGHT - 10.0)
                 )
             })
