@@ -555,3 +555,111 @@ fn the_rust_book_opens_and_a_chapter_link_is_followed_with_its_styles() {
         "{filtered} filtered answers for a page with {sheets} stylesheets"
     );
 }
+
+#[test]
+fn sites_open_at_their_key_with_ranges_etags_and_readable_errors() {
+    let net = TestNet::start(3);
+    let node = &net.nodes[2];
+    let site = tempfile::tempdir().unwrap();
+    let picture: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    write_files(
+        site.path(),
+        &[
+            (
+                "index.html",
+                b"<p>front page</p><a href=\"docs/\">docs</a>".as_slice(),
+            ),
+            (
+                "docs/index.html",
+                b"<p>the docs page</p><a href=\"../\">home</a>".as_slice(),
+            ),
+            ("big.png", &picture),
+        ],
+    );
+    let key = insert_site(&net, 0, site.path());
+    let gateway = format!("http://{}", node.gateway);
+    let agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+
+    // The key typed without its slash, with extra slashes, and a directory
+    // without its slash: redirected to the slash, on this host.
+    let bare = key.trim_end_matches('/');
+    for (asked, location) in [
+        (format!("/{bare}"), format!("/{bare}/")),
+        (format!("//{bare}"), format!("/{bare}/")),
+        (format!("/{key}docs"), format!("/{key}docs/")),
+    ] {
+        let response = agent.get(format!("{gateway}{asked}")).call().unwrap();
+        assert_eq!(response.status().as_u16(), 308, "{asked}");
+        assert_eq!(response.headers()["location"].to_str().unwrap(), location);
+    }
+    let dom = dump_dom(&format!("{gateway}/{key}docs"));
+    assert!(
+        dom.contains("the docs page") && dom.contains("href=\"../\""),
+        "{dom}"
+    );
+    // The home page's form opens a pasted key.
+    let response = agent
+        .get(format!("{gateway}/?key={}", key.replace('@', "%40")))
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(
+        response.headers()["location"].to_str().unwrap(),
+        format!("/{key}")
+    );
+
+    // A range of an image, HEAD, and a revalidation by ETag.
+    let url = format!("{gateway}/{key}big.png");
+    let mut response = agent
+        .get(&url)
+        .header("range", "bytes=1000-1999")
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 206);
+    assert_eq!(
+        response.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 1000-1999/{}", picture.len())
+    );
+    let part = response.body_mut().read_to_vec().unwrap();
+    assert_eq!(part, picture[1000..2000]);
+    let response = agent.head(&url).call().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.headers()["content-length"].to_str().unwrap(),
+        picture.len().to_string()
+    );
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let response = agent
+        .get(&url)
+        .header("if-none-match", &etag)
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 304);
+
+    // Errors: a page for a browser, JSON for a program.
+    let bad = format!("{gateway}/CHK@not-a-key");
+    let mut response = agent
+        .get(&bad)
+        .header("accept", "text/html")
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let page = response.body_mut().read_to_string().unwrap();
+    assert!(page.contains("<h1>Not a valid key</h1>"), "{page}");
+    let mut response = agent
+        .get(&bad)
+        .header("accept", "application/json")
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let json: serde_json::Value =
+        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    assert!(
+        json["error"].as_str().unwrap().contains("not a valid key"),
+        "{json}"
+    );
+}
