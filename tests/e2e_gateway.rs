@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{stderr, stdout, TestNet};
+use support::{stderr, stdout, warren, TestNet};
 
 /// How long one page load may take before the browser is killed.
 const PAGE_DEADLINE: Duration = Duration::from_secs(60);
@@ -468,6 +468,26 @@ fn foreign_hosts_cross_site_requests_and_token_less_calls_are_refused() {
         ),
     );
     assert_eq!(code, 405);
+    // The CLI finds the token through the node's data directory, and says
+    // where it looked when it was not there.
+    let data_dir = node.data_dir.to_str().unwrap();
+    let out = warren(&["status", "--api", &node.api, "--data-dir", data_dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("peers"), "{}", stdout(&out));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = warren(&[
+        "status",
+        "--api",
+        &node.api,
+        "--data-dir",
+        elsewhere.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("refused the API token read from"),
+        "{}",
+        stderr(&out)
+    );
     // And content carries the policy.
     let (code, text) = raw_request(
         &node.gateway,

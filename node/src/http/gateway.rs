@@ -206,34 +206,9 @@ async fn content(
         return response;
     }
     let bare_key = uri.path.is_none() && !decoded.ends_with('/');
-    let fetched = tokio::time::timeout(
-        shared.config.fetch_timeout,
-        client::fetch(&shared.node, uri),
-    )
-    .await;
-    let fetch = match fetched {
-        Err(_) => {
-            shared.metrics.count("gateway", "timeout");
-            return pages::error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "Timed out",
-                "The network did not find this content in time. It may come back later; try again.",
-                as_html,
-            );
-        }
-        // A site is browsed under `CHK@…/` and its directories under `dir/`:
-        // only there do a page's relative links resolve inside the site.
-        Ok(Ok(fetch)) if fetch.site && bare_key => {
-            return Redirect::permanent(&format!("{key_path}/")).into_response()
-        }
-        Ok(Err(ClientError::SiteDirectory { .. })) => {
-            return Redirect::permanent(&format!("{key_path}/")).into_response()
-        }
-        Ok(Err(err)) => {
-            shared.metrics.count("gateway", "not_found");
-            return error_page(&err, as_html);
-        }
-        Ok(Ok(fetch)) => fetch,
+    let fetch = match find(&shared, uri, bare_key, &key_path, as_html).await {
+        Ok(fetch) => fetch,
+        Err(response) => return response,
     };
     let served = Served {
         shared: &shared,
@@ -242,6 +217,44 @@ async fn content(
         etag: &etag,
     };
     served.respond(fetch, mode, &decoded).await
+}
+
+/// Finds the content (its manifests, up to its first bytes) within the
+/// configured time; or the answer to give instead: a redirect to a site's
+/// slash, a timeout or an error page.
+async fn find(
+    shared: &Shared,
+    uri: ChkUri,
+    bare_key: bool,
+    key_path: &str,
+    as_html: bool,
+) -> Result<ContentStream, Response> {
+    let fetched = tokio::time::timeout(
+        shared.config.fetch_timeout,
+        client::fetch(&shared.node, uri),
+    )
+    .await;
+    // A site is browsed under `CHK@…/` and its directories under `dir/`:
+    // only there do a page's relative links resolve inside the site.
+    let with_slash = || Redirect::permanent(&format!("{key_path}/")).into_response();
+    match fetched {
+        Err(_) => {
+            shared.metrics.count("gateway", "timeout");
+            Err(pages::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Timed out",
+                "The network did not find this content in time. It may come back later; try again.",
+                as_html,
+            ))
+        }
+        Ok(Ok(fetch)) if fetch.site && bare_key => Err(with_slash()),
+        Ok(Err(ClientError::SiteDirectory { .. })) => Err(with_slash()),
+        Ok(Err(err)) => {
+            shared.metrics.count("gateway", "not_found");
+            Err(error_page(&err, as_html))
+        }
+        Ok(Ok(fetch)) => Ok(fetch),
+    }
 }
 
 /// One content answer being put together.
