@@ -53,13 +53,15 @@ pub(crate) fn summary(status: &Value) -> String {
     for peer in &peers {
         let _ = writeln!(
             out,
-            "  peer {:.4}  {}  {}",
+            "  peer {:.4}  {}  {}  {:.1} MiB sent, {:.1} MiB received",
             peer["location"].as_f64().unwrap_or(0.0),
             peer["address"].as_str().unwrap_or("?"),
             peer["identity"]
                 .as_str()
                 .and_then(|i| i.get(..12))
-                .unwrap_or("?")
+                .unwrap_or("?"),
+            mib(num(peer, &["bytes_sent"])),
+            mib(num(peer, &["bytes_received"]))
         );
     }
     let _ = writeln!(
@@ -102,7 +104,7 @@ mod tests {
     fn the_summary_names_peers_and_store_figures() {
         let status = serde_json::json!({
             "location": 0.25, "uptime_s": 7, "live_requests": 1,
-            "peers": [{"location": 0.5, "address": "127.0.0.1:4000", "identity": "abcdefghijklmnop"}],
+            "peers": [{"location": 0.5, "address": "127.0.0.1:4000", "identity": "abcdefghijklmnop", "bytes_sent": 1_048_576}],
             "links": {"bytes_sent": 2_097_152, "bytes_received": 0, "messages_shed": 0, "bad_messages": 0},
             "store": {"store": {"blocks": 3, "bytes": 98_304, "capacity_bytes": 1_048_576}, "cache": {}},
             "routing": {"requests_accepted": 5},

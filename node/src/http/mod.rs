@@ -184,10 +184,16 @@ async fn sample_traffic(node: NodeHandle, history: status_page::History) {
     loop {
         every.tick().await;
         match node.status().await {
-            Ok(status) => history.push(status_page::Sample {
-                sent: status.links.bytes_sent,
-                received: status.links.bytes_received,
-            }),
+            Ok(status) => {
+                history.push(status_page::Sample {
+                    sent: status.links.bytes_sent,
+                    received: status.links.bytes_received,
+                });
+                history.observe_peers(
+                    status.peers.iter().map(|p| p.identity.as_str()),
+                    std::time::Instant::now(),
+                );
+            }
             Err(_) => return,
         }
     }

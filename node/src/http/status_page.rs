@@ -2,11 +2,11 @@
 //! circle, drawn as SVG on the server, traffic over the last minutes as a
 //! chart, and the figures behind them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::f64::consts::TAU;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::driver::NodeStatus;
 
@@ -27,13 +27,18 @@ pub struct Sample {
     pub received: u64,
 }
 
-/// The last [`HISTORY_SAMPLES`] samples, oldest first.
+/// The last [`HISTORY_SAMPLES`] samples, oldest first, and when each
+/// current peer was first seen linked (to within [`SAMPLE_EVERY`]).
 #[derive(Debug, Clone, Default)]
-pub struct History(Arc<Mutex<VecDeque<Sample>>>);
+pub struct History {
+    samples: Arc<Mutex<VecDeque<Sample>>>,
+    /// Only peers linked at the last sample: bounded by the peer table.
+    first_seen: Arc<Mutex<HashMap<String, Instant>>>,
+}
 
 impl History {
     pub fn push(&self, sample: Sample) {
-        if let Ok(mut samples) = self.0.lock() {
+        if let Ok(mut samples) = self.samples.lock() {
             if samples.len() == HISTORY_SAMPLES {
                 samples.pop_front();
             }
@@ -41,8 +46,25 @@ impl History {
         }
     }
 
+    /// Notes the peers linked `now`; forgets those that are gone.
+    pub fn observe_peers<'a>(&self, identities: impl Iterator<Item = &'a str>, now: Instant) {
+        if let Ok(mut seen) = self.first_seen.lock() {
+            let current: HashMap<String, Instant> = identities
+                .map(|id| (id.to_owned(), seen.get(id).copied().unwrap_or(now)))
+                .collect();
+            *seen = current;
+        }
+    }
+
+    /// How long `identity` has been linked, as far as the samples tell.
+    fn linked_for(&self, identity: &str, now: Instant) -> Option<Duration> {
+        let seen = self.first_seen.lock().ok()?;
+        seen.get(identity)
+            .map(|t| now.saturating_duration_since(*t))
+    }
+
     fn rates(&self) -> Vec<(f64, f64)> {
-        let Ok(samples) = self.0.lock() else {
+        let Ok(samples) = self.samples.lock() else {
             return Vec::new();
         };
         let secs = SAMPLE_EVERY.as_secs_f64();
@@ -168,15 +190,25 @@ fn area_row(name: &str, area: Option<&serde_json::Value>) -> String {
 
 /// The whole status page.
 pub fn render(status: &NodeStatus, history: &History, gateway_origin: &str) -> String {
-    let mut peers =
-        String::from("<table id=\"peers\"><tr><th>peer</th><th>location</th><th>address</th></tr>");
+    let mut peers = String::from(
+        "<table id=\"peers\"><tr><th>peer</th><th>location</th><th>address</th>\
+         <th>linked for</th><th>sent</th><th>received</th></tr>",
+    );
+    let now = Instant::now();
     for peer in &status.peers {
+        let age = history.linked_for(&peer.identity, now).map_or_else(
+            || format!("< {} s", SAMPLE_EVERY.as_secs()),
+            |age| format!("{} s", age.as_secs()),
+        );
         let _ = write!(
             peers,
-            "<tr class=\"peer-row\"><td><code>{}</code></td><td>{:.4}</td><td>{}</td></tr>",
+            "<tr class=\"peer-row\"><td><code>{}</code></td><td>{:.4}</td><td>{}</td>\
+             <td>{age}</td><td>{}</td><td>{}</td></tr>",
             escape(peer.identity.get(..12).unwrap_or(&peer.identity)),
             peer.location,
-            escape(&peer.address.to_string())
+            escape(&peer.address.to_string()),
+            human_bytes(peer.bytes_sent),
+            human_bytes(peer.bytes_received)
         );
     }
     peers.push_str("</table>");
@@ -234,6 +266,21 @@ mod tests {
         let rates = history.rates();
         assert_eq!(rates.len(), HISTORY_SAMPLES - 1);
         assert!(rates.iter().all(|&(s, r)| s >= 0.0 && r >= 0.0));
+    }
+
+    #[test]
+    fn peers_keep_their_first_sighting_and_gone_ones_are_forgotten() {
+        let history = History::default();
+        let start = Instant::now();
+        history.observe_peers(["a", "b"].into_iter(), start);
+        let later = start + Duration::from_secs(30);
+        history.observe_peers(["a", "c"].into_iter(), later);
+        assert_eq!(
+            history.linked_for("a", later),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(history.linked_for("c", later), Some(Duration::ZERO));
+        assert_eq!(history.linked_for("b", later), None);
     }
 
     #[test]
