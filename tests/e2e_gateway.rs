@@ -442,6 +442,43 @@ fn foreign_hosts_cross_site_requests_and_token_less_calls_are_refused() {
     );
     assert_eq!(code, 200, "{text}");
     assert!(text.contains("CHK@"), "{text}");
+    // A folder (as `<input webkitdirectory>` sends it) becomes a site.
+    let folder = "--b\r\nContent-Disposition: form-data; name=\"folder\"; filename=\"site/index.html\"\r\nContent-Type: text/html\r\n\r\n<p>uploaded front page</p>\r\n\
+                  --b\r\nContent-Disposition: form-data; name=\"folder\"; filename=\"site/sub/a.txt\"\r\nContent-Type: text/plain\r\n\r\nplain\r\n--b--\r\n";
+    let (code, text) = raw_request(
+        &node.api,
+        &format!(
+            "POST /upload HTTP/1.1\r\nHost: {0}\r\nOrigin: http://{0}\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: {1}\r\nConnection: close\r\n\r\n{folder}",
+            node.api,
+            folder.len()
+        ),
+    );
+    assert_eq!(code, 200, "{text}");
+    let site_key = text
+        .split("id=\"key\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no key on the result page: {text}"))
+        .to_owned();
+    assert!(site_key.ends_with('/'), "{site_key}");
+    let (code, page) = raw_request(
+        &node.gateway,
+        &format!(
+            "GET /{site_key} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            node.gateway
+        ),
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("uploaded front page"), "{page}");
+    let (code, page) = raw_request(
+        &node.gateway,
+        &format!(
+            "GET /{site_key}sub/a.txt HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            node.gateway
+        ),
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(page.ends_with("plain"), "{page}");
     // The API without the token, even from a plain client.
     let (code, _) = raw_request(
         &node.api,
@@ -520,6 +557,20 @@ fn the_status_page_shows_the_peers_and_the_home_page_opens_keys() {
     let peers = dom.matches("class=\"peer\"").count();
     assert_eq!(peers, node.neighbours.len(), "{dom}");
     assert!(dom.contains("<svg"), "{dom}");
+    let metrics = ureq::get(format!("http://{}/metrics", node.api))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("warren_peers {}", node.neighbours.len())),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("warren_store_blocks{area=\"store\"}"),
+        "{metrics}"
+    );
     let home = dump_dom(&format!("http://{}/", node.gateway));
     assert!(home.contains("name=\"key\""), "{home}");
     assert!(
