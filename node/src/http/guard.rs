@@ -144,6 +144,20 @@ mod tests {
         assert!(host_allowed("127.0.0.1", 80));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_name_but_localhost_passes(name in "[a-z][a-z0-9.-]{0,30}", port in proptest::prelude::any::<u16>()) {
+            proptest::prop_assume!(name != "localhost");
+            let host = format!("{name}:{port}");
+            proptest::prop_assert!(!host_allowed(&host, port), "{}", host);
+        }
+
+        #[test]
+        fn any_host_header_is_judged_without_panic(host in ".{0,64}", port in proptest::prelude::any::<u16>()) {
+            let _ = host_allowed(&host, port);
+        }
+    }
+
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
