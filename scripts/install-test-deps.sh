@@ -14,6 +14,10 @@ fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     rustup component add rustfmt clippy
 fi
+# The Rust book, a real multi-page site the gateway test opens in Chromium.
+if [ ! -f "$(rustc --print sysroot)/share/doc/rust/html/book/index.html" ]; then
+    rustup component add rust-docs
+fi
 # Debian packages: a C++ compiler (libfuzzer-sys, for the fuzz targets,
 # compiles libFuzzer's C++ sources) and Chromium (the gateway test).
 need_apt=()
