@@ -13,6 +13,8 @@ pub(crate) const CONFIG_FILE: &str = "config.toml";
 pub(crate) const DEFAULT_P2P_PORT: u16 = 9470;
 /// Default local API (HTTP) port, as in Freenet's FProxy.
 pub(crate) const DEFAULT_API_PORT: u16 = 8888;
+/// Default FCP port, as in Freenet.
+pub(crate) const DEFAULT_FCP_PORT: u16 = warren_node::fcp::DEFAULT_FCP_PORT;
 /// Default long-term store size.
 pub(crate) const DEFAULT_STORE_MIB: u64 = 1024;
 /// Default cache size.
@@ -31,6 +33,11 @@ pub(crate) struct FileConfig {
     /// Opt-in to serving the API beyond loopback (dangerous: it can insert and fetch).
     #[serde(default)]
     pub(crate) api_allow_remote: bool,
+    /// FCP 2.0 address (Freenet's client protocol); loopback unless `fcp_allow_remote`.
+    pub(crate) fcp: Option<SocketAddr>,
+    /// Opt-in to serving FCP beyond loopback (dangerous: it can insert and fetch).
+    #[serde(default)]
+    pub(crate) fcp_allow_remote: bool,
     /// Noderefs of peers to connect to, in their pasteable text form.
     #[serde(default)]
     pub(crate) peers: Vec<String>,

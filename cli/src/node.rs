@@ -11,8 +11,8 @@ use warren_crypto::{Location, NodeIdentity, NodeRef, PROTOCOL_VERSION};
 use warren_node::driver::{Node, NodeConfig};
 
 use crate::config::{
-    default_data_dir, FileConfig, DEFAULT_API_PORT, DEFAULT_CACHE_MIB, DEFAULT_P2P_PORT,
-    DEFAULT_STORE_MIB,
+    default_data_dir, FileConfig, DEFAULT_API_PORT, DEFAULT_CACHE_MIB, DEFAULT_FCP_PORT,
+    DEFAULT_P2P_PORT, DEFAULT_STORE_MIB,
 };
 
 /// File in the data directory holding the node's secret identity key.
@@ -36,6 +36,9 @@ pub(crate) struct NodeArgs {
     /// Local API and gateway address [default: 127.0.0.1:8888].
     #[arg(long, env = "WARREN_API")]
     pub(crate) api: Option<SocketAddr>,
+    /// FCP 2.0 address for Freenet client programs [default: 127.0.0.1:9481].
+    #[arg(long, env = "WARREN_FCP")]
+    pub(crate) fcp: Option<SocketAddr>,
     /// A peer's noderef (repeatable); added to those in the config file.
     #[arg(long = "peer")]
     pub(crate) peers: Vec<String>,
@@ -70,6 +73,8 @@ struct Resolved {
     listen: SocketAddr,
     advertise: SocketAddr,
     api: SocketAddr,
+    /// The FCP address, and whether it was asked for (not the default).
+    fcp: (SocketAddr, bool),
     location: Location,
     peers: Vec<NodeRef>,
 }
@@ -101,6 +106,10 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
         .api
         .or(file.api)
         .unwrap_or(SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT)));
+    let fcp = match args.fcp.or(file.fcp) {
+        Some(addr) => (addr, true),
+        None => (SocketAddr::from(([127, 0, 0, 1], DEFAULT_FCP_PORT)), false),
+    };
     let mut peers = Vec::new();
     for text in file.peers.iter().chain(&args.peers) {
         peers.push(
@@ -114,6 +123,7 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
         listen,
         advertise,
         api,
+        fcp,
         location,
         peers,
     })
@@ -138,7 +148,7 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         resolved.location,
     );
     config.advertise = Some(resolved.advertise);
-    config.peers = resolved.peers;
+    config.peers = resolved.peers.clone();
     config.store.store_bytes = store_mib * MIB;
     config.store.cache_bytes = cache_mib * MIB;
 
@@ -160,6 +170,7 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
             node.handle(),
             shutdown.clone(),
         ));
+        let fcp = start_fcp(&resolved, &node, &shutdown).await?;
         tracing::info!(api = %api_addr, noderef = %node.handle().noderef(), "node ready");
         let trimmer = tokio::spawn(return_freed_memory());
         wait_for_signal().await?;
@@ -167,10 +178,38 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         tracing::info!("shutting down: closing links and flushing the store");
         shutdown.cancel();
         let _ = server.await;
+        if let Some(fcp) = fcp {
+            let _ = fcp.await;
+        }
         node.shutdown().await.context("shutdown failed")?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Starts the FCP listener. A busy default port is only a warning (another
+/// node or Freenet may have it); a port that was asked for must work.
+async fn start_fcp(
+    resolved: &Resolved,
+    node: &Node,
+    shutdown: &CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let (addr, asked) = resolved.fcp;
+    let listener = match warren_node::fcp::bind(addr, resolved.file.fcp_allow_remote).await {
+        Ok(listener) => listener,
+        Err(err) if !asked => {
+            tracing::warn!("FCP not started: {err:#}; set --fcp or `fcp` in the config");
+            return Ok(None);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    tracing::info!(fcp = %listener.local_addr()?, "FCP 2.0 listening");
+    Ok(Some(tokio::spawn(warren_node::fcp::serve(
+        listener,
+        node.handle(),
+        resolved.data_dir.clone(),
+        shutdown.clone(),
+    ))))
 }
 
 /// How often freed heap memory is handed back to the OS.
@@ -251,6 +290,7 @@ pub(crate) fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
         listen: None,
         advertise: None,
         api: None,
+        fcp: None,
         peers: Vec::new(),
         store_mib: None,
         cache_mib: None,

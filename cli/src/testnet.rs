@@ -84,6 +84,9 @@ pub(crate) struct NodeInfo {
     pub(crate) pid: u32,
     pub(crate) data_dir: PathBuf,
     pub(crate) api: SocketAddr,
+    /// The node's FCP 2.0 address.
+    #[serde(default)]
+    pub(crate) fcp: Option<SocketAddr>,
     pub(crate) noderef: String,
     pub(crate) neighbours: Vec<usize>,
 }
@@ -223,6 +226,7 @@ impl Testnet {
             let config = FileConfig {
                 listen: Some(plan.noderef.address),
                 api: Some(plan.api),
+                fcp: Some(plan.fcp),
                 peers,
                 store_mib: Some(TESTNET_STORE_MIB),
                 cache_mib: Some(TESTNET_CACHE_MIB),
@@ -236,6 +240,7 @@ impl Testnet {
                 pid: child.id(),
                 data_dir: plan.data_dir.clone(),
                 api: plan.api,
+                fcp: Some(plan.fcp),
                 noderef: plan.noderef.to_string(),
                 neighbours: neighbours[index].clone(),
             });
@@ -389,6 +394,7 @@ impl Drop for Testnet {
 struct NodePlan {
     data_dir: PathBuf,
     api: SocketAddr,
+    fcp: SocketAddr,
     noderef: NodeRef,
 }
 
@@ -404,6 +410,7 @@ fn plan_nodes(dir: &Path, count: usize) -> Result<Vec<NodePlan>> {
         let identity = crate::node::load_identity(&data_dir)?;
         let p2p = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
         let api = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
+        let fcp = TcpListener::bind("127.0.0.1:0").context("no free loopback port")?;
         // Evenly spaced: a testnet is small enough that random spacing only adds noise.
         let location = Location(((index as u128) << 64).div_euclid(count as u128) as u64);
         let noderef = NodeRef {
@@ -415,9 +422,10 @@ fn plan_nodes(dir: &Path, count: usize) -> Result<Vec<NodePlan>> {
         plans.push(NodePlan {
             data_dir,
             api: api.local_addr()?,
+            fcp: fcp.local_addr()?,
             noderef,
         });
-        held.push((p2p, api));
+        held.push((p2p, api, fcp));
     }
     Ok(plans)
 }
