@@ -328,7 +328,7 @@ impl Session {
             return Flow::Continue;
         };
         let dir = PathBuf::from(dir);
-        if !dir.is_absolute() || !self.dda.allows(&dir.join("."), false) {
+        if !dir.is_absolute() || !self.dda.allows(&dir.join("any-file"), false) {
             self.refuse(message, Protocol::DirectDiskAccessDenied, "")
                 .await;
             return Flow::Continue;
