@@ -64,7 +64,7 @@ impl Client {
             }
             let line = line.trim_end_matches('\n');
             if reply.name.is_empty() {
-                reply.name = line.to_owned();
+                line.clone_into(&mut reply.name);
             } else if line == "EndMessage" {
                 return Some(reply);
             } else if line == "Data" {
@@ -223,7 +223,7 @@ fn bad_input_is_refused_and_the_node_stays_up() {
     // A client that disconnects half way through an upload.
     let mut c = Client::hello(port);
     c.send(b"ClientPut\nIdentifier=cut\nURI=CHK@\nUploadFrom=direct\nDataLength=1000000\nData\n");
-    c.send(&[7u8; 300_000]);
+    c.send(&vec![7u8; 300_000]);
     drop(c);
 
     // A thousand connections held open, half of them past the hello.

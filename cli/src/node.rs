@@ -148,7 +148,7 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         resolved.location,
     );
     config.advertise = Some(resolved.advertise);
-    config.peers = resolved.peers.clone();
+    config.peers = resolved.peers;
     config.store.store_bytes = store_mib * MIB;
     config.store.cache_bytes = cache_mib * MIB;
 
@@ -170,7 +170,14 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
             node.handle(),
             shutdown.clone(),
         ));
-        let fcp = start_fcp(&resolved, &node, &shutdown).await?;
+        let fcp = start_fcp(
+            resolved.fcp,
+            resolved.file.fcp_allow_remote,
+            &resolved.data_dir,
+            &node,
+            &shutdown,
+        )
+        .await?;
         tracing::info!(api = %api_addr, noderef = %node.handle().noderef(), "node ready");
         let trimmer = tokio::spawn(return_freed_memory());
         wait_for_signal().await?;
@@ -190,12 +197,13 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
 /// Starts the FCP listener. A busy default port is only a warning (another
 /// node or Freenet may have it); a port that was asked for must work.
 async fn start_fcp(
-    resolved: &Resolved,
+    (addr, asked): (SocketAddr, bool),
+    allow_remote: bool,
+    data_dir: &Path,
     node: &Node,
     shutdown: &CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
-    let (addr, asked) = resolved.fcp;
-    let listener = match warren_node::fcp::bind(addr, resolved.file.fcp_allow_remote).await {
+    let listener = match warren_node::fcp::bind(addr, allow_remote).await {
         Ok(listener) => listener,
         Err(err) if !asked => {
             tracing::warn!("FCP not started: {err:#}; set --fcp or `fcp` in the config");
@@ -207,7 +215,7 @@ async fn start_fcp(
     Ok(Some(tokio::spawn(warren_node::fcp::serve(
         listener,
         node.handle(),
-        resolved.data_dir.clone(),
+        data_dir.to_path_buf(),
         shutdown.clone(),
     ))))
 }

@@ -68,7 +68,9 @@ impl Message {
         self
     }
 
-    /// Sets a field, replacing an earlier one of the same key.
+    /// Sets a field, replacing an earlier one of the same key. (By value,
+    /// like [`Message::with`], so numbers and booleans need no `&`.)
+    #[allow(clippy::needless_pass_by_value)]
     pub fn set(&mut self, key: &str, value: impl ToString) {
         let value = value.to_string();
         if let Some(slot) = self.fields.iter_mut().find(|(k, _)| k == key) {
@@ -88,7 +90,7 @@ impl Message {
 
     /// A boolean field: `true`/`yes` and `false`/`no` in any case (pyfreenet
     /// sends Python's `False`). `None` when absent; `Some(Err)` when not a boolean.
-    pub fn get_bool(&self, key: &str) -> Option<Result<bool, ()>> {
+    pub fn get_bool(&self, key: &str) -> Option<Result<bool, NotABool>> {
         self.get(key).map(parse_bool)
     }
 
@@ -125,14 +127,19 @@ fn push_clean(out: &mut Vec<u8>, text: &str) {
     );
 }
 
+/// A field that should be a boolean is not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a boolean")]
+pub struct NotABool;
+
 /// FCP booleans, as Fred reads them.
-pub fn parse_bool(text: &str) -> Result<bool, ()> {
+pub fn parse_bool(text: &str) -> Result<bool, NotABool> {
     if text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("yes") {
         Ok(true)
     } else if text.eq_ignore_ascii_case("false") || text.eq_ignore_ascii_case("no") {
         Ok(false)
     } else {
-        Err(())
+        Err(NotABool)
     }
 }
 
@@ -311,7 +318,7 @@ mod tests {
         for f in ["false", "False", "no"] {
             assert_eq!(parse_bool(f), Ok(false));
         }
-        assert_eq!(parse_bool("1"), Err(()));
+        assert_eq!(parse_bool("1"), Err(NotABool));
     }
 
     #[test]

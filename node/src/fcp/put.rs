@@ -258,7 +258,7 @@ impl Session {
         let chk_only = match message.get_bool("GetCHKOnly") {
             None => false,
             Some(Ok(only)) => only,
-            Some(Err(())) => {
+            Some(Err(_)) => {
                 self.refuse(message, Protocol::InvalidField, "GetCHKOnly")
                     .await;
                 return None;

@@ -118,7 +118,7 @@ pub(super) async fn run(
     let mut session = Session {
         shared,
         out,
-        connection_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+        connection_id: super::dda::hex(&id),
         dda: Dda::default(),
         reader,
         buf: BytesMut::with_capacity(READ_CHUNK),
@@ -309,7 +309,7 @@ impl Session {
         let global = match message.get_bool("Global") {
             None => false,
             Some(Ok(global)) => global,
-            Some(Err(())) => {
+            Some(Err(_)) => {
                 self.refuse(message, Protocol::InvalidField, "Global is not a boolean")
                     .await;
                 return None;
