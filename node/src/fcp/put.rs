@@ -61,11 +61,11 @@ fn insert_code(err: &ClientError) -> Insert {
 
 /// The file name a put asks for: `TargetFilename`, else the path in the URI.
 fn target_name(message: &Message, uri: &str) -> Result<Option<String>, &'static str> {
-    let after = uri.get(4..).unwrap_or("");
-    let from_uri = match after.split_once('/') {
-        Some((_, path)) => path.trim_matches('/'),
+    let after = uri.get(4..).unwrap_or("").trim_end_matches('/');
+    let from_uri = match after.rsplit_once('/') {
+        Some((_, name)) => name,
         None if after.contains(',') => "",
-        None => after.trim_matches('/'),
+        None => after,
     };
     let name = message.get("TargetFilename").unwrap_or(from_uri);
     if name.contains('/') {
