@@ -9,6 +9,7 @@ use warren_crypto::ChkUri;
 
 use super::codes::{get_failed, Fetch, Protocol};
 use super::message::Message;
+use super::queue::Description;
 use super::session::{Chunk, Flow, Outgoing, Reply, Session};
 use crate::client::{self, ClientError};
 use crate::driver::NodeHandle;
@@ -93,11 +94,13 @@ impl Session {
         let Some(return_type) = self.return_type(message).await else {
             return Flow::Continue;
         };
+        let description = describe(&uri, max_size, &return_type);
         let node = self.shared.node.clone();
         let task_reply = reply.clone();
-        self.start(&reply, async move {
+        self.start(&reply, description, async move {
             run_get(node, task_reply, uri, max_size, return_type).await;
-        });
+        })
+        .await;
         Flow::Continue
     }
 
@@ -133,6 +136,34 @@ impl Session {
     }
 }
 
+/// How a persistent get is listed.
+fn describe(uri: &ChkUri, max_size: Option<u64>, return_type: &ReturnType) -> Description {
+    let mut fields = vec![("URI".to_owned(), uri.to_string())];
+    let (kind, direct_uri) = match return_type {
+        ReturnType::Direct => ("direct", Some(uri.clone())),
+        ReturnType::None => ("none", None),
+        ReturnType::Disk(path) => {
+            fields.push(("Filename".to_owned(), path.display().to_string()));
+            ("disk", None)
+        }
+    };
+    fields.push(("ReturnType".to_owned(), kind.to_owned()));
+    if let Some(max) = max_size {
+        fields.push(("MaxSize".to_owned(), max.to_string()));
+    }
+    Description {
+        kind: "PersistentGet",
+        fields,
+        direct_uri,
+    }
+}
+
+/// For `GetRequestStatus` on a finished persistent direct get: fetches the
+/// content again and sends `DataFound` and `AllData` on this connection.
+pub(super) async fn send_all_data(node: NodeHandle, reply: Reply, uri: ChkUri) {
+    run_get(node, reply, uri, None, ReturnType::Direct).await;
+}
+
 async fn run_get(
     node: NodeHandle,
     reply: Reply,
@@ -166,7 +197,7 @@ async fn run_get(
         .with("DataLength", fetch.length)
         .with("Metadata.ContentType", &content_type);
     match return_type {
-        ReturnType::Direct => {
+        ReturnType::Direct if reply.connection().is_some() => {
             if !reply.send(found).await {
                 return;
             }
@@ -174,15 +205,19 @@ async fn run_get(
                 .message("AllData")
                 .with("Metadata.ContentType", &content_type);
             header.data_length = Some(fetch.length);
-            let _ = reply
-                .out
+            let Some(out) = reply.connection() else {
+                return;
+            };
+            let _ = out
                 .send(Outgoing::Data {
                     header,
                     chunks: fetch.chunks,
                 })
                 .await;
         }
-        ReturnType::None => match drain(fetch.chunks, None).await {
+        // A persistent direct get keeps no data: it checks the content is
+        // all there; `GetRequestStatus` fetches it again to send it.
+        ReturnType::None | ReturnType::Direct => match drain(fetch.chunks, None).await {
             Ok(()) => {
                 reply.send(found).await;
             }

@@ -18,10 +18,12 @@ mod dda;
 mod get;
 pub mod message;
 mod put;
+mod queue;
 mod session;
 
 pub use dda::MAX_DDA_DIRECTORIES;
 pub use put::MAX_SITE_FILES;
+pub use queue::MAX_PERSISTENT_REQUESTS;
 pub use session::{MAX_DATA_LENGTH, MAX_REQUESTS_PER_CONNECTION};
 
 use std::net::SocketAddr;
@@ -77,6 +79,8 @@ pub async fn bind(addr: SocketAddr, allow_remote: bool) -> Result<TcpListener, F
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) node: NodeHandle,
+    /// Requests that outlive their connection.
+    pub(crate) queue: queue::Queue,
     /// The node's data directory.
     #[allow(dead_code)]
     pub(crate) data_dir: PathBuf,
@@ -90,7 +94,11 @@ pub async fn serve(
     data_dir: PathBuf,
     shutdown: CancellationToken,
 ) {
-    let shared = Arc::new(Shared { node, data_dir });
+    let shared = Arc::new(Shared {
+        node,
+        queue: queue::Queue::default(),
+        data_dir,
+    });
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let sessions = TaskTracker::new();
     loop {

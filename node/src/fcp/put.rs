@@ -15,6 +15,7 @@ use super::codes::{put_failed, Insert, Protocol};
 use super::dda;
 use super::get::strip_uri;
 use super::message::Message;
+use super::queue::Description;
 use super::session::{Chunk, Flow, Reply, Session, MAX_DATA_LENGTH, UPLOAD_QUEUE};
 use crate::client::{self, ClientError, SiteEntry};
 use crate::driver::NodeHandle;
@@ -307,11 +308,30 @@ impl Session {
                 return None;
             }
         };
+        let mut fields = vec![
+            ("URI".to_owned(), uri.clone()),
+            ("UploadFrom".to_owned(), upload_from.clone()),
+        ];
+        if let Source::File(path) = &source {
+            fields.push(("Filename".to_owned(), path.display().to_string()));
+        }
+        if let Some(name) = &name {
+            fields.push(("TargetFilename".to_owned(), name.clone()));
+        }
+        if let Some(content_type) = &content_type {
+            fields.push(("Metadata.ContentType".to_owned(), content_type.clone()));
+        }
+        let description = Description {
+            kind: "PersistentPut",
+            fields,
+            direct_uri: None,
+        };
         let node = self.shared.node.clone();
         let task_reply = reply.clone();
-        self.start(&reply, async move {
+        self.start(&reply, description, async move {
             run_put(node, task_reply, source, content_type, name, chk_only).await;
-        });
+        })
+        .await;
         sink
     }
 
@@ -346,10 +366,15 @@ impl Session {
         };
         let node = self.shared.node.clone();
         let task_reply = reply.clone();
-        self.start(
-            &reply,
-            async move { run_site(node, task_reply, files).await },
-        );
+        let description = Description {
+            kind: "PersistentPutDir",
+            fields: vec![("Files".to_owned(), files.len().to_string())],
+            direct_uri: None,
+        };
+        self.start(&reply, description, async move {
+            run_site(node, task_reply, files).await;
+        })
+        .await;
         Flow::Continue
     }
 
@@ -491,10 +516,15 @@ impl Session {
         }
         let node = self.shared.node.clone();
         let task_reply = reply.clone();
-        self.start(
-            &reply,
-            async move { run_site(node, task_reply, files).await },
-        );
+        let description = Description {
+            kind: "PersistentPutDir",
+            fields: vec![("Files".to_owned(), files.len().to_string())],
+            direct_uri: None,
+        };
+        self.start(&reply, description, async move {
+            run_site(node, task_reply, files).await;
+        })
+        .await;
         Some(sinks)
     }
 }

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::codes::{Protocol, ProtocolError};
 use super::dda::Dda;
 use super::message::{Decoder, Message};
+use super::queue::{AddError, Description, Owner, RequestKey};
 use super::{Shared, HELLO_TIMEOUT};
 
 /// Messages queued for the writer. Small: each request task waits its turn.
@@ -63,15 +64,41 @@ pub(super) enum Outgoing {
 /// Where a request task sends its replies.
 #[derive(Debug, Clone)]
 pub(super) struct Reply {
-    pub(super) out: mpsc::Sender<Outgoing>,
+    pub(super) target: Target,
     pub(super) identifier: String,
     pub(super) global: bool,
 }
 
+/// A request's replies go to its connection, or through the queue to every
+/// connection that should see them.
+#[derive(Debug, Clone)]
+pub(super) enum Target {
+    Connection(mpsc::Sender<Outgoing>),
+    Queue {
+        shared: Arc<Shared>,
+        key: RequestKey,
+        persistence: String,
+    },
+}
+
 impl Reply {
-    /// Sends a message; `false` if the connection is gone.
+    /// Sends a message; `false` if nobody can hear it any more.
     pub(super) async fn send(&self, message: Message) -> bool {
-        self.out.send(Outgoing::Message(message)).await.is_ok()
+        match &self.target {
+            Target::Connection(out) => out.send(Outgoing::Message(message)).await.is_ok(),
+            Target::Queue { shared, key, .. } => {
+                shared.queue.publish(key, message).await;
+                true
+            }
+        }
+    }
+
+    /// The connection, for a request that lives and dies with it.
+    pub(super) fn connection(&self) -> Option<&mpsc::Sender<Outgoing>> {
+        match &self.target {
+            Target::Connection(out) => Some(out),
+            Target::Queue { .. } => None,
+        }
     }
 
     /// A message naming this request.
@@ -98,6 +125,10 @@ pub(super) struct Session {
     reader: OwnedReadHalf,
     buf: BytesMut,
     hello: bool,
+    /// The client's `Name`: its namespace in the persistent queue.
+    client_name: String,
+    /// This connection's number in the queue's subscriber list.
+    subscription: Option<u64>,
     requests: HashMap<String, AbortHandle>,
     tasks: JoinSet<()>,
     task_ids: HashMap<tokio::task::Id, String>,
@@ -123,11 +154,16 @@ pub(super) async fn run(
         reader,
         buf: BytesMut::with_capacity(READ_CHUNK),
         hello: false,
+        client_name: String::new(),
+        subscription: None,
         requests: HashMap::new(),
         tasks: JoinSet::new(),
         task_ids: HashMap::new(),
     };
     let result = session.read_loop(&writer_done).await;
+    if let Some(subscription) = session.subscription {
+        session.shared.queue.unsubscribe(subscription);
+    }
     // Connection-lifetime requests end with the connection.
     session.tasks.shutdown().await;
     drop(session);
@@ -216,19 +252,10 @@ impl Session {
             "ClientGet" => self.client_get(&message).await,
             "TestDDARequest" => self.test_dda_request(&message).await,
             "TestDDAResponse" => self.test_dda_response(&message).await,
-            "WatchGlobal" => Flow::Continue,
-            "ListPersistentRequests" => {
-                let _ = self
-                    .out
-                    .send(Outgoing::Message(Message::new("EndListPersistentRequests")))
-                    .await;
-                Flow::Continue
-            }
+            "WatchGlobal" => self.watch_global(&message),
+            "ListPersistentRequests" => self.list_persistent().await,
             "RemoveRequest" | "RemovePersistentRequest" => self.remove_request(&message).await,
-            "GetRequestStatus" => {
-                self.refuse(&message, Protocol::NoSuchIdentifier, "").await;
-                Flow::Continue
-            }
+            "GetRequestStatus" => self.request_status(&message).await,
             "Disconnect" => Flow::Close,
             "GenerateSSK" | "SubscribeUSK" | "UnsubscribeUSK" => {
                 self.refuse(
@@ -274,6 +301,11 @@ impl Session {
             return Flow::Continue;
         }
         self.hello = true;
+        self.client_name = message.get("Name").unwrap_or_default().to_owned();
+        self.subscription = self
+            .shared
+            .queue
+            .subscribe(&self.client_name, self.out.clone());
         let hello = Message::new("NodeHello")
             .with("FCPVersion", FCP_VERSION)
             .with(
@@ -320,7 +352,9 @@ impl Session {
                 .await;
             return None;
         };
-        if self.requests.contains_key(identifier) {
+        if self.requests.contains_key(identifier)
+            && message.get("Persistence").is_none_or(|p| p == "connection")
+        {
             let collision = Message::new("IdentifierCollision")
                 .with("Identifier", identifier)
                 .with("Global", global);
@@ -334,39 +368,163 @@ impl Session {
             self.refuse(message, Protocol::InternalError, &extra).await;
             return None;
         }
-        match message.get("Persistence").unwrap_or("connection") {
-            "connection" => {}
-            "reboot" | "forever" => {
+        let persistence = message.get("Persistence").unwrap_or("connection");
+        let target = match persistence {
+            "connection" if global => {
                 self.refuse(
                     message,
-                    Protocol::NotSupported,
-                    "Warren keeps no persistent requests yet: use Persistence=connection",
+                    Protocol::InvalidField,
+                    "Global=true needs Persistence=reboot or forever",
                 )
                 .await;
                 return None;
+            }
+            "connection" => Target::Connection(self.out.clone()),
+            "reboot" | "forever" => {
+                let key = self.key(identifier, global);
+                if self.shared.queue.contains(&key) {
+                    let collision = Message::new("IdentifierCollision")
+                        .with("Identifier", identifier)
+                        .with("Global", global);
+                    let _ = self.out.send(Outgoing::Message(collision)).await;
+                    return None;
+                }
+                Target::Queue {
+                    shared: Arc::clone(&self.shared),
+                    key,
+                    persistence: persistence.to_owned(),
+                }
             }
             _ => {
                 self.refuse(message, Protocol::InvalidField, "Persistence")
                     .await;
                 return None;
             }
-        }
+        };
         Some(Reply {
-            out: self.out.clone(),
+            target,
             identifier: identifier.to_owned(),
             global,
         })
     }
 
-    /// Runs a request's task, tracked under its Identifier.
-    pub(super) fn start(
+    /// A persistent request's key: the global queue's, or this client's.
+    pub(super) fn key(&self, identifier: &str, global: bool) -> RequestKey {
+        RequestKey {
+            owner: if global {
+                Owner::Global
+            } else {
+                Owner::Client(self.client_name.clone())
+            },
+            identifier: identifier.to_owned(),
+        }
+    }
+
+    /// Runs a request's task: tracked under its Identifier on this
+    /// connection, or handed to the persistent queue.
+    pub(super) async fn start(
         &mut self,
         reply: &Reply,
+        description: Description,
         task: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let handle = self.tasks.spawn(task);
-        self.task_ids.insert(handle.id(), reply.identifier.clone());
-        self.requests.insert(reply.identifier.clone(), handle);
+        match &reply.target {
+            Target::Connection(_) => {
+                let handle = self.tasks.spawn(task);
+                self.task_ids.insert(handle.id(), reply.identifier.clone());
+                self.requests.insert(reply.identifier.clone(), handle);
+            }
+            Target::Queue {
+                key, persistence, ..
+            } => {
+                let origin = self.subscription.unwrap_or_default();
+                let queue = &self.shared.queue;
+                match queue.add(key.clone(), description, persistence, origin) {
+                    Ok(()) => queue.start(key, task),
+                    Err(AddError::Collision) => {
+                        let collision = Message::new("IdentifierCollision")
+                            .with("Identifier", &reply.identifier)
+                            .with("Global", reply.global);
+                        let _ = self.out.send(Outgoing::Message(collision)).await;
+                    }
+                    Err(AddError::Full) => {
+                        let extra = format!(
+                            "the persistent queue holds {} requests; remove some",
+                            super::queue::MAX_PERSISTENT_REQUESTS
+                        );
+                        let error = ProtocolError::new(Protocol::InternalError, extra)
+                            .for_request(Some(&reply.identifier), reply.global);
+                        self.fail(error).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn watch_global(&mut self, message: &Message) -> Flow {
+        let enabled = message
+            .get_bool("Enabled")
+            .and_then(Result::ok)
+            .unwrap_or(true);
+        if let Some(subscription) = self.subscription {
+            self.shared.queue.watch_global(subscription, enabled);
+        }
+        Flow::Continue
+    }
+
+    async fn list_persistent(&mut self) -> Flow {
+        let listed = self
+            .subscription
+            .map(|s| self.shared.queue.list(s))
+            .unwrap_or_default();
+        for request in listed {
+            for message in request.messages {
+                let _ = self.out.send(Outgoing::Message(message)).await;
+            }
+        }
+        let end = Message::new("EndListPersistentRequests");
+        let _ = self.out.send(Outgoing::Message(end)).await;
+        Flow::Continue
+    }
+
+    /// `GetRequestStatus`: a persistent request's state again; for a
+    /// finished direct get, its data (fetched again: it is not kept).
+    async fn request_status(&mut self, message: &Message) -> Flow {
+        let Some(identifier) = message.get("Identifier") else {
+            self.refuse(message, Protocol::MissingField, "Identifier")
+                .await;
+            return Flow::Continue;
+        };
+        let global = message
+            .get_bool("Global")
+            .and_then(Result::ok)
+            .unwrap_or(false);
+        let key = self.key(identifier, global);
+        let listed = self
+            .subscription
+            .and_then(|s| self.shared.queue.status(s, &key));
+        let Some(listed) = listed else {
+            if !self.requests.contains_key(identifier) {
+                self.refuse(message, Protocol::NoSuchIdentifier, "").await;
+            }
+            return Flow::Continue;
+        };
+        for message in listed.messages {
+            let _ = self.out.send(Outgoing::Message(message)).await;
+        }
+        if let (true, Some(uri)) = (listed.succeeded, listed.direct_uri) {
+            let reply = Reply {
+                target: Target::Connection(self.out.clone()),
+                identifier: identifier.to_owned(),
+                global,
+            };
+            let node = self.shared.node.clone();
+            let handle = self
+                .tasks
+                .spawn(super::get::send_all_data(node, reply, uri));
+            drop(handle);
+        }
+        Flow::Continue
     }
 
     async fn remove_request(&mut self, message: &Message) -> Flow {
@@ -375,16 +533,18 @@ impl Session {
                 .await;
             return Flow::Continue;
         };
-        let Some(handle) = self.requests.remove(identifier) else {
-            self.refuse(message, Protocol::NoSuchIdentifier, "").await;
-            return Flow::Continue;
-        };
-        handle.abort();
-        self.task_ids.retain(|_, id| id != identifier);
         let global = message
             .get_bool("Global")
             .and_then(Result::ok)
             .unwrap_or(false);
+        if !self.shared.queue.remove(&self.key(identifier, global)) {
+            let Some(handle) = self.requests.remove(identifier) else {
+                self.refuse(message, Protocol::NoSuchIdentifier, "").await;
+                return Flow::Continue;
+            };
+            handle.abort();
+            self.task_ids.retain(|_, id| id != identifier);
+        }
         let removed = Message::new("PersistentRequestRemoved")
             .with("Identifier", identifier)
             .with("Global", global);
