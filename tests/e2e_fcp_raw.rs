@@ -298,3 +298,97 @@ fn sites_through_complex_dir_and_disk_dir() {
     assert_eq!(get(&mut f, "g3", &format!("{site}css/s.css")), css);
     assert_eq!(get(&mut f, "g4", &format!("{site}index.html")), index);
 }
+
+/// Lists `client`'s persistent requests: each Identifier with the names of
+/// the messages that described it.
+fn list(client: &mut Client) -> HashMap<String, Vec<String>> {
+    client.send(b"ListPersistentRequests\nEndMessage\n");
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    loop {
+        let reply = client.read().expect("listing");
+        if reply.name == "EndListPersistentRequests" {
+            return seen;
+        }
+        if let Some(id) = reply.fields.get("Identifier") {
+            seen.entry(id.clone()).or_default().push(reply.name);
+        }
+    }
+}
+
+#[test]
+fn persistent_requests_outlive_their_connection() {
+    let net = TestNet::start(2);
+    let ports = fcp_ports(&net);
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    // Alice starts an insert and goes away before it finishes.
+    let mut alice = Client::connect(ports[0]);
+    alice.send(b"ClientHello\nName=alice\nExpectedVersion=2.0\nEndMessage\n");
+    assert_eq!(alice.read().expect("hello").name, "NodeHello");
+    let mut put = format!(
+        "ClientPut\nIdentifier=p1\nURI=CHK@\nPersistence=reboot\nUploadFrom=direct\nDataLength={}\nData\n",
+        data.len()
+    )
+    .into_bytes();
+    put.extend_from_slice(&data);
+    alice.send(&put);
+    drop(alice);
+    // Alice again, on a new connection: the insert is listed, and finishes.
+    let mut again = Client::connect(ports[0]);
+    again.send(b"ClientHello\nName=alice\nExpectedVersion=2.0\nEndMessage\n");
+    assert_eq!(again.read().expect("hello").name, "NodeHello");
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    let states = loop {
+        let listed = list(&mut again);
+        let states = listed
+            .get("p1")
+            .cloned()
+            .expect("p1 is listed to its client");
+        // (Events for p1 may arrive amid the listing: this is Alice too.)
+        assert!(states.contains(&"PersistentPut".to_owned()), "{states:?}");
+        if states
+            .iter()
+            .any(|s| s == "PutSuccessful" || s == "PutFailed")
+        {
+            break states;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "p1 never finished: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(states.contains(&"PutSuccessful".to_owned()), "{states:?}");
+    again.send(b"GetRequestStatus\nIdentifier=p1\nEndMessage\n");
+    let done = again.until("p1", &["PutSuccessful"]);
+    let uri = done.fields["URI"].clone();
+    // Another client does not see Alice's requests.
+    let mut bob = Client::hello(ports[0]);
+    assert!(!list(&mut bob).contains_key("p1"));
+    // A global persistent get, started on node 1 by Carol, who leaves.
+    let mut carol = Client::hello(ports[1]);
+    carol.send(format!("ClientGet\nIdentifier=g1\nURI={uri}\nGlobal=true\nPersistence=forever\nReturnType=direct\nEndMessage\n").as_bytes());
+    drop(carol);
+    // The global queue is the node's: a watcher on node 1 sees g1.
+    let mut watcher = Client::hello(ports[1]);
+    watcher.send(b"WatchGlobal\nEnabled=true\nEndMessage\n");
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    loop {
+        let listed = list(&mut watcher);
+        let states = listed.get("g1").cloned().unwrap_or_default();
+        if states.iter().any(|s| s == "DataFound") {
+            break;
+        }
+        assert!(!states.iter().any(|s| s == "GetFailed"), "{states:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "g1 never finished: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Its data, on request (fetched again), then removal.
+    watcher.send(b"GetRequestStatus\nIdentifier=g1\nGlobal=true\nEndMessage\n");
+    assert_eq!(watcher.until("g1", &["AllData"]).data, data);
+    watcher.send(b"RemoveRequest\nIdentifier=g1\nGlobal=true\nEndMessage\n");
+    watcher.until("g1", &["PersistentRequestRemoved"]);
+    assert!(!list(&mut watcher).contains_key("g1"));
+}
