@@ -392,3 +392,136 @@ fn persistent_requests_outlive_their_connection() {
     watcher.until("g1", &["PersistentRequestRemoved"]);
     assert!(!list(&mut watcher).contains_key("g1"));
 }
+
+/// A node process started by a test; killed by pid when dropped.
+struct Restarted(std::process::Child);
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// True once `pid` and all its threads are gone or a zombie: only then are
+/// its files (and the store's lock) closed. (An empty command line, or a
+/// zombie main thread, can come while other threads still hold them.)
+fn exited(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let zombie = field("State:").starts_with('Z') || field("State:").starts_with('X');
+    zombie && field("Threads:").parse::<u32>().is_ok_and(|t| t <= 1)
+}
+
+fn connect_retrying(port: u16) -> Client {
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Client::connect(port);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted node never listened on FCP"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn hello_as(client: &mut Client, name: &str) {
+    client.send(format!("ClientHello\nName={name}\nExpectedVersion=2.0\nEndMessage\n").as_bytes());
+    assert_eq!(client.read().expect("hello").name, "NodeHello");
+}
+
+#[test]
+fn forever_downloads_survive_a_node_crash_and_restart() {
+    let net = TestNet::start(3);
+    let ports = fcp_ports(&net);
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let uri = put(&mut Client::hello(ports[0]), "src", &data);
+
+    // At node 2: a Persistence=forever download to disk, after TestDDA.
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let out_dir_name = std::fs::canonicalize(out_dir.path())
+        .expect("dir")
+        .display()
+        .to_string();
+    let target = format!("{out_dir_name}/out.bin");
+    let mut c = Client::connect(ports[2]);
+    hello_as(&mut c, "downloader");
+    c.send(
+        format!("TestDDARequest\nDirectory={out_dir_name}\nWantWriteDirectory=true\nEndMessage\n")
+            .as_bytes(),
+    );
+    let reply = c.read().expect("TestDDAReply");
+    std::fs::write(
+        &reply.fields["WriteFilename"],
+        &reply.fields["ContentToWrite"],
+    )
+    .expect("write");
+    c.send(format!("TestDDAResponse\nDirectory={out_dir_name}\nEndMessage\n").as_bytes());
+    assert_eq!(
+        c.read().expect("complete").fields["WriteDirectoryAllowed"],
+        "true"
+    );
+    c.send(
+        format!(
+            "ClientGet\nIdentifier=d1\nURI={uri}\nPersistence=forever\nReturnType=disk\nFilename={target}\nEndMessage\n"
+        )
+        .as_bytes(),
+    );
+    // Once the queue file names it, crash the node.
+    let node = net.nodes[2].clone();
+    let queue_file = node.data_dir.join("fcp-queue.json");
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    while !std::fs::read_to_string(&queue_file).is_ok_and(|t| t.contains("\"d1\"")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "d1 never reached the queue file"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    net.kill(2);
+    while !exited(node.pid) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _restarted = Restarted(
+        std::process::Command::new(support::WARREN)
+            .args(["node", "--data-dir", node.data_dir.to_str().expect("utf-8")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("restart node 2"),
+    );
+    // The same client name on the new process: d1 is there and finishes.
+    let mut again = connect_retrying(ports[2]);
+    hello_as(&mut again, "downloader");
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    loop {
+        let states = list(&mut again).get("d1").cloned();
+        let states = states.expect("d1 survived the restart");
+        assert!(!states.iter().any(|s| s == "GetFailed"), "{states:?}");
+        if states.iter().any(|s| s == "DataFound") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "d1 never finished: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        std::fs::read(&target).expect("downloaded file") == data,
+        "the download differs"
+    );
+}

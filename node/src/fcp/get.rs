@@ -9,6 +9,7 @@ use warren_crypto::ChkUri;
 
 use super::codes::{get_failed, Fetch, Protocol};
 use super::message::Message;
+use super::persist::Resume;
 use super::queue::Description;
 use super::session::{Chunk, Flow, Outgoing, Reply, Session};
 use crate::client::{self, ClientError};
@@ -151,11 +152,49 @@ fn describe(uri: &ChkUri, max_size: Option<u64>, return_type: &ReturnType) -> De
     if let Some(max) = max_size {
         fields.push(("MaxSize".to_owned(), max.to_string()));
     }
+    let resume = Resume::Get {
+        uri: uri.to_string(),
+        return_type: kind.to_owned(),
+        filename: match return_type {
+            ReturnType::Disk(path) => Some(path.display().to_string()),
+            _ => None,
+        },
+        max_size,
+    };
     Description {
         kind: "PersistentGet",
         fields,
         direct_uri,
+        resume,
     }
+}
+
+/// Starts a persistent get again after a restart. A disk download's
+/// partial file was the node's own (downloads never overwrite): it is
+/// written afresh.
+pub(super) async fn resume_get(
+    node: NodeHandle,
+    reply: Reply,
+    uri: &str,
+    return_type: &str,
+    filename: Option<String>,
+    max_size: Option<u64>,
+) {
+    let Ok(uri) = uri.parse::<ChkUri>() else {
+        let failed = get_failed(&reply.identifier, reply.global, Fetch::InvalidUri, uri);
+        reply.send(failed).await;
+        return;
+    };
+    let return_type = match (return_type, filename) {
+        ("disk", Some(path)) => {
+            let path = PathBuf::from(path);
+            let _ = tokio::fs::remove_file(&path).await;
+            ReturnType::Disk(path)
+        }
+        ("none", _) => ReturnType::None,
+        _ => ReturnType::Direct,
+    };
+    run_get(node, reply, uri, max_size, return_type).await;
 }
 
 /// For `GetRequestStatus` on a finished persistent direct get: fetches the

@@ -17,6 +17,7 @@ pub mod codes;
 mod dda;
 mod get;
 pub mod message;
+pub mod persist;
 mod put;
 mod queue;
 mod session;
@@ -47,6 +48,11 @@ pub const MAX_CONNECTIONS: usize = 2048;
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a request resumed after a restart waits for the node's first
+/// link before it starts anyway (a node with no peers finds nothing).
+const RESUME_WAIT_FOR_PEERS: Duration = Duration::from_secs(60);
+/// How often it looks.
+const RESUME_POLL: Duration = Duration::from_millis(250);
 /// How long shutdown waits for sessions to end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -81,8 +87,7 @@ pub(crate) struct Shared {
     pub(crate) node: NodeHandle,
     /// Requests that outlive their connection.
     pub(crate) queue: queue::Queue,
-    /// The node's data directory.
-    #[allow(dead_code)]
+    /// The node's data directory (the queue file lives there).
     pub(crate) data_dir: PathBuf,
 }
 
@@ -99,6 +104,7 @@ pub async fn serve(
         queue: queue::Queue::default(),
         data_dir,
     });
+    let saver = restore_queue(&shared).await;
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let sessions = TaskTracker::new();
     loop {
@@ -131,6 +137,89 @@ pub async fn serve(
     }
     sessions.close();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, sessions.wait()).await;
+    saver.abort();
+    // The last state, whatever the saver was doing.
+    save_queue(&shared).await;
+}
+
+/// Waits (a bounded while) until the node has a link.
+async fn wait_for_peers(node: &NodeHandle) {
+    let deadline = tokio::time::Instant::now() + RESUME_WAIT_FOR_PEERS;
+    while tokio::time::Instant::now() < deadline {
+        if node.status().await.is_ok_and(|s| !s.peers.is_empty()) {
+            return;
+        }
+        tokio::time::sleep(RESUME_POLL).await;
+    }
+}
+
+fn queue_path(shared: &Shared) -> PathBuf {
+    shared.data_dir.join(persist::QUEUE_FILE)
+}
+
+async fn save_queue(shared: &Arc<Shared>) {
+    let records = shared.queue.records();
+    let path = queue_path(shared);
+    let saved = tokio::task::spawn_blocking(move || persist::save(&path, &records)).await;
+    if let Ok(Err(err)) = saved {
+        tracing::warn!("cannot keep the FCP queue: {err:#}");
+    }
+}
+
+/// Loads the queue file, starts its unfinished requests again, and starts
+/// the task that writes the file after each change.
+async fn restore_queue(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    let path = queue_path(shared);
+    let loaded = tokio::task::spawn_blocking(move || persist::load(&path)).await;
+    let records = match loaded {
+        Ok(Ok(records)) => records,
+        Ok(Err(err)) => {
+            tracing::warn!("FCP queue not restored: {err:#}");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    };
+    let unfinished = shared.queue.restore(records);
+    if !unfinished.is_empty() {
+        tracing::info!(
+            requests = unfinished.len(),
+            "FCP: resuming persistent requests"
+        );
+    }
+    for (key, resume) in unfinished {
+        let reply = session::Reply {
+            target: session::Target::Queue {
+                shared: Arc::clone(shared),
+                key: key.clone(),
+                persistence: "forever".to_owned(),
+            },
+            identifier: key.identifier.clone(),
+            global: key.owner == queue::Owner::Global,
+        };
+        let node = shared.node.clone();
+        match resume {
+            persist::Resume::Get {
+                uri,
+                return_type,
+                filename,
+                max_size,
+            } => shared.queue.start(&key, async move {
+                wait_for_peers(&node).await;
+                get::resume_get(node, reply, &uri, &return_type, filename, max_size).await;
+            }),
+            other => shared.queue.start(&key, async move {
+                wait_for_peers(&node).await;
+                put::resume_put(node, reply, other).await;
+            }),
+        }
+    }
+    let mut changes = shared.queue.changes();
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            save_queue(&shared).await;
+        }
+    })
 }
 
 #[cfg(test)]

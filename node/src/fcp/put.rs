@@ -15,6 +15,7 @@ use super::codes::{put_failed, Insert, Protocol};
 use super::dda;
 use super::get::strip_uri;
 use super::message::Message;
+use super::persist::Resume;
 use super::queue::Description;
 use super::session::{Chunk, Flow, Reply, Session, MAX_DATA_LENGTH, UPLOAD_QUEUE};
 use crate::client::{self, ClientError, SiteEntry};
@@ -179,6 +180,29 @@ async fn run_put(
     }
 }
 
+/// Starts a persistent put again after a restart: from its file, or, for
+/// content that came over the connection (not kept), a `PutFailed`.
+pub(super) async fn resume_put(node: NodeHandle, reply: Reply, resume: Resume) {
+    if let Resume::PutFile {
+        filename,
+        content_type,
+        name,
+        chk_only,
+    } = resume
+    {
+        let source = Source::File(PathBuf::from(filename));
+        run_put(node, reply, source, content_type, name, chk_only).await;
+    } else {
+        let failed = put_failed(
+            &reply.identifier,
+            reply.global,
+            Insert::Cancelled,
+            "the node restarted before this insert finished, and content sent over FCP is not kept; insert it again",
+        );
+        reply.send(failed).await;
+    }
+}
+
 /// `URIGenerated`, `PutFetchable` (when inserted), `PutSuccessful`.
 async fn succeed(reply: &Reply, uri: &str, inserted: bool) {
     let generated = reply.message("URIGenerated").with("URI", uri);
@@ -312,8 +336,15 @@ impl Session {
             ("URI".to_owned(), uri.clone()),
             ("UploadFrom".to_owned(), upload_from.clone()),
         ];
+        let mut resume = Resume::NotResumable;
         if let Source::File(path) = &source {
             fields.push(("Filename".to_owned(), path.display().to_string()));
+            resume = Resume::PutFile {
+                filename: path.display().to_string(),
+                content_type: content_type.clone(),
+                name: name.clone(),
+                chk_only,
+            };
         }
         if let Some(name) = &name {
             fields.push(("TargetFilename".to_owned(), name.clone()));
@@ -325,6 +356,7 @@ impl Session {
             kind: "PersistentPut",
             fields,
             direct_uri: None,
+            resume,
         };
         let node = self.shared.node.clone();
         let task_reply = reply.clone();
@@ -370,6 +402,7 @@ impl Session {
             kind: "PersistentPutDir",
             fields: vec![("Files".to_owned(), files.len().to_string())],
             direct_uri: None,
+            resume: Resume::NotResumable,
         };
         self.start(&reply, description, async move {
             run_site(node, task_reply, files).await;
@@ -520,6 +553,7 @@ impl Session {
             kind: "PersistentPutDir",
             fields: vec![("Files".to_owned(), files.len().to_string())],
             direct_uri: None,
+            resume: Resume::NotResumable,
         };
         self.start(&reply, description, async move {
             run_site(node, task_reply, files).await;

@@ -14,10 +14,11 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 use super::message::Message;
+use super::persist::{Record, Resume};
 use super::session::Outgoing;
 
 /// Persistent requests kept at once (running and finished, until removed).
@@ -54,6 +55,8 @@ pub(super) struct Description {
     /// For a get with `ReturnType=direct`: where to fetch again on
     /// `GetRequestStatus` (the data is not kept).
     pub(super) direct_uri: Option<warren_crypto::ChkUri>,
+    /// How to start it again after a restart (`Persistence=forever`).
+    pub(super) resume: Resume,
 }
 
 #[derive(Debug)]
@@ -91,9 +94,21 @@ pub(super) enum AddError {
 }
 
 /// The queue, shared by every session.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Queue {
     inner: Mutex<Inner>,
+    /// Bumped whenever what the queue file holds changes; the saver task
+    /// writes the latest state (one slot: saves coalesce, nothing queues up).
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            inner: Mutex::default(),
+            changed: watch::channel(0).0,
+        }
+    }
 }
 
 /// A request as listed: its state messages in order.
@@ -107,6 +122,100 @@ pub(super) struct Listed {
 impl Queue {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn touch(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Wakes whenever the queue file should be written again.
+    pub(super) fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The `Persistence=forever` requests, as the queue file keeps them.
+    pub(super) fn records(&self) -> Vec<Record> {
+        let inner = self.lock();
+        inner
+            .requests
+            .iter()
+            .filter(|(_, e)| e.persistence == "forever")
+            .map(|(key, e)| Record {
+                client: match &key.owner {
+                    Owner::Global => None,
+                    Owner::Client(name) => Some(name.clone()),
+                },
+                identifier: key.identifier.clone(),
+                kind: e.description.kind.to_owned(),
+                fields: e.description.fields.clone(),
+                kept: e
+                    .kept
+                    .iter()
+                    .map(|m| (m.name.clone(), m.fields.clone()))
+                    .collect(),
+                done: e.done,
+                succeeded: e.succeeded,
+                resume: e.description.resume.clone(),
+            })
+            .collect()
+    }
+
+    /// Puts back what the queue file held; returns the unfinished requests
+    /// to start again.
+    pub(super) fn restore(&self, records: Vec<Record>) -> Vec<(RequestKey, Resume)> {
+        let mut inner = self.lock();
+        let mut unfinished = Vec::new();
+        for record in records {
+            let key = RequestKey {
+                owner: record.client.map_or(Owner::Global, Owner::Client),
+                identifier: record.identifier,
+            };
+            let kind = match record.kind.as_str() {
+                "PersistentGet" => "PersistentGet",
+                "PersistentPutDir" => "PersistentPutDir",
+                _ => "PersistentPut",
+            };
+            let direct_uri = match &record.resume {
+                Resume::Get {
+                    uri, return_type, ..
+                } if return_type == "direct" => uri.parse().ok(),
+                _ => None,
+            };
+            if !record.done {
+                unfinished.push((key.clone(), record.resume.clone()));
+            }
+            let kept = record
+                .kept
+                .into_iter()
+                .take(MAX_KEPT_MESSAGES)
+                .map(|(name, fields)| Message {
+                    name,
+                    fields,
+                    data_length: None,
+                })
+                .collect();
+            if inner.requests.len() < MAX_PERSISTENT_REQUESTS {
+                inner.requests.insert(
+                    key,
+                    Entry {
+                        description: Description {
+                            kind,
+                            fields: record.fields,
+                            direct_uri,
+                            resume: record.resume,
+                        },
+                        persistence: "forever".to_owned(),
+                        origin: 0,
+                        kept,
+                        progress: None,
+                        done: record.done,
+                        succeeded: record.succeeded,
+                        abort: None,
+                    },
+                );
+            }
+        }
+        unfinished
     }
 
     /// Registers a connection for events; returns its number, or `None`
@@ -163,6 +272,7 @@ impl Queue {
         if inner.requests.len() >= MAX_PERSISTENT_REQUESTS {
             return Err(AddError::Full);
         }
+        let forever = persistence == "forever";
         inner.requests.insert(
             key,
             Entry {
@@ -176,6 +286,10 @@ impl Queue {
                 abort: None,
             },
         );
+        drop(inner);
+        if forever {
+            self.touch();
+        }
         Ok(())
     }
 
@@ -201,7 +315,9 @@ impl Queue {
                 return;
             };
             let origin = entry.origin;
-            entry.record(&message);
+            if entry.record(&message) && entry.persistence == "forever" {
+                self.touch();
+            }
             inner
                 .subscribers
                 .iter()
@@ -250,10 +366,14 @@ impl Queue {
 
     /// Cancels and forgets a request; `false` if there is none.
     pub(super) fn remove(&self, key: &RequestKey) -> bool {
-        match self.lock().requests.remove(key) {
+        let removed = self.lock().requests.remove(key);
+        match removed {
             Some(entry) => {
                 if let Some(abort) = entry.abort {
                     abort.abort();
+                }
+                if entry.persistence == "forever" {
+                    self.touch();
                 }
                 true
             }
@@ -272,9 +392,13 @@ impl Subscriber {
 }
 
 impl Entry {
-    fn record(&mut self, message: &Message) {
+    /// Keeps what a message says; `true` if the queue file should change.
+    fn record(&mut self, message: &Message) -> bool {
         match message.name.as_str() {
-            "SimpleProgress" => self.progress = Some(message.clone()),
+            "SimpleProgress" => {
+                self.progress = Some(message.clone());
+                false
+            }
             name => {
                 if matches!(
                     name,
@@ -286,6 +410,7 @@ impl Entry {
                 if self.kept.len() < MAX_KEPT_MESSAGES {
                     self.kept.push(message.clone());
                 }
+                true
             }
         }
     }
@@ -333,6 +458,7 @@ mod tests {
             kind: "PersistentGet",
             fields: vec![("URI".into(), "CHK@x".into())],
             direct_uri: None,
+            resume: Resume::NotResumable,
         }
     }
 
