@@ -7,11 +7,12 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 use warren_crypto::ChkUri;
 
+use super::blocks::BlockDir;
 use super::codes::{get_failed, Fetch, Protocol};
 use super::message::Message;
 use super::persist::Resume;
 use super::queue::Description;
-use super::session::{Chunk, Flow, Outgoing, Reply, Session};
+use super::session::{Chunk, Flow, Outgoing, Reply, Session, Target};
 use crate::client::{self, ClientError};
 use crate::driver::NodeHandle;
 
@@ -203,6 +204,18 @@ pub(super) async fn send_all_data(node: NodeHandle, reply: Reply, uri: ChkUri) {
     run_get(node, reply, uri, None, ReturnType::Direct).await;
 }
 
+/// For a `Persistence=forever` get: where its fetched blocks are kept.
+fn block_dir(reply: &Reply) -> Option<BlockDir> {
+    match &reply.target {
+        Target::Queue {
+            shared,
+            key,
+            persistence,
+        } if persistence == "forever" => Some(BlockDir::new(&shared.data_dir, key)),
+        _ => None,
+    }
+}
+
 async fn run_get(
     node: NodeHandle,
     reply: Reply,
@@ -210,8 +223,29 @@ async fn run_get(
     max_size: Option<u64>,
     return_type: ReturnType,
 ) {
+    let blocks = block_dir(&reply);
+    let node_stopping = node.clone();
+    fetch_and_answer(node, &reply, uri, max_size, return_type, blocks.clone()).await;
+    // Finished, one way or the other: the kept blocks have done their job,
+    // unless the node is stopping (then the request starts again later).
+    if let Some(blocks) = blocks {
+        if node_stopping.status().await.is_ok() {
+            blocks.remove().await;
+        }
+    }
+}
+
+async fn fetch_and_answer(
+    node: NodeHandle,
+    reply: &Reply,
+    uri: ChkUri,
+    max_size: Option<u64>,
+    return_type: ReturnType,
+    blocks: Option<BlockDir>,
+) {
     let fail = |code: Fetch, extra: &str| get_failed(&reply.identifier, reply.global, code, extra);
-    let fetch = match client::fetch(&node, uri).await {
+    let cache = blocks.map(|b| std::sync::Arc::new(b) as std::sync::Arc<dyn client::BlockCache>);
+    let fetch = match client::fetch_with_cache(&node, uri, cache).await {
         Ok(fetch) => fetch,
         Err(err) => {
             reply.send(fail(fetch_code(&err), &err.to_string())).await;

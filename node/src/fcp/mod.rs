@@ -13,6 +13,7 @@
 //! and a cancellation token that ends the accept loop and every session.
 //! `docs/FCP.md` lists what is supported, accepted and ignored, and refused.
 
+mod blocks;
 pub mod codes;
 mod dda;
 mod get;
@@ -22,6 +23,7 @@ mod put;
 mod queue;
 mod session;
 
+pub use blocks::BLOCKS_DIR;
 pub use dda::MAX_DDA_DIRECTORIES;
 pub use put::MAX_SITE_FILES;
 pub use queue::MAX_PERSISTENT_REQUESTS;

@@ -537,7 +537,12 @@ impl Session {
             .get_bool("Global")
             .and_then(Result::ok)
             .unwrap_or(false);
-        if !self.shared.queue.remove(&self.key(identifier, global)) {
+        let key = self.key(identifier, global);
+        if self.shared.queue.remove(&key) {
+            super::blocks::BlockDir::new(&self.shared.data_dir, &key)
+                .remove()
+                .await;
+        } else {
             let Some(handle) = self.requests.remove(identifier) else {
                 self.refuse(message, Protocol::NoSuchIdentifier, "").await;
                 return Flow::Continue;
