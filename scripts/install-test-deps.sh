@@ -3,9 +3,12 @@
 # run twice. The end-to-end tests use the warren binary they build, real
 # loopback sockets, the C compiler the crates' build scripts need,
 # headless Chromium (the gateway test browses an inserted site with it), and
-# pyfreenet3, Freenet's Python FCP client, in a virtualenv (the FCP tests run
-# its API and its fcpput/fcpget against real nodes).
+# Python packages in one virtualenv, among them pyfreenet3, Freenet's FCP
+# client (the FCP tests run its API and its fcpput/fcpget against real nodes).
 set -euo pipefail
+# The one Python virtualenv of the tests (packages: scripts/test-requirements.txt).
+# At the repository root rather than in target/, which `cargo clean` deletes.
+TEST_VENV="${TEST_VENV:-$(cd "$(dirname "$0")/.." && pwd)/.venv-test}"
 if ! command -v cargo >/dev/null; then
     echo "cargo not found: install Rust with rustup (https://rustup.rs) first" >&2
     exit 1
@@ -18,8 +21,9 @@ fi
 need_apt=()
 command -v c++ >/dev/null || need_apt+=(g++)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need_apt+=(chromium)
+# Python 3 with venv (Debian ships `venv` without ensurepip in python3-venv).
 command -v python3 >/dev/null || need_apt+=(python3)
-python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
@@ -29,16 +33,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
         exit 1
     fi
 fi
-
-# pyfreenet3 from PyPI, pinned, in the virtualenv the FCP tests look for
-# (tests/e2e_fcp.rs: target/fcp-venv). Reinstalled when the pin changes.
-PYFREENET_VERSION=0.7.0
-venv=target/fcp-venv
-cd "$(dirname "$0")/.."
-if ! "$venv/bin/python" -c 'import fcp3' 2>/dev/null \
-    || [ "$(cat "$venv/.pyfreenet-version" 2>/dev/null)" != "$PYFREENET_VERSION" ]; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "pyfreenet3==$PYFREENET_VERSION"
-    echo "$PYFREENET_VERSION" >"$venv/.pyfreenet-version"
+# The tests' Python packages, pinned, in their own virtualenv.
+if [ ! -x "$TEST_VENV/bin/python" ]; then
+    python3 -m venv "$TEST_VENV"
 fi
+"$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    -r "$(dirname "$0")/test-requirements.txt"

@@ -19,7 +19,7 @@ const SIZES: [(usize, &str); 3] = [
 
 /// The virtualenv the install script fills.
 fn venv() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fcp-venv/bin");
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-test/bin");
     assert!(
         venv.join("python").exists() && venv.join("fcpput").exists(),
         "pyfreenet3 is not installed in {}: run `bash scripts/install-test-deps.sh`",
@@ -30,21 +30,9 @@ fn venv() -> PathBuf {
 
 /// Each node's FCP address, from the testnet's state file.
 fn fcp_ports(net: &TestNet) -> Vec<u16> {
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(net.net_dir().join("testnet.json")).expect("state"))
-            .expect("json");
-    state["nodes"]
-        .as_array()
-        .expect("nodes")
+    net.nodes
         .iter()
-        .map(|n| {
-            let addr: std::net::SocketAddr = n["fcp"]
-                .as_str()
-                .expect("fcp address")
-                .parse()
-                .expect("address");
-            addr.port()
-        })
+        .map(|n| n.fcp.expect("every testnet node serves FCP").port())
         .collect()
 }
 

@@ -98,17 +98,9 @@ impl Client {
 }
 
 fn fcp_ports(net: &TestNet) -> Vec<u16> {
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(net.net_dir().join("testnet.json")).expect("state"))
-            .expect("json");
-    state["nodes"]
-        .as_array()
-        .expect("nodes")
+    net.nodes
         .iter()
-        .map(|n| {
-            let addr: std::net::SocketAddr = n["fcp"].as_str().expect("fcp").parse().expect("addr");
-            addr.port()
-        })
+        .map(|n| n.fcp.expect("every testnet node serves FCP").port())
         .collect()
 }
 
@@ -393,49 +385,6 @@ fn persistent_requests_outlive_their_connection() {
     assert!(!list(&mut watcher).contains_key("g1"));
 }
 
-/// A node process started by a test; killed by pid when dropped.
-struct Restarted(std::process::Child);
-
-impl Drop for Restarted {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// True once `pid` and all its threads are gone or a zombie: only then are
-/// its files (and the store's lock) closed. (An empty command line, or a
-/// zombie main thread, can come while other threads still hold them.)
-fn exited(pid: u32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return true;
-    };
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let zombie = field("State:").starts_with('Z') || field("State:").starts_with('X');
-    zombie && field("Threads:").parse::<u32>().is_ok_and(|t| t <= 1)
-}
-
-fn connect_retrying(port: u16) -> Client {
-    let deadline = std::time::Instant::now() + READ_TIMEOUT;
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Client::connect(port);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the restarted node never listened on FCP"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn hello_as(client: &mut Client, name: &str) {
     client.send(format!("ClientHello\nName={name}\nExpectedVersion=2.0\nEndMessage\n").as_bytes());
     assert_eq!(client.read().expect("hello").name, "NodeHello");
@@ -443,7 +392,7 @@ fn hello_as(client: &mut Client, name: &str) {
 
 #[test]
 fn forever_downloads_survive_a_node_crash_and_restart() {
-    let net = TestNet::start(3);
+    let mut net = TestNet::start(3);
     let ports = fcp_ports(&net);
     let data: Vec<u8> = (0..3_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -492,19 +441,9 @@ fn forever_downloads_survive_a_node_crash_and_restart() {
         std::thread::sleep(Duration::from_millis(20));
     }
     net.kill(2);
-    while !exited(node.pid) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _restarted = Restarted(
-        std::process::Command::new(support::WARREN)
-            .args(["node", "--data-dir", node.data_dir.to_str().expect("utf-8")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("restart node 2"),
-    );
+    net.restart(2).expect("restart node 2");
     // The same client name on the new process: d1 is there and finishes.
-    let mut again = connect_retrying(ports[2]);
+    let mut again = Client::connect(fcp_ports(&net)[2]);
     hello_as(&mut again, "downloader");
     let deadline = std::time::Instant::now() + READ_TIMEOUT;
     loop {

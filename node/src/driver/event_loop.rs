@@ -15,6 +15,7 @@ use warren_crypto::{ChkBlock, NodeIdentity, NodePublicKey, NodeRef, RoutingKey};
 use warren_store::BlockStore;
 
 use super::peers::{Admit, PeerTable};
+use super::store_writer::StoreWriter;
 use super::{
     Command, LinkTotals, NodeConfig, NodeStatus, PeerStatus, RequestError, FLUSH_INTERVAL,
     LINK_EVENT_QUEUE, NEW_LINK_QUEUE,
@@ -38,6 +39,7 @@ pub(super) struct Parts {
     pub(super) store: Arc<dyn BlockStore>,
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) cancel: CancellationToken,
+    pub(super) writer: StoreWriter,
 }
 
 /// A link whose handshake is done, from a dialer or the listener.
@@ -87,6 +89,10 @@ pub(super) struct Driver {
     max_links: usize,
     cancel: CancellationToken,
     totals: LinkTotals,
+    /// Store flushes completed (shared with the flushing thread).
+    flushes: Arc<std::sync::atomic::AtomicU64>,
+    /// Block writes, off the loop.
+    writer: StoreWriter,
 }
 
 impl Driver {
@@ -120,6 +126,8 @@ impl Driver {
             max_links: parts.config.routing.max_peers,
             cancel: parts.cancel,
             totals: LinkTotals::default(),
+            flushes: Arc::default(),
+            writer: parts.writer,
         }
     }
 
@@ -159,6 +167,7 @@ impl Driver {
             self.drain_actions();
         }
         self.close_all().await;
+        self.writer.finish().await;
     }
 
     /// Makes every write so far durable (the store's "acknowledged" point),
@@ -168,10 +177,12 @@ impl Driver {
             return;
         }
         let store = self.store.clone();
-        *flushing = Some(tokio::task::spawn_blocking(move || {
-            if let Err(err) = store.flush() {
-                tracing::warn!(%err, "flushing the store failed; will retry");
+        let flushes = self.flushes.clone();
+        *flushing = Some(tokio::task::spawn_blocking(move || match store.flush() {
+            Ok(()) => {
+                flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
+            Err(err) => tracing::warn!(%err, "flushing the store failed; will retry"),
         }));
     }
 
@@ -337,9 +348,7 @@ impl Driver {
                         Area::Store => warren_store::Area::Store,
                         Area::Cache => warren_store::Area::Cache,
                     };
-                    if let Err(err) = self.store.put(area, &block) {
-                        tracing::warn!(%err, "cannot write a block to the store");
-                    }
+                    self.writer.write(area, block);
                 }
                 Action::FetchDone { client, result } => {
                     if let Some(reply) = self.fetches.remove(&client) {
@@ -395,6 +404,8 @@ impl Driver {
             live_requests: self.core.live_requests(),
             routing: routing_json(self.core.stats()),
             store: store_json(&self.store.stats()),
+            store_flushes: self.flushes.load(std::sync::atomic::Ordering::Relaxed),
+            store_writes_shed: self.writer.shed(),
             links: self.totals.clone(),
         }
     }
@@ -430,6 +441,8 @@ fn routing_json(stats: &routing::NodeStats) -> serde_json::Value {
         "overloaded_sent": stats.overloaded_sent,
         "forged_blocks": stats.forged_blocks,
         "unexpected_replies": stats.unexpected_replies,
+        "duplicate_replies": stats.duplicate_replies,
+        "false_collisions": stats.false_collisions,
         "unknown_replies": stats.unknown_replies,
         "peers_refused": stats.peers_refused,
         "timeouts": stats.timeouts,

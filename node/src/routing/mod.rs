@@ -151,6 +151,11 @@ pub enum Misbehaviour {
     ForgedBlock,
     /// It answered a request that was not routed to it, or with the wrong kind of reply.
     UnexpectedReply,
+    /// It answered the same request twice (a second `Accepted`).
+    DuplicateReply,
+    /// It claimed a CHK insert collides with different data, which would
+    /// need a SHA-256 collision.
+    FalseCollision,
 }
 
 /// Hops-to-live a request starts with.
@@ -175,6 +180,9 @@ pub const DEFAULT_MAX_WAITERS: usize = 16;
 pub const DEFAULT_ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an accepted request may take before this node gives up on it.
 pub const DEFAULT_SEARCH_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest any request lives at one node, whatever its peers answer:
+/// longer than one search, shorter than a few.
+pub const DEFAULT_REQUEST_LIFETIME: Duration = Duration::from_secs(180);
 /// First back-off from a peer that was overloaded or did not answer.
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Longest back-off; each further failure doubles it up to this.
@@ -194,6 +202,7 @@ pub struct RoutingConfig {
     pub max_waiters: usize,
     pub accept_timeout: Duration,
     pub search_timeout: Duration,
+    pub request_lifetime: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
 }
@@ -212,6 +221,7 @@ impl Default for RoutingConfig {
             max_waiters: DEFAULT_MAX_WAITERS,
             accept_timeout: DEFAULT_ACCEPT_TIMEOUT,
             search_timeout: DEFAULT_SEARCH_TIMEOUT,
+            request_lifetime: DEFAULT_REQUEST_LIFETIME,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
         }

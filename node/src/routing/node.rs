@@ -44,6 +44,8 @@ pub struct NodeStats {
     pub overloaded_sent: u64,
     pub forged_blocks: u64,
     pub unexpected_replies: u64,
+    pub duplicate_replies: u64,
+    pub false_collisions: u64,
     pub unknown_replies: u64,
     pub peers_refused: u64,
     pub timeouts: u64,
@@ -148,6 +150,7 @@ impl Node {
                 continue;
             };
             match req.downstream {
+                _ if req.expires <= now => self.finish(id, Outcome::Timeout),
                 Some(peer) if !req.accepted => {
                     // The peer never took it on: back off from it and try another.
                     self.back_off(now, peer);
@@ -291,6 +294,8 @@ impl Node {
         match reason {
             Misbehaviour::ForgedBlock => self.stats.forged_blocks += 1,
             Misbehaviour::UnexpectedReply => self.stats.unexpected_replies += 1,
+            Misbehaviour::DuplicateReply => self.stats.duplicate_replies += 1,
+            Misbehaviour::FalseCollision => self.stats.false_collisions += 1,
         }
         self.actions.push_back(Action::Misbehaved { peer, reason });
     }
@@ -345,7 +350,16 @@ impl Node {
         }
         let id = self.fresh_id(rng);
         let htl = self.config.max_htl;
-        let req = Request::new(Kind::Fetch, key, htl, htl, Waiter::Client(client), now);
+        let lifetime = self.config.request_lifetime;
+        let req = Request::new(
+            Kind::Fetch,
+            key,
+            htl,
+            htl,
+            Waiter::Client(client),
+            now,
+            lifetime,
+        );
         self.requests.insert(id, req);
         self.fetch_by_key.insert(key, id);
         self.route_next(now, id);
@@ -386,6 +400,7 @@ impl Node {
             htl,
             Waiter::Client(client),
             now,
+            self.config.request_lifetime,
         );
         self.requests.insert(id, req);
         self.route_next(now, id);
