@@ -1,6 +1,8 @@
 //! One `warren node` process: it answers on its API, keeps its identity and
 //! location across restarts, and stops cleanly on SIGTERM and SIGINT.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 mod support;
 
 use std::process::{Child, Command, Stdio};

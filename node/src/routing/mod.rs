@@ -12,6 +12,7 @@
 //! coin flips, loop rejection, merging, caching, sinks, back-off) are described
 //! in `docs/PROTOCOL.md` (Part III).
 
+mod failure_table;
 mod node;
 mod request;
 
@@ -183,6 +184,10 @@ pub const DEFAULT_SEARCH_TIMEOUT: Duration = Duration::from_secs(120);
 /// The longest any request lives at one node, whatever its peers answer:
 /// longer than one search, shorter than a few.
 pub const DEFAULT_REQUEST_LIFETIME: Duration = Duration::from_secs(180);
+/// Keys the failure table remembers at most (a few hundred KiB).
+pub const DEFAULT_FAILURE_TABLE_KEYS: usize = 4096;
+/// How long a peer's "not found" for a key steers requests for it elsewhere.
+pub const DEFAULT_FAILURE_TTL: Duration = Duration::from_secs(10 * 60);
 /// First back-off from a peer that was overloaded or did not answer.
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Longest back-off; each further failure doubles it up to this.
@@ -203,6 +208,8 @@ pub struct RoutingConfig {
     pub accept_timeout: Duration,
     pub search_timeout: Duration,
     pub request_lifetime: Duration,
+    pub failure_table_keys: usize,
+    pub failure_ttl: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
 }
@@ -222,6 +229,8 @@ impl Default for RoutingConfig {
             accept_timeout: DEFAULT_ACCEPT_TIMEOUT,
             search_timeout: DEFAULT_SEARCH_TIMEOUT,
             request_lifetime: DEFAULT_REQUEST_LIFETIME,
+            failure_table_keys: DEFAULT_FAILURE_TABLE_KEYS,
+            failure_ttl: DEFAULT_FAILURE_TTL,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
         }

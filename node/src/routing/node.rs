@@ -6,6 +6,7 @@ use core::time::Duration;
 use rand_core::RngCore;
 use warren_crypto::{ChkBlock, Location, RoutingKey};
 
+use super::failure_table::FailureTable;
 use super::request::{Kind, Outcome, PendingInsert, Request, Waiter};
 use super::{
     Action, BlockLookup, ClientId, Event, FetchError, InsertError, Misbehaviour, PeerId,
@@ -66,11 +67,14 @@ pub struct Node {
     pub(super) awaiting_data: HashMap<RequestId, PendingInsert>,
     pub(super) actions: VecDeque<Action>,
     pub(super) stats: NodeStats,
+    /// Peers that recently answered "not found" per key.
+    pub(super) failures: FailureTable,
 }
 
 impl Node {
     pub fn new(config: RoutingConfig, location: Location) -> Self {
         Node {
+            failures: FailureTable::new(config.failure_table_keys, config.failure_ttl),
             config,
             location,
             peers: Vec::new(),

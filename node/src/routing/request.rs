@@ -377,6 +377,11 @@ impl Node {
                 self.route_next(now, id);
             }
             Message::DataNotFound { htl, .. } | Message::RouteNotFound { htl, .. } => {
+                let key = req.key;
+                self.failures.record(now, key, from);
+                let Some(req) = self.requests.get_mut(&id) else {
+                    return;
+                };
                 req.reached = true;
                 req.htl = req.htl.min(htl);
                 if req.htl > 0 {
@@ -416,9 +421,17 @@ impl Node {
         let Some(req) = self.requests.get(&id) else {
             return;
         };
-        let next = self.best_peer(now, &req.key, |p| {
-            req.was_tried(p) || req.has_peer_waiter(p)
-        });
+        // Peers that said "not found" for this key lately come last.
+        let failures = &self.failures;
+        let next = self
+            .best_peer(now, &req.key, |p| {
+                req.was_tried(p) || req.has_peer_waiter(p) || failures.failed(now, &req.key, p)
+            })
+            .or_else(|| {
+                self.best_peer(now, &req.key, |p| {
+                    req.was_tried(p) || req.has_peer_waiter(p)
+                })
+            });
         let accept_timeout = self.config.accept_timeout;
         let Some(req) = self.requests.get_mut(&id) else {
             return;

@@ -184,7 +184,12 @@ fn data_not_found_with_no_hops_left_ends_the_request() {
 #[test]
 fn htl_coin_flips_are_per_link_not_per_request() {
     let key = RoutingKey::from_bytes([0x11; 32]);
-    let mut one = One::new(RoutingConfig::default(), near(&key, FAR));
+    // Without a failure table, so every round is forwarded to the same peer.
+    let config = RoutingConfig {
+        failure_table_keys: 0,
+        ..RoutingConfig::default()
+    };
+    let mut one = One::new(config, near(&key, FAR));
     one.up(1000, near(&key, CLOSE)); // where everything is forwarded
     let links = 200u64;
     for p in 0..links {
@@ -813,4 +818,44 @@ fn an_insert_no_peer_takes_fails_with_route_not_found() {
             ..
         }]
     ));
+}
+
+#[test]
+fn a_peer_that_said_not_found_is_tried_last_for_that_key_until_the_entry_expires() {
+    let block = sim_block(1, 18);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    // Peer 2 (the closest) answers "not found" for the key.
+    let out = one.msg(1, request(7, key, 10));
+    assert_eq!(sends(&out)[1].0, 2);
+    one.msg(
+        2,
+        Message::DataNotFound {
+            id: RequestId(7),
+            htl: 0,
+        },
+    );
+    // The next request for the key goes to peer 3 first...
+    let out = one.msg(1, request(8, key, 10));
+    assert_eq!(sends(&out)[1].0, 3);
+    // ...and peer 2 is still tried when 3 has nothing either.
+    let out = one.msg(
+        3,
+        Message::RouteNotFound {
+            id: RequestId(8),
+            htl: 5,
+        },
+    );
+    assert_eq!(sends(&out)[0].0, 2);
+    // Another key is not affected.
+    let other = sim_block(1, 19).routing_key();
+    let out = one.msg(1, request(9, other, 10));
+    let first = sends(&out)[1].0;
+    assert!(first == 2 || first == 3);
+    // Once the entry is old, peer 2 is first again for the key.
+    one.now = one.now.after(DEFAULT_FAILURE_TTL);
+    one.node.handle_timeout(one.now);
+    while one.node.poll_action().is_some() {}
+    let out = one.msg(1, request(10, key, 10));
+    assert_eq!(sends(&out)[1].0, 2);
 }
