@@ -18,6 +18,8 @@ pub const DEFAULT_GATEWAY_PORT: u16 = 8888;
 pub const DEFAULT_API_PORT: u16 = 8889;
 /// Default largest upload through the API, in MiB.
 pub const DEFAULT_UPLOAD_LIMIT_MIB: u64 = 4096;
+/// Default FCP port, as in Freenet.
+pub const DEFAULT_FCP_PORT: u16 = warren_node::fcp::DEFAULT_FCP_PORT;
 /// Default long-term store size.
 pub const DEFAULT_STORE_MIB: u64 = 1024;
 /// Default cache size.
@@ -40,6 +42,11 @@ pub struct FileConfig {
     /// Opt-in to serving the API beyond loopback (dangerous: it can insert and fetch).
     #[serde(default)]
     pub api_allow_remote: bool,
+    /// FCP 2.0 address (Freenet's client protocol); loopback unless `fcp_allow_remote`.
+    pub fcp: Option<SocketAddr>,
+    /// Opt-in to serving FCP beyond loopback (dangerous: it can insert and fetch).
+    #[serde(default)]
+    pub fcp_allow_remote: bool,
     /// Noderefs of peers to connect to, in their pasteable text form.
     #[serde(default)]
     pub peers: Vec<String>,

@@ -11,7 +11,7 @@ use warren_crypto::{Location, NodeIdentity, NodeRef, PROTOCOL_VERSION};
 use warren_node::driver::{Node, NodeConfig};
 
 use crate::config::{
-    default_data_dir, FileConfig, NodeState, DEFAULT_API_PORT, DEFAULT_CACHE_MIB,
+    default_data_dir, FileConfig, NodeState, DEFAULT_API_PORT, DEFAULT_CACHE_MIB, DEFAULT_FCP_PORT,
     DEFAULT_GATEWAY_PORT, DEFAULT_P2P_PORT, DEFAULT_STORE_MIB, DEFAULT_UPLOAD_LIMIT_MIB,
 };
 use crate::runfile::RunFile;
@@ -40,6 +40,9 @@ pub struct NodeArgs {
     /// Browser gateway address [default: 127.0.0.1:8888].
     #[arg(long, env = "WARREN_GATEWAY")]
     pub gateway: Option<SocketAddr>,
+    /// FCP 2.0 address for Freenet client programs [default: 127.0.0.1:9481].
+    #[arg(long, env = "WARREN_FCP")]
+    pub fcp: Option<SocketAddr>,
     /// A peer's noderef (repeatable); added to those in the config file.
     #[arg(long = "peer")]
     pub peers: Vec<String>,
@@ -113,6 +116,8 @@ struct Resolved {
     advertise: SocketAddr,
     api: SocketAddr,
     gateway: SocketAddr,
+    /// The FCP address, and whether it was asked for (not the default).
+    fcp: (SocketAddr, bool),
     location: Location,
     peers: Vec<NodeRef>,
 }
@@ -149,6 +154,10 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
         .gateway
         .or(file.gateway)
         .unwrap_or(SocketAddr::from(([127, 0, 0, 1], DEFAULT_GATEWAY_PORT)));
+    let fcp = match args.fcp.or(file.fcp) {
+        Some(addr) => (addr, true),
+        None => (SocketAddr::from(([127, 0, 0, 1], DEFAULT_FCP_PORT)), false),
+    };
     let mut peers = Vec::new();
     for text in file.peers.iter().chain(&args.peers) {
         peers.push(
@@ -164,6 +173,7 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
         advertise,
         api,
         gateway,
+        fcp,
         location,
         peers,
     })
@@ -221,14 +231,6 @@ pub fn run(args: &NodeArgs) -> Result<()> {
                 .saturating_mul(MIB),
             ..warren_node::http::HttpConfig::default()
         };
-        let run_file = RunFile {
-            pid: std::process::id(),
-            p2p: node.listen_addr(),
-            api: api_addr,
-            gateway: gateway_addr,
-            noderef: node.handle().noderef().to_string(),
-        };
-        run_file.write(&resolved.data_dir)?;
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(warren_node::http::serve(
             listeners,
@@ -237,6 +239,23 @@ pub fn run(args: &NodeArgs) -> Result<()> {
             http_config,
             shutdown.clone(),
         ));
+        let fcp = start_fcp(
+            resolved.fcp,
+            resolved.file.fcp_allow_remote,
+            &resolved.data_dir,
+            &node,
+            &shutdown,
+        )
+        .await?;
+        let run_file = RunFile {
+            pid: std::process::id(),
+            p2p: node.listen_addr(),
+            api: api_addr,
+            gateway: gateway_addr,
+            fcp: fcp.as_ref().map(|(addr, _)| *addr),
+            noderef: node.handle().noderef().to_string(),
+        };
+        run_file.write(&resolved.data_dir)?;
         tracing::info!(
             api = %api_addr,
             gateway = %gateway_addr,
@@ -249,12 +268,43 @@ pub fn run(args: &NodeArgs) -> Result<()> {
         tracing::info!("shutting down: closing links and flushing the store");
         shutdown.cancel();
         let _ = server.await;
+        if let Some((_, fcp)) = fcp {
+            let _ = fcp.await;
+        }
         RunFile::remove(&resolved.data_dir);
         let _ = std::fs::remove_file(&token_path);
         node.shutdown().await.context("shutdown failed")?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Starts the FCP listener. A busy default port is only a warning (another
+/// node or Freenet may have it); a port that was asked for must work.
+async fn start_fcp(
+    (addr, asked): (SocketAddr, bool),
+    allow_remote: bool,
+    data_dir: &Path,
+    node: &Node,
+    shutdown: &CancellationToken,
+) -> Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>> {
+    let listener = match warren_node::fcp::bind(addr, allow_remote).await {
+        Ok(listener) => listener,
+        Err(err) if !asked => {
+            tracing::warn!("FCP not started: {err:#}; set --fcp or `fcp` in the config");
+            return Ok(None);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let bound = listener.local_addr()?;
+    tracing::info!(fcp = %bound, "FCP 2.0 listening");
+    let serving = tokio::spawn(warren_node::fcp::serve(
+        listener,
+        node.handle(),
+        data_dir.to_path_buf(),
+        shutdown.clone(),
+    ));
+    Ok(Some((bound, serving)))
 }
 
 /// Starts the node. Configured with port 0, it first tries the port it got
@@ -380,6 +430,7 @@ pub fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
         advertise: None,
         api: None,
         gateway: None,
+        fcp: None,
         peers: Vec::new(),
         store_mib: None,
         cache_mib: None,

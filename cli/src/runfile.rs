@@ -24,6 +24,9 @@ pub struct RunFile {
     pub api: SocketAddr,
     /// The browser gateway, as bound.
     pub gateway: SocketAddr,
+    /// The FCP 2.0 listener, as bound (none if FCP did not start).
+    #[serde(default)]
+    pub fcp: Option<SocketAddr>,
     /// This node's noderef, as it hands it to peers.
     pub noderef: String,
 }
@@ -80,6 +83,7 @@ mod tests {
             p2p: "127.0.0.1:4000".parse().unwrap(),
             api: "127.0.0.1:4001".parse().unwrap(),
             gateway: "127.0.0.1:4002".parse().unwrap(),
+            fcp: Some("127.0.0.1:4002".parse().unwrap()),
             noderef: "warren-noderef:v1:x".into(),
         };
         run.write(dir.path()).unwrap();

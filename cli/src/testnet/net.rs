@@ -104,6 +104,7 @@ impl Testnet {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             api: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             gateway: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            fcp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             peers: dials
                 .iter()
                 .map(|&j| self.nodes[j].noderef.clone())
@@ -129,6 +130,7 @@ impl Testnet {
             data_dir,
             api: run.api,
             gateway: run.gateway,
+            fcp: run.fcp,
             noderef: run.noderef,
             neighbours,
         });
@@ -237,6 +239,7 @@ impl Testnet {
         self.nodes[index].pid = run.pid;
         self.nodes[index].api = run.api;
         self.nodes[index].gateway = run.gateway;
+        self.nodes[index].fcp = run.fcp;
         self.nodes[index].noderef = run.noderef;
         self.children[index] = Some(child);
         self.save_state()

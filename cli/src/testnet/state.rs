@@ -25,6 +25,9 @@ pub struct NodeInfo {
     pub api: SocketAddr,
     /// The node's browser gateway.
     pub gateway: SocketAddr,
+    /// The node's FCP 2.0 address.
+    #[serde(default)]
+    pub fcp: Option<SocketAddr>,
     pub noderef: String,
     /// The nodes this one was wired to (both directions).
     pub neighbours: Vec<usize>,
