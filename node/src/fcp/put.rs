@@ -221,6 +221,22 @@ async fn succeed(reply: &Reply, uri: &str, inserted: bool) {
 
 impl Session {
     /// Checks a put's `URI`; `None` after answering.
+    /// Runs a site insert (a disk dir or a complex dir) as a request.
+    async fn start_site(&mut self, reply: &Reply, files: Vec<SiteFile>) {
+        let node = self.shared.node.clone();
+        let task_reply = reply.clone();
+        let description = Description {
+            kind: "PersistentPutDir",
+            fields: vec![("Files".to_owned(), files.len().to_string())],
+            direct_uri: None,
+            resume: Resume::NotResumable,
+        };
+        self.start(reply, description, async move {
+            run_site(node, task_reply, files).await;
+        })
+        .await;
+    }
+
     async fn put_uri(&self, message: &Message, reply: &Reply) -> Option<String> {
         let Some(raw) = message.get("URI") else {
             self.refuse(message, Protocol::MissingField, "URI").await;
@@ -396,18 +412,7 @@ impl Session {
                 return Flow::Continue;
             }
         };
-        let node = self.shared.node.clone();
-        let task_reply = reply.clone();
-        let description = Description {
-            kind: "PersistentPutDir",
-            fields: vec![("Files".to_owned(), files.len().to_string())],
-            direct_uri: None,
-            resume: Resume::NotResumable,
-        };
-        self.start(&reply, description, async move {
-            run_site(node, task_reply, files).await;
-        })
-        .await;
+        self.start_site(&reply, files).await;
         Flow::Continue
     }
 
@@ -547,18 +552,7 @@ impl Session {
                 content_type,
             });
         }
-        let node = self.shared.node.clone();
-        let task_reply = reply.clone();
-        let description = Description {
-            kind: "PersistentPutDir",
-            fields: vec![("Files".to_owned(), files.len().to_string())],
-            direct_uri: None,
-            resume: Resume::NotResumable,
-        };
-        self.start(&reply, description, async move {
-            run_site(node, task_reply, files).await;
-        })
-        .await;
+        self.start_site(&reply, files).await;
         Some(sinks)
     }
 }
