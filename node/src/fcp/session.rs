@@ -487,18 +487,28 @@ impl Session {
         Flow::Continue
     }
 
-    /// `GetRequestStatus`: a persistent request's state again; for a
-    /// finished direct get, its data (fetched again: it is not kept).
-    async fn request_status(&mut self, message: &Message) -> Flow {
+    /// The `Identifier` and `Global` a request-management message names;
+    /// `None` (after a `ProtocolError`) without an Identifier.
+    async fn request_named(&mut self, message: &Message) -> Option<(String, bool)> {
         let Some(identifier) = message.get("Identifier") else {
             self.refuse(message, Protocol::MissingField, "Identifier")
                 .await;
-            return Flow::Continue;
+            return None;
         };
         let global = message
             .get_bool("Global")
             .and_then(Result::ok)
             .unwrap_or(false);
+        Some((identifier.to_owned(), global))
+    }
+
+    /// `GetRequestStatus`: a persistent request's state again; for a
+    /// finished direct get, its data (fetched again: it is not kept).
+    async fn request_status(&mut self, message: &Message) -> Flow {
+        let Some((identifier, global)) = self.request_named(message).await else {
+            return Flow::Continue;
+        };
+        let identifier = identifier.as_str();
         let key = self.key(identifier, global);
         let listed = self
             .subscription
@@ -528,15 +538,10 @@ impl Session {
     }
 
     async fn remove_request(&mut self, message: &Message) -> Flow {
-        let Some(identifier) = message.get("Identifier") else {
-            self.refuse(message, Protocol::MissingField, "Identifier")
-                .await;
+        let Some((identifier, global)) = self.request_named(message).await else {
             return Flow::Continue;
         };
-        let global = message
-            .get_bool("Global")
-            .and_then(Result::ok)
-            .unwrap_or(false);
+        let identifier = identifier.as_str();
         let key = self.key(identifier, global);
         if self.shared.queue.remove(&key) {
             super::blocks::BlockDir::new(&self.shared.data_dir, &key)
