@@ -7,8 +7,10 @@
 //! sequence of integers), and are only *carried* here: the routing core checks
 //! them against the routing key it asked for.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
 use serde::{Deserialize, Serialize};
-use warren_crypto::{RoutingKey, BLOCK_LEN};
+use warren_crypto::{Location, NodePublicKey, NodeRef, RoutingKey, BLOCK_LEN, PROTOCOL_VERSION};
 
 /// Version of the message encoding; the first byte of every message.
 pub const WIRE_VERSION: u8 = 1;
@@ -69,6 +71,38 @@ pub enum Message {
     InsertReply { id: RequestId },
     /// An insert met different data already stored under its key.
     InsertCollision { id: RequestId },
+    /// A node looking for peers near its own location: routed greedily toward
+    /// `noderef.location` with `htl` hops left. Every node on the path that
+    /// wants a peer answers with an `AnnounceReply` and connects to `noderef`.
+    Announce {
+        id: RequestId,
+        htl: u8,
+        #[serde(with = "noderef_bytes")]
+        noderef: NodeRef,
+    },
+    /// A node on an announcement's path offers itself as a peer; relayed back
+    /// to the announcing node.
+    AnnounceReply {
+        id: RequestId,
+        #[serde(with = "noderef_bytes")]
+        noderef: NodeRef,
+    },
+    /// An announcement's route ended; `htl` hops are left over.
+    AnnounceEnd { id: RequestId, htl: u8 },
+    /// Path folding: after a `DataFound`, the data source (or a hop that put
+    /// itself in its place) offers its noderef back along the request's path.
+    FoldOffer {
+        id: RequestId,
+        #[serde(with = "noderef_bytes")]
+        noderef: NodeRef,
+    },
+    /// The hop that took a `FoldOffer` answers with its own noderef, relayed
+    /// back to the node that made the offer, so either side can dial.
+    FoldReply {
+        id: RequestId,
+        #[serde(with = "noderef_bytes")]
+        noderef: NodeRef,
+    },
 }
 
 impl Message {
@@ -85,7 +119,12 @@ impl Message {
             | Message::RejectedLoop { id }
             | Message::Overloaded { id }
             | Message::InsertReply { id }
-            | Message::InsertCollision { id } => *id,
+            | Message::InsertCollision { id }
+            | Message::Announce { id, .. }
+            | Message::AnnounceReply { id, .. }
+            | Message::AnnounceEnd { id, .. }
+            | Message::FoldOffer { id, .. }
+            | Message::FoldReply { id, .. } => *id,
         }
     }
 
@@ -103,6 +142,11 @@ impl Message {
             Message::Overloaded { .. } => "Overloaded",
             Message::InsertReply { .. } => "InsertReply",
             Message::InsertCollision { .. } => "InsertCollision",
+            Message::Announce { .. } => "Announce",
+            Message::AnnounceReply { .. } => "AnnounceReply",
+            Message::AnnounceEnd { .. } => "AnnounceEnd",
+            Message::FoldOffer { .. } => "FoldOffer",
+            Message::FoldReply { .. } => "FoldReply",
         }
     }
 }
@@ -122,7 +166,22 @@ impl core::fmt::Debug for Message {
                 .field("id", id)
                 .field("block_len", &block.len())
                 .finish(),
-            Message::DataNotFound { id, htl } | Message::RouteNotFound { id, htl } => f
+            Message::Announce { id, htl, noderef } => f
+                .debug_struct(self.kind())
+                .field("id", id)
+                .field("htl", htl)
+                .field("noderef", noderef)
+                .finish(),
+            Message::AnnounceReply { id, noderef }
+            | Message::FoldOffer { id, noderef }
+            | Message::FoldReply { id, noderef } => f
+                .debug_struct(self.kind())
+                .field("id", id)
+                .field("noderef", noderef)
+                .finish(),
+            Message::DataNotFound { id, htl }
+            | Message::RouteNotFound { id, htl }
+            | Message::AnnounceEnd { id, htl } => f
                 .debug_struct(self.kind())
                 .field("id", id)
                 .field("htl", htl)
@@ -185,6 +244,106 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
     Ok(msg)
 }
 
+/// Bytes of a noderef inside a message: every noderef on the wire has this
+/// one size, whatever its address family.
+pub const NODEREF_WIRE_LEN: usize = 64;
+/// Address family bytes in a packed noderef.
+const FAMILY_V4: u8 = 4;
+const FAMILY_V6: u8 = 6;
+/// Offsets of the packed noderef's fields: version (u16 BE), identity (32
+/// bytes), location (u64 BE), family, IP (16 bytes, IPv4 in the first 4),
+/// port (u16 BE), then zero padding.
+const AT_IDENTITY: usize = 2;
+const AT_LOCATION: usize = AT_IDENTITY + 32;
+const AT_FAMILY: usize = AT_LOCATION + 8;
+const AT_IP: usize = AT_FAMILY + 1;
+const AT_PORT: usize = AT_IP + 16;
+const PACKED_END: usize = AT_PORT + 2;
+const _: () = assert!(PACKED_END <= NODEREF_WIRE_LEN);
+
+/// Why bytes are not a packed noderef.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PackedNodeRefError {
+    #[error("a packed noderef is {NODEREF_WIRE_LEN} bytes, not {0}")]
+    Length(usize),
+    #[error("noderef version {0} is not one this node speaks")]
+    Version(u16),
+    #[error("unknown address family {0}")]
+    Family(u8),
+    #[error("bytes after the fields are not zero (an IPv4 address with IPv6 bytes, or padding)")]
+    NonZeroPadding,
+}
+
+/// A noderef as its fixed-size wire form.
+pub fn pack_noderef(noderef: &NodeRef) -> [u8; NODEREF_WIRE_LEN] {
+    let mut out = [0u8; NODEREF_WIRE_LEN];
+    out[..AT_IDENTITY].copy_from_slice(&noderef.version.to_be_bytes());
+    out[AT_IDENTITY..AT_LOCATION].copy_from_slice(&noderef.identity.0);
+    out[AT_LOCATION..AT_FAMILY].copy_from_slice(&noderef.location.0.to_be_bytes());
+    match noderef.address.ip() {
+        IpAddr::V4(ip) => {
+            out[AT_FAMILY] = FAMILY_V4;
+            out[AT_IP..AT_IP + 4].copy_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out[AT_FAMILY] = FAMILY_V6;
+            out[AT_IP..AT_PORT].copy_from_slice(&ip.octets());
+        }
+    }
+    out[AT_PORT..PACKED_END].copy_from_slice(&noderef.address.port().to_be_bytes());
+    out
+}
+
+/// Parses a packed noderef; one noderef has exactly one packed form.
+pub fn unpack_noderef(bytes: &[u8]) -> Result<NodeRef, PackedNodeRefError> {
+    let bytes: &[u8; NODEREF_WIRE_LEN] = bytes
+        .try_into()
+        .map_err(|_| PackedNodeRefError::Length(bytes.len()))?;
+    let version = u16::from_be_bytes([bytes[0], bytes[1]]);
+    if version == 0 || version > PROTOCOL_VERSION {
+        return Err(PackedNodeRefError::Version(version));
+    }
+    let mut identity = [0u8; 32];
+    identity.copy_from_slice(&bytes[AT_IDENTITY..AT_LOCATION]);
+    let mut location = [0u8; 8];
+    location.copy_from_slice(&bytes[AT_LOCATION..AT_FAMILY]);
+    let mut ip = [0u8; 16];
+    ip.copy_from_slice(&bytes[AT_IP..AT_PORT]);
+    let ip = match bytes[AT_FAMILY] {
+        FAMILY_V4 => {
+            if ip[4..].iter().any(|&b| b != 0) {
+                return Err(PackedNodeRefError::NonZeroPadding);
+            }
+            IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]))
+        }
+        FAMILY_V6 => IpAddr::V6(Ipv6Addr::from(ip)),
+        other => return Err(PackedNodeRefError::Family(other)),
+    };
+    if bytes[PACKED_END..].iter().any(|&b| b != 0) {
+        return Err(PackedNodeRefError::NonZeroPadding);
+    }
+    let port = u16::from_be_bytes([bytes[AT_PORT], bytes[AT_PORT + 1]]);
+    Ok(NodeRef {
+        identity: NodePublicKey(identity),
+        location: Location(u64::from_be_bytes(location)),
+        address: SocketAddr::new(ip, port),
+        version,
+    })
+}
+
+/// The packed-noderef fuzz target's body: never panics, and whatever parses
+/// packs back to the same bytes.
+pub fn fuzz_unpack_noderef(bytes: &[u8]) {
+    if let Ok(noderef) = unpack_noderef(bytes) {
+        assert_eq!(
+            &pack_noderef(&noderef)[..],
+            bytes,
+            "one noderef, one packing"
+        );
+    }
+}
+
 /// The fuzz target's body: decoding arbitrary bytes never panics, and whatever
 /// decodes survives a re-encode unchanged. (postcard accepts over-long varints,
 /// so the bytes themselves need not match.)
@@ -200,6 +359,35 @@ pub fn fuzz_decode(bytes: &[u8]) {
             Some(msg),
             "re-encoding changed the message"
         );
+    }
+}
+
+/// Serde helper: a noderef as its fixed-size packed bytes.
+mod noderef_bytes {
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+    use warren_crypto::NodeRef;
+
+    pub(super) fn serialize<S: Serializer>(noderef: &NodeRef, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&super::pack_noderef(noderef))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NodeRef, D::Error> {
+        d.deserialize_bytes(PackedVisitor)
+    }
+
+    struct PackedVisitor;
+
+    impl Visitor<'_> for PackedVisitor {
+        type Value = NodeRef;
+
+        fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("a packed noderef")
+        }
+
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<NodeRef, E> {
+            super::unpack_noderef(v).map_err(E::custom)
+        }
     }
 }
 

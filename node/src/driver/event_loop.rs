@@ -1,6 +1,7 @@
 //! The node's event loop: one task owning the routing core.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,13 +15,16 @@ use tokio_util::task::AbortOnDropHandle;
 use warren_crypto::{ChkBlock, NodeIdentity, NodePublicKey, NodeRef, RoutingKey};
 use warren_store::BlockStore;
 
+use super::admission::{AdmissionConfig, DialLimiter, LinkCounts, Origin};
 use super::peers::{Admit, PeerTable};
 use super::{
     Command, LinkTotals, NodeConfig, NodeStatus, PeerStatus, RequestError, FLUSH_INTERVAL,
     LINK_EVENT_QUEUE, NEW_LINK_QUEUE,
 };
 use crate::link::{self, Backoff, Link, LinkConfig, LinkEvent, LinkSendError, Listener};
-use crate::routing::{self, Action, Area, BlockLookup, ClientId, Event, PeerId, Time};
+use crate::routing::{
+    self, Action, Area, BlockLookup, ClientId, ConnectReason, Event, PeerId, PeerKind, Time,
+};
 use crate::wire;
 
 /// How long closing the links may take at shutdown.
@@ -83,8 +87,14 @@ pub(super) struct Driver {
     noderef: NodeRef,
     link_config: LinkConfig,
     initial_peers: Vec<NodeRef>,
-    /// Links kept at most: the routing core's peer limit.
-    max_links: usize,
+    /// Configured peers: reserved slots, never dropped by the opennet.
+    friends: HashSet<NodePublicKey>,
+    admission: AdmissionConfig,
+    counts: LinkCounts,
+    /// Per live link: the address and origin it was admitted with.
+    origins: HashMap<PeerId, (IpAddr, Origin)>,
+    dial_limiter: DialLimiter,
+    opennet_dialers: HashMap<NodePublicKey, AbortOnDropHandle<()>>,
     cancel: CancellationToken,
     totals: LinkTotals,
 }
@@ -96,8 +106,13 @@ impl Driver {
         let peers = PeerTable::new(parts.noderef.identity, &parts.config.data_dir);
         let mut initial_peers = parts.config.peers.clone();
         initial_peers.extend(peers.load_saved());
+        let friends = parts.config.peers.iter().map(|p| p.identity).collect();
+        let mut core = routing::Node::new(parts.config.routing.clone(), parts.config.location);
+        if parts.config.routing.opennet.is_some() {
+            core.set_noderef(parts.noderef.clone());
+        }
         Driver {
-            core: routing::Node::new(parts.config.routing.clone(), parts.config.location),
+            core,
             rng: StdRng::from_entropy(),
             epoch: Instant::now(),
             store: parts.store,
@@ -117,7 +132,12 @@ impl Driver {
             noderef: parts.noderef,
             link_config: parts.config.link,
             initial_peers,
-            max_links: parts.config.routing.max_peers,
+            friends,
+            admission: AdmissionConfig::new(parts.config.routing.max_peers),
+            counts: LinkCounts::default(),
+            origins: HashMap::new(),
+            dial_limiter: DialLimiter::default(),
+            opennet_dialers: HashMap::new(),
             cancel: parts.cancel,
             totals: LinkTotals::default(),
         }
@@ -148,7 +168,7 @@ impl Driver {
                 () = self.cancel.cancelled() => break,
                 () = sleep_until(deadline) => {
                     let now = self.now();
-                    self.core.handle_timeout(now);
+                    self.core.handle_timeout(now, &mut self.rng);
                 }
                 Some(command) = self.commands.recv() => self.on_command(command),
                 Some(event) = self.link_events.recv() => self.on_link_event(event),
@@ -224,6 +244,9 @@ impl Driver {
             LinkEvent::Closed { peer, link, reason } => {
                 if let Some(id) = self.peers.closed(&peer, link) {
                     tracing::info!(peer = ?peer, %reason, "link closed");
+                    if let Some((ip, origin)) = self.origins.remove(&id) {
+                        self.counts.remove(ip, origin);
+                    }
                     self.feed(Event::PeerDown { peer: id });
                     let flaps = match self.flaps.get(&peer) {
                         Some(&(up, count)) if up.elapsed() < STABLE_LINK => count + 1,
@@ -246,9 +269,21 @@ impl Driver {
             return;
         }
         let admit = self.peers.admit(&peer, new.outbound);
-        if admit == Admit::New && self.peers.link_count() >= self.max_links {
-            tracing::info!(peer = ?peer.identity, "too many links; refusing another");
-            return;
+        let origin = if self.friends.contains(&peer.identity) {
+            Origin::Friend
+        } else if new.outbound {
+            Origin::Chosen
+        } else {
+            Origin::Stranger
+        };
+        let ip = peer.address.ip();
+        if admit == Admit::New {
+            // Direction-aware: strangers dialling in get a bounded share, so
+            // they can never block links to friends or peers we chose.
+            if let Err(why) = self.counts.check(&self.admission, ip, origin) {
+                tracing::info!(peer = ?peer.identity, %ip, ?origin, %why, "link refused");
+                return;
+            }
         }
         if admit == Admit::Reject {
             tracing::debug!(peer = ?peer.identity, "duplicate link dropped");
@@ -257,6 +292,10 @@ impl Driver {
         self.dialers.remove(&peer.identity);
         let handle = new.link.spawn(self.link_events_tx.clone());
         let id = self.peers.insert(handle, new.outbound);
+        if admit == Admit::New {
+            self.counts.add(ip, origin);
+            self.origins.insert(id, (ip, origin));
+        }
         let flaps = self
             .flaps
             .get(&peer.identity)
@@ -264,9 +303,15 @@ impl Driver {
         self.flaps.insert(peer.identity, (Instant::now(), flaps));
         if admit == Admit::New {
             tracing::info!(peer = ?peer.identity, location = %peer.location, address = %peer.address, "link up");
+            let kind = if self.friends.contains(&peer.identity) {
+                PeerKind::Friend
+            } else {
+                PeerKind::Opennet
+            };
             self.feed(Event::PeerUp {
                 peer: id,
                 location: peer.location,
+                kind,
             });
         }
     }
@@ -322,6 +367,68 @@ impl Driver {
         self.dialers.insert(key, AbortOnDropHandle::new(task));
     }
 
+    /// Dials a noderef the routing core learnt from the network (one attempt,
+    /// rate-limited per address, a bounded number at once).
+    fn opennet_dial(&mut self, peer: NodeRef, reason: ConnectReason) {
+        if peer.identity == self.noderef.identity
+            || self.peers.is_connected(&peer.identity)
+            || self.dialers.contains_key(&peer.identity)
+            || self.opennet_dialers.contains_key(&peer.identity)
+        {
+            return;
+        }
+        self.opennet_dialers.retain(|_, task| !task.is_finished());
+        let in_flight = self.opennet_dialers.len();
+        if !self
+            .dial_limiter
+            .allow(peer.address, Instant::now(), in_flight)
+        {
+            tracing::debug!(peer = ?peer.identity, address = %peer.address, ?reason, "opennet dial refused by the rate limit");
+            return;
+        }
+        let (identity, local, config) = (
+            self.identity.clone(),
+            self.noderef.clone(),
+            self.link_config.clone(),
+        );
+        let links = self.new_links_tx.clone();
+        let cancel = self.cancel.child_token();
+        let key = peer.identity;
+        let task = tokio::spawn(async move {
+            let attempt = link::connect(identity, local, &peer, &config);
+            let result = tokio::select! {
+                () = cancel.cancelled() => return,
+                result = attempt => result,
+            };
+            match result {
+                Ok(link) => {
+                    let _ = links
+                        .send(NewLink {
+                            link,
+                            outbound: true,
+                        })
+                        .await;
+                }
+                Err(err) => {
+                    tracing::debug!(peer = ?peer.identity, address = %peer.address, %err, "opennet dial failed");
+                }
+            }
+        });
+        self.opennet_dialers
+            .insert(key, AbortOnDropHandle::new(task));
+    }
+
+    /// Closes the link to a peer the opennet dropped, and stops redialling it.
+    fn forget_and_disconnect(&mut self, peer: PeerId) {
+        if let Some(slot) = self.peers.link(peer) {
+            let key = slot.noderef.identity;
+            if !self.friends.contains(&key) {
+                self.peers.forget(&key);
+            }
+        }
+        self.disconnect(peer);
+    }
+
     fn disconnect(&mut self, peer: PeerId) {
         if let Some(slot) = self.peers.link(peer) {
             slot.handle.close();
@@ -354,6 +461,11 @@ impl Driver {
                 Action::Misbehaved { peer, reason } => {
                     tracing::info!(?peer, ?reason, "peer broke the protocol; disconnecting");
                     self.disconnect(peer);
+                }
+                Action::Connect { noderef, reason } => self.opennet_dial(noderef, reason),
+                Action::Disconnect { peer } => {
+                    tracing::info!(?peer, "dropping the least useful peer to make room");
+                    self.forget_and_disconnect(peer);
                 }
             }
         }

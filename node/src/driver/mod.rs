@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 mod event_loop;
 mod peers;
 

@@ -46,7 +46,14 @@ impl One {
 
     fn up(&mut self, peer: u64, location: Location) {
         let peer = PeerId(peer);
-        assert!(self.handle(Event::PeerUp { peer, location }).is_empty());
+        let kind = PeerKind::Friend;
+        assert!(self
+            .handle(Event::PeerUp {
+                peer,
+                location,
+                kind
+            })
+            .is_empty());
     }
 
     fn msg(&mut self, from: u64, msg: Message) -> Vec<Action> {
@@ -58,7 +65,7 @@ impl One {
 
     fn advance(&mut self, to: Time) -> Vec<Action> {
         self.now = to;
-        self.node.handle_timeout(to);
+        self.node.handle_timeout(to, &mut self.rng);
         std::iter::from_fn(|| self.node.poll_action()).collect()
     }
 }
