@@ -478,8 +478,114 @@ mod tests {
             id.clone().prop_map(|id| Message::RejectedLoop { id }),
             id.clone().prop_map(|id| Message::Overloaded { id }),
             id.clone().prop_map(|id| Message::InsertReply { id }),
-            id.prop_map(|id| Message::InsertCollision { id }),
+            id.clone().prop_map(|id| Message::InsertCollision { id }),
+            (id.clone(), any::<u8>(), noderef_strategy())
+                .prop_map(|(id, htl, noderef)| Message::Announce { id, htl, noderef }),
+            (id.clone(), noderef_strategy())
+                .prop_map(|(id, noderef)| Message::AnnounceReply { id, noderef }),
+            (id.clone(), any::<u8>()).prop_map(|(id, htl)| Message::AnnounceEnd { id, htl }),
+            (id.clone(), noderef_strategy())
+                .prop_map(|(id, noderef)| Message::FoldOffer { id, noderef }),
+            (id, noderef_strategy()).prop_map(|(id, noderef)| Message::FoldReply { id, noderef }),
         ]
+    }
+
+    fn noderef_strategy() -> impl Strategy<Value = NodeRef> {
+        let ip = prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
+        ];
+        (any::<[u8; 32]>(), any::<u64>(), ip, any::<u16>()).prop_map(|(key, loc, ip, port)| {
+            NodeRef {
+                identity: NodePublicKey(key),
+                location: Location(loc),
+                address: SocketAddr::new(ip, port),
+                version: PROTOCOL_VERSION,
+            }
+        })
+    }
+
+    fn sample_noderef() -> NodeRef {
+        NodeRef {
+            identity: NodePublicKey([0x11; 32]),
+            location: Location(0x0123_4567_89ab_cdef),
+            address: "192.0.2.7:9470".parse().unwrap(),
+            version: PROTOCOL_VERSION,
+        }
+    }
+
+    #[test]
+    fn packed_noderefs_have_one_size_and_pinned_bytes() {
+        let v4 = sample_noderef();
+        let packed = pack_noderef(&v4);
+        let mut expected = vec![0x00, 0x01];
+        expected.extend([0x11; 32]);
+        expected.extend([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+        expected.push(4);
+        expected.extend([192, 0, 2, 7]);
+        expected.extend([0; 12]);
+        expected.extend(9470u16.to_be_bytes());
+        expected.resize(NODEREF_WIRE_LEN, 0);
+        assert_eq!(packed.to_vec(), expected);
+        let v6 = NodeRef {
+            address: "[2001:db8::1]:1".parse().unwrap(),
+            ..v4.clone()
+        };
+        // Same size whatever the family: the size says nothing about the address.
+        let a = encode(&Message::AnnounceReply {
+            id: RequestId(1),
+            noderef: v4,
+        });
+        let b = encode(&Message::AnnounceReply {
+            id: RequestId(1),
+            noderef: v6,
+        });
+        assert_eq!(a.len(), b.len());
+        // Pinned: version, tag 12, id, length 64, packed noderef.
+        assert_eq!(&a[..4], &[WIRE_VERSION, 12, 1, 64]);
+    }
+
+    #[test]
+    fn self_contradictory_packed_noderefs_are_refused() {
+        let good = pack_noderef(&sample_noderef());
+        assert_eq!(
+            unpack_noderef(&good[..63]),
+            Err(PackedNodeRefError::Length(63))
+        );
+        let mut v4_with_v6_bytes = good;
+        v4_with_v6_bytes[AT_IP + 8] = 1;
+        assert_eq!(
+            unpack_noderef(&v4_with_v6_bytes),
+            Err(PackedNodeRefError::NonZeroPadding)
+        );
+        let mut padded = good;
+        padded[NODEREF_WIRE_LEN - 1] = 1;
+        assert_eq!(
+            unpack_noderef(&padded),
+            Err(PackedNodeRefError::NonZeroPadding)
+        );
+        let mut family = good;
+        family[AT_FAMILY] = 5;
+        assert_eq!(unpack_noderef(&family), Err(PackedNodeRefError::Family(5)));
+        let mut version = good;
+        version[1] = 0;
+        assert_eq!(
+            unpack_noderef(&version),
+            Err(PackedNodeRefError::Version(0))
+        );
+        version[1] = 9;
+        assert_eq!(
+            unpack_noderef(&version),
+            Err(PackedNodeRefError::Version(9))
+        );
+        // Inside a message, a bad noderef makes the message malformed.
+        let mut msg = encode(&Message::FoldOffer {
+            id: RequestId(1),
+            noderef: sample_noderef(),
+        });
+        let at = msg.len() - NODEREF_WIRE_LEN + AT_FAMILY;
+        msg[at] = 7;
+        assert!(matches!(decode(&msg), Err(WireError::Malformed(_))));
     }
 
     #[test]
@@ -544,6 +650,18 @@ mod tests {
             let mut versioned = bytes;
             versioned.insert(0, WIRE_VERSION);
             fuzz_decode(&versioned);
+        }
+
+        #[test]
+        fn packed_noderefs_round_trip(noderef in noderef_strategy()) {
+            let packed = pack_noderef(&noderef);
+            prop_assert_eq!(unpack_noderef(&packed), Ok(noderef));
+            fuzz_unpack_noderef(&packed);
+        }
+
+        #[test]
+        fn random_packed_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            fuzz_unpack_noderef(&bytes);
         }
 
         #[test]

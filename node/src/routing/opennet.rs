@@ -729,3 +729,7 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "opennet_tests.rs"]
+mod tests;
