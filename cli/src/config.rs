@@ -42,6 +42,13 @@ pub(crate) struct FileConfig {
     pub(crate) store_mib: Option<u64>,
     /// Cache size in MiB.
     pub(crate) cache_mib: Option<u64>,
+    /// Only the configured `peers`: no announcement, no path folding, no strangers kept.
+    pub(crate) friends_only: Option<bool>,
+    /// Opennet seeds' noderefs (besides `seednodes.txt` in the data directory).
+    #[serde(default)]
+    pub(crate) seeds: Vec<String>,
+    /// Opennet peers this node aims for.
+    pub(crate) target_peers: Option<usize>,
 }
 
 impl FileConfig {

@@ -39,6 +39,16 @@ pub(crate) struct NodeArgs {
     /// A peer's noderef (repeatable); added to those in the config file.
     #[arg(long = "peer")]
     pub(crate) peers: Vec<String>,
+    /// An opennet seed's noderef (repeatable): dialled to announce through
+    /// while this node has too few peers. Also read from `seednodes.txt`.
+    #[arg(long = "seed")]
+    pub(crate) seeds: Vec<String>,
+    /// Only the configured peers: no announcement, no path folding.
+    #[arg(long)]
+    pub(crate) friends_only: bool,
+    /// Opennet peers to aim for [default: 30].
+    #[arg(long, env = "WARREN_TARGET_PEERS")]
+    pub(crate) target_peers: Option<usize>,
     /// Long-term store size in MiB.
     #[arg(long, env = "WARREN_STORE_MIB")]
     pub(crate) store_mib: Option<u64>,
@@ -72,6 +82,7 @@ struct Resolved {
     api: SocketAddr,
     location: Location,
     peers: Vec<NodeRef>,
+    seeds: Vec<NodeRef>,
 }
 
 fn resolve(args: &NodeArgs) -> Result<Resolved> {
@@ -108,6 +119,13 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
                 .with_context(|| format!("bad peer noderef {text:?}"))?,
         );
     }
+    let mut seeds = Vec::new();
+    for text in file.seeds.iter().chain(&args.seeds) {
+        seeds.push(
+            text.parse::<NodeRef>()
+                .with_context(|| format!("bad seed noderef {text:?}"))?,
+        );
+    }
     Ok(Resolved {
         data_dir,
         file,
@@ -116,6 +134,7 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
         api,
         location,
         peers,
+        seeds,
     })
 }
 
@@ -139,6 +158,21 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
     );
     config.advertise = Some(resolved.advertise);
     config.peers = resolved.peers;
+    config.seeds = resolved.seeds;
+    let friends_only = args.friends_only || resolved.file.friends_only.unwrap_or(false);
+    if !friends_only {
+        let target = args
+            .target_peers
+            .or(resolved.file.target_peers)
+            .unwrap_or(warren_node::routing::DEFAULT_TARGET_PEERS);
+        if target == 0 || target > config.routing.max_peers {
+            anyhow::bail!(
+                "--target-peers must be between 1 and {}",
+                config.routing.max_peers
+            );
+        }
+        config.routing.opennet = Some(warren_node::routing::OpennetConfig::with_target(target));
+    }
     config.store.store_bytes = store_mib * MIB;
     config.store.cache_bytes = cache_mib * MIB;
 
@@ -252,6 +286,9 @@ pub(crate) fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
         advertise: None,
         api: None,
         peers: Vec::new(),
+        seeds: Vec::new(),
+        friends_only: false,
+        target_peers: None,
         store_mib: None,
         cache_mib: None,
     })?;

@@ -227,6 +227,7 @@ impl Testnet {
                 store_mib: Some(TESTNET_STORE_MIB),
                 cache_mib: Some(TESTNET_CACHE_MIB),
                 location: Some(plan.noderef.location.0),
+                friends_only: Some(true),
                 ..FileConfig::default()
             };
             config.save(&plan.data_dir)?;

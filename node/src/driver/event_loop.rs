@@ -19,7 +19,7 @@ use super::admission::{AdmissionConfig, DialLimiter, LinkCounts, Origin};
 use super::peers::{Admit, PeerTable};
 use super::{
     Command, LinkTotals, NodeConfig, NodeStatus, PeerStatus, RequestError, FLUSH_INTERVAL,
-    LINK_EVENT_QUEUE, NEW_LINK_QUEUE,
+    LINK_EVENT_QUEUE, MAX_SEEDS, NEW_LINK_QUEUE, SEEDS_FILE, SEED_CHECK_INTERVAL,
 };
 use crate::link::{self, Backoff, Link, LinkConfig, LinkEvent, LinkSendError, Listener};
 use crate::routing::{
@@ -95,6 +95,12 @@ pub(super) struct Driver {
     origins: HashMap<PeerId, (IpAddr, Origin)>,
     dial_limiter: DialLimiter,
     opennet_dialers: HashMap<NodePublicKey, AbortOnDropHandle<()>>,
+    /// Seeds from the config and `seednodes.txt`; their links are `PeerKind::Seed`.
+    seeds: Vec<NodeRef>,
+    flag_seeds: Vec<NodeRef>,
+    seeds_file: std::path::PathBuf,
+    /// When the node last had enough peers with seed links still up.
+    enough_since: Option<Instant>,
     cancel: CancellationToken,
     totals: LinkTotals,
 }
@@ -138,6 +144,10 @@ impl Driver {
             origins: HashMap::new(),
             dial_limiter: DialLimiter::default(),
             opennet_dialers: HashMap::new(),
+            seeds: Vec::new(),
+            flag_seeds: parts.config.seeds.clone(),
+            seeds_file: parts.config.data_dir.join(SEEDS_FILE),
+            enough_since: None,
             cancel: parts.cancel,
             totals: LinkTotals::default(),
         }
@@ -153,6 +163,8 @@ impl Driver {
             self.peers.remember(peer.clone());
             self.dial(peer);
         }
+        let mut seed_tick = tokio::time::interval(SEED_CHECK_INTERVAL);
+        seed_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut flush_tick = tokio::time::interval(FLUSH_INTERVAL);
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut flushing: Option<tokio::task::JoinHandle<()>> = None;
@@ -175,6 +187,7 @@ impl Driver {
                 Some(new) = self.new_links.recv() => self.on_new_link(new),
                 Some(link) = self.listener.accept() => self.on_new_link(NewLink { link, outbound: false }),
                 _ = flush_tick.tick() => self.flush_in_background(&mut flushing),
+                _ = seed_tick.tick() => self.check_seeds(),
             }
             self.drain_actions();
         }
@@ -305,6 +318,8 @@ impl Driver {
             tracing::info!(peer = ?peer.identity, location = %peer.location, address = %peer.address, "link up");
             let kind = if self.friends.contains(&peer.identity) {
                 PeerKind::Friend
+            } else if self.seeds.iter().any(|s| s.identity == peer.identity) {
+                PeerKind::Seed
             } else {
                 PeerKind::Opennet
             };
@@ -416,6 +431,44 @@ impl Driver {
         });
         self.opennet_dialers
             .insert(key, AbortOnDropHandle::new(task));
+    }
+
+    /// Opennet upkeep: rereads the seed list; below the threshold, dials the
+    /// seeds and lets the core announce again; above it, closes seed links a
+    /// while after the threshold was reached.
+    fn check_seeds(&mut self) {
+        if self.core.config().opennet.is_none() {
+            return;
+        }
+        let mut seeds = self.flag_seeds.clone();
+        seeds.extend(read_seeds(&self.seeds_file));
+        seeds.retain(|s| s.identity != self.noderef.identity);
+        seeds.truncate(MAX_SEEDS);
+        self.seeds = seeds;
+        let seed_links: Vec<PeerId> = self
+            .core
+            .peer_kinds()
+            .filter(|(_, kind)| *kind == PeerKind::Seed)
+            .map(|(id, _)| id)
+            .collect();
+        if self.core.has_enough_peers() {
+            let since = *self.enough_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= super::SEED_CHECK_INTERVAL * 3 {
+                for id in seed_links {
+                    tracing::info!(peer = ?id, "enough peers: closing the seed link");
+                    self.forget_and_disconnect(id);
+                }
+            }
+            return;
+        }
+        self.enough_since = None;
+        let now = self.now();
+        self.core.retry_announce(now);
+        if seed_links.is_empty() {
+            for seed in self.seeds.clone() {
+                self.opennet_dial(seed, ConnectReason::Announced);
+            }
+        }
     }
 
     /// Closes the link to a peer the opennet dropped, and stops redialling it.
@@ -560,6 +613,25 @@ fn store_json(stats: &warren_store::StoreStats) -> serde_json::Value {
         })
     };
     serde_json::json!({ "store": area(&stats.store), "cache": area(&stats.cache), "misses": stats.misses })
+}
+
+/// Noderefs in the seed file; bad lines are logged and skipped.
+fn read_seeds(path: &std::path::Path) -> Vec<NodeRef> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| match line.parse::<NodeRef>() {
+            Ok(noderef) => Some(noderef),
+            Err(err) => {
+                tracing::warn!(file = %path.display(), %err, "skipping a bad seed");
+                None
+            }
+        })
+        .take(MAX_SEEDS)
+        .collect()
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -57,6 +57,13 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 pub const STORE_DIR: &str = "store";
 /// Name of the known-peers file inside the data directory.
 pub const PEERS_FILE: &str = "peers.txt";
+/// Name of the seed list inside the data directory: one noderef a line,
+/// reread every [`SEED_CHECK_INTERVAL`] so it can change without a restart.
+pub const SEEDS_FILE: &str = "seednodes.txt";
+/// How often an opennet node checks its seeds and its peer threshold.
+pub const SEED_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// Seeds read from the file and flags at most.
+pub const MAX_SEEDS: usize = 64;
 
 /// Everything a node runs with.
 #[derive(Debug, Clone)]
@@ -67,8 +74,12 @@ pub struct NodeConfig {
     /// Address peers should dial, if not the listen address.
     pub advertise: Option<SocketAddr>,
     pub location: Location,
-    /// Peers to connect to (and reconnect to, for as long as the node runs).
+    /// Peers to connect to (and reconnect to, for as long as the node runs):
+    /// friends, with reserved slots.
     pub peers: Vec<NodeRef>,
+    /// Opennet seeds (besides `seednodes.txt`): dialled while the node is
+    /// below its peer threshold, to announce through; dropped once it is not.
+    pub seeds: Vec<NodeRef>,
     pub store: StoreConfig,
     pub routing: RoutingConfig,
     pub link: LinkConfig,
@@ -86,6 +97,7 @@ impl NodeConfig {
             advertise: None,
             location,
             peers: Vec::new(),
+            seeds: Vec::new(),
             store: StoreConfig::default(),
             routing: RoutingConfig::default(),
             link,
