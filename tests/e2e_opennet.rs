@@ -37,6 +37,10 @@ impl Drop for Proc {
 }
 
 fn start(dir: &std::path::Path, seed: Option<&str>) -> Proc {
+    start_with(dir, seed, &[])
+}
+
+fn start_with(dir: &std::path::Path, seed: Option<&str>, extra: &[&str]) -> Proc {
     let api = format!("127.0.0.1:{}", free_port());
     let mut args = vec![
         "node".to_owned(),
@@ -52,6 +56,7 @@ fn start(dir: &std::path::Path, seed: Option<&str>) -> Proc {
     if let Some(seed) = seed {
         args.extend(["--seed".to_owned(), seed.to_owned()]);
     }
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     let log = std::fs::File::create(dir.with_extension("log")).expect("log");
     let child = Command::new(WARREN)
         .args(&args)
@@ -80,6 +85,17 @@ fn wait_status(api: &str) -> serde_json::Value {
         }
         assert!(Instant::now() < deadline, "node never answered on {api}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_peers(api: &str, at_least: usize, what: &str) {
+    let deadline = Instant::now() + JOIN_DEADLINE;
+    while peers(api) < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: fewer than {at_least} peers"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -126,4 +142,48 @@ fn nodes_knowing_one_seed_join_and_a_document_crosses_the_network() {
     let out = warren(&["fetch", &key, "-o", back.to_str().unwrap(), "--api", api]);
     assert!(out.status.success(), "fetch: {}", stderr(&out));
     assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&back).unwrap());
+}
+
+#[test]
+fn a_node_nobody_can_dial_still_joins_fetches_and_rejoins_after_a_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let seed = start(&work.path().join("seed"), None);
+    let seed_ref = wait_status(&seed.api)["noderef"]
+        .as_str()
+        .expect("noderef")
+        .to_owned();
+    let others: Vec<Proc> = (0..3)
+        .map(|i| start(&work.path().join(format!("n{i}")), Some(&seed_ref)))
+        .collect();
+    for (i, node) in others.iter().enumerate() {
+        wait_peers(&node.api, THRESHOLD, &format!("node {i}"));
+    }
+    let file = work.path().join("doc.bin");
+    random_file(&file, 50_000, 6);
+    let out = warren(&["insert", file.to_str().unwrap(), "--api", &others[0].api]);
+    assert!(out.status.success(), "insert: {}", stderr(&out));
+    let key = stdout(&out).trim().to_owned();
+
+    // It advertises a port nothing listens on: every link is one it dials.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let dir = work.path().join("hidden");
+    let extra = ["--advertise", dead.as_str()];
+    let hidden = start_with(&dir, Some(&seed_ref), &extra);
+    wait_peers(&hidden.api, THRESHOLD, "the unreachable node");
+    let back = work.path().join("back.bin");
+    let out = warren(&[
+        "fetch",
+        &key,
+        "-o",
+        back.to_str().unwrap(),
+        "--api",
+        &hidden.api,
+    ]);
+    assert!(out.status.success(), "fetch: {}", stderr(&out));
+    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&back).unwrap());
+
+    // Stopped and started again on its data directory, it rejoins by itself.
+    drop(hidden);
+    let again = start_with(&dir, Some(&seed_ref), &extra);
+    wait_peers(&again.api, THRESHOLD, "the restarted node");
 }
