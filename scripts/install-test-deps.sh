@@ -4,6 +4,9 @@
 # loopback sockets, the C compiler the crates' build scripts need, and
 # headless Chromium (the gateway test browses an inserted site with it).
 set -euo pipefail
+# The one Python virtualenv of the tests (packages: scripts/test-requirements.txt).
+# At the repository root rather than in target/, which `cargo clean` deletes.
+TEST_VENV="${TEST_VENV:-$(cd "$(dirname "$0")/.." && pwd)/.venv-test}"
 if ! command -v cargo >/dev/null; then
     echo "cargo not found: install Rust with rustup (https://rustup.rs) first" >&2
     exit 1
@@ -16,6 +19,9 @@ fi
 need_apt=()
 command -v c++ >/dev/null || need_apt+=(g++)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need_apt+=(chromium)
+# Python 3 with venv (Debian ships `venv` without ensurepip in python3-venv).
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
@@ -25,3 +31,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
         exit 1
     fi
 fi
+# The tests' Python packages, pinned, in their own virtualenv.
+if [ ! -x "$TEST_VENV/bin/python" ]; then
+    python3 -m venv "$TEST_VENV"
+fi
+"$TEST_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    -r "$(dirname "$0")/test-requirements.txt"

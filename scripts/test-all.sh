@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Installs what the tests need, then runs the whole suite: formatting, lints,
-# unit, property, end-to-end and socket tests, and a build of the fuzz targets.
+# Installs what the tests need, then runs the whole suite: the protocol
+# vectors checked by an independent script, formatting, lints, unit, property,
+# end-to-end and socket tests, and a build of the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export TEST_VENV="$PWD/.venv-test"
 bash scripts/install-test-deps.sh
+echo "== protocol vectors recomputed from docs/PROTOCOL.md alone (Python)"
+"$TEST_VENV/bin/python" scripts/check_vectors.py
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

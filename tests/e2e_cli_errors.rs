@@ -69,3 +69,31 @@ fn fetch_without_a_name_asks_for_an_output_path() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("pass -o"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_node_that_cannot_start_names_each_cause_once() {
+    // Its peer port is taken by this test: the error chain runs from the
+    // command down to the OS, and each link of it is said exactly once.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = warren(&[
+        "node",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--listen",
+        &listen,
+        "--api",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let last = err.trim().lines().last().unwrap_or_default();
+    for part in [
+        "cannot start the node",
+        &format!("cannot listen for peers on {listen}"),
+        "in use",
+    ] {
+        assert_eq!(last.matches(part).count(), 1, "{part:?} in {last}");
+    }
+}

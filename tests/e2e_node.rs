@@ -1,22 +1,17 @@
 //! One `warren node` process: it answers on its API, keeps its identity and
 //! location across restarts, and stops cleanly on SIGTERM and SIGINT.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{kill_pid, WARREN};
+use warren_cli::runfile::RunFile;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn start(dir: &std::path::Path, api: &str) -> Child {
+fn start(dir: &std::path::Path) -> Child {
     Command::new(WARREN)
         .args([
             "node",
@@ -25,7 +20,7 @@ fn start(dir: &std::path::Path, api: &str) -> Child {
             "--listen",
             "127.0.0.1:0",
             "--api",
-            api,
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -33,17 +28,16 @@ fn start(dir: &std::path::Path, api: &str) -> Child {
         .expect("start node")
 }
 
-fn noderef(api: &str) -> String {
+/// The node's run file once it is listening; its API answers with the same noderef.
+fn running(child: &mut Child, dir: &std::path::Path) -> RunFile {
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut response) = ureq::get(format!("http://{api}/api/status")).call() {
-            let text = response.body_mut().read_to_string().expect("body");
-            let status: serde_json::Value = serde_json::from_str(&text).expect("json");
-            return status["noderef"].as_str().expect("noderef").to_owned();
-        }
-        assert!(Instant::now() < deadline, "node never answered on {api}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let run = warren_cli::testnet::process::wait_running(child, dir, deadline)
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    let status = warren_cli::api_client::ApiClient::new(run.api)
+        .status()
+        .expect("status");
+    assert_eq!(status["noderef"].as_str(), Some(run.noderef.as_str()));
+    run
 }
 
 fn stop_with(child: &mut Child, signal: i32) -> std::process::ExitStatus {
@@ -64,20 +58,28 @@ fn stop_with(child: &mut Child, signal: i32) -> std::process::ExitStatus {
 #[test]
 fn node_stops_cleanly_on_signals_and_keeps_its_identity() {
     let dir = tempfile::tempdir().unwrap();
-    let api = format!("127.0.0.1:{}", free_port());
-    let mut node = start(dir.path(), &api);
-    let first = noderef(&api);
+    let mut node = start(dir.path());
+    let first = running(&mut node, dir.path());
     assert!(stop_with(&mut node, libc::SIGTERM).success());
-
-    // Same data dir: same identity and location (the port is new each time).
-    let mut node = start(dir.path(), &api);
-    let second = noderef(&api);
-    let identity_and_location = |r: &str| r.rsplitn(3, ':').nth(2).map(str::to_owned);
-    assert_eq!(
-        identity_and_location(&first),
-        identity_and_location(&second)
+    assert!(
+        RunFile::read(dir.path()).unwrap().is_none(),
+        "a clean stop removes the run file"
     );
+    let config = dir.path().join("config.toml");
+    assert!(!config.exists(), "the node wrote a config file of its own");
+
+    // Same data dir: same identity and location, and the peer port it got
+    // the first time, so peers that know it can dial it back.
+    let mut node = start(dir.path());
+    let second = running(&mut node, dir.path());
+    assert_eq!(first.noderef, second.noderef);
+    assert_eq!(first.p2p, second.p2p);
     assert!(stop_with(&mut node, libc::SIGINT).success());
+    // Nothing in the data directory is readable by anyone else: not the
+    // store, not the state, not the list of peers.
+    let mut found = 0;
+    assert_private(dir.path(), &mut found);
+    assert!(found >= 5, "only {found} entries checked");
     // The identity file is private.
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(dir.path().join("identity.key"))
@@ -89,6 +91,32 @@ fn node_stops_cleanly_on_signals_and_keeps_its_identity() {
         0,
         "identity.key is readable by others: {mode:o}"
     );
+}
+
+/// Asserts `path` and everything below it has no group or other permission bits.
+fn assert_private(path: &std::path::Path, found: &mut usize) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    let mode = meta.permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", path.display());
+    *found += 1;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            assert_private(&entry.unwrap().path(), found);
+        }
+    }
+}
+
+#[test]
+fn an_existing_data_directory_is_made_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut node = start(dir.path());
+    running(&mut node, dir.path());
+    assert!(stop_with(&mut node, libc::SIGTERM).success());
+    let mut found = 0;
+    assert_private(dir.path(), &mut found);
 }
 
 #[test]

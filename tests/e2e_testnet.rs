@@ -32,7 +32,7 @@ fn testnet_stop_ends_every_node() {
     let mut net = TestNet::start(NODES);
     let pids: Vec<u32> = net.nodes.iter().map(|n| n.pid).collect();
     assert!(pids.iter().all(|&pid| is_running(pid)));
-    let out = net.stop();
+    let out = net.stop_with_cli();
     assert!(out.status.success(), "{}", support::stderr(&out));
     assert!(
         stdout(&out).contains(&format!("stopped {NODES} node(s)")),
@@ -43,7 +43,7 @@ fn testnet_stop_ends_every_node() {
     wait_gone(&pids, Duration::ZERO);
     assert!(!net.net_dir().join("testnet.json").exists());
     // A second stop has nothing to stop and says so.
-    let again = net.stop();
+    let again = net.stop_with_cli();
     assert!(!again.status.success());
     assert!(support::stderr(&again).contains("no testnet state"));
 }
@@ -88,14 +88,8 @@ fn ctrl_c_on_a_foreground_testnet_ends_every_node() {
         said.iter().any(|l| l.contains("Ctrl-C")),
         "the testnet never came up: {said:?}"
     );
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(net_dir.join("testnet.json")).unwrap()).unwrap();
-    let pids: Vec<u32> = state["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| u32::try_from(n["pid"].as_u64().unwrap()).unwrap())
-        .collect();
+    let state = warren_cli::testnet::TestnetState::load(&net_dir).unwrap();
+    let pids: Vec<u32> = state.nodes.iter().map(|n| n.pid).collect();
     assert_eq!(pids.len(), NODES);
     guard.0.extend(&pids);
     assert!(pids.iter().all(|&pid| is_running(pid)));
@@ -115,4 +109,24 @@ fn ctrl_c_on_a_foreground_testnet_ends_every_node() {
     assert!(status.success(), "{status}");
     wait_gone(&pids, Duration::ZERO);
     assert!(!net_dir.join("testnet.json").exists());
+}
+
+#[test]
+fn testnet_refuses_to_clear_a_directory_it_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let precious = dir.path().join("thesis.tex");
+    std::fs::write(&precious, b"years of work").unwrap();
+    let out = support::warren(&[
+        "testnet",
+        "--nodes",
+        "2",
+        "--detach",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = support::stderr(&out);
+    assert!(err.contains("not made by `warren testnet`"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read(&precious).unwrap(), b"years of work");
 }

@@ -15,7 +15,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use warren_cli::testnet::topology::farthest_from;
+use warren_cli::testnet::{StartOptions, Testnet, STARTUP_TIMEOUT};
+
 const WARREN: &str = env!("CARGO_BIN_EXE_warren");
+/// Empty nodes between the fetcher and the network.
+const CHAIN: usize = 3;
 const MIB: usize = 1024 * 1024;
 /// Nodes that take the insert; the chain of three joins after it.
 const CORE_NODES: usize = 7;
@@ -65,28 +70,26 @@ fn main() {
     );
 
     let (far, _) = net.farthest_from(0);
-    let fetcher = net.add_chain(far, work.path());
-    let held: u64 = (CORE_NODES..net.apis.len())
-        .map(|i| net.blocks_held(i))
-        .sum();
+    let fetcher = net.add_chain(far);
+    let held: u64 = (CORE_NODES..net.len()).map(|i| net.blocks_held(i)).sum();
     println!(
         "network: {} node processes; fetcher node {fetcher} joined after the inserts, {} hops from node {far}; the chain holds {held} blocks",
-        net.apis.len(),
-        net.apis.len() - CORE_NODES
+        net.len(),
+        net.len() - CORE_NODES
     );
-    println!("  process ids, node 0 first: {:?}", net.pids);
+    let pids = net.pids();
+    println!("  process ids, node 0 first: {pids:?}");
     // The inserts' writes are the inserts' cost: on disk before fetching.
     sync_disks();
     for label in ["cold", "warm"] {
         let out = work.path().join(format!("{label}.bin"));
-        let cpu_before: Vec<f64> = net.pids.iter().map(|&pid| cpu_secs(pid)).collect();
+        let cpu_before: Vec<f64> = pids.iter().map(|&pid| cpu_secs(pid)).collect();
         let client_before = children_cpu_secs();
         let idle_before = machine_idle_secs();
         let run = net.fetch(fetcher, &key, &out);
         let idle = machine_idle_secs() - idle_before;
         let client_cpu = children_cpu_secs() - client_before;
-        let cpu: Vec<String> = net
-            .pids
+        let cpu: Vec<String> = pids
             .iter()
             .zip(&cpu_before)
             .enumerate()
@@ -108,7 +111,7 @@ fn main() {
             100.0 * idle / (run.secs * cores())
         );
     }
-    let node_pid = net.pids[fetcher];
+    let node_pid = pids[fetcher];
     let node_before = rss_mb(node_pid, "VmRSS");
     let out = work.path().join("big.out");
     let sampler = Sampler::start(node_pid);
@@ -126,7 +129,7 @@ fn main() {
 
     println!("idle: waiting {idle_s} s with every node idle…");
     std::thread::sleep(Duration::from_secs(idle_s as u64));
-    let mut idle: Vec<f64> = net.pids.iter().map(|&pid| rss_mb(pid, "VmRSS")).collect();
+    let mut idle: Vec<f64> = pids.iter().map(|&pid| rss_mb(pid, "VmRSS")).collect();
     let each: Vec<String> = idle
         .iter()
         .enumerate()
@@ -183,17 +186,7 @@ fn tcp_copy_mb_s(len: usize) -> f64 {
 }
 
 fn random_file(path: &Path, len: usize, seed: u64) {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
-    let mut written = 0;
-    while written < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        file.write_all(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes())
-            .expect("write");
-        written += 8;
-    }
+    warren_cli::testfile::write_random_file(path, len as u64, seed).expect("write input file");
 }
 
 /// User + system CPU seconds a process has used so far (0 if gone).
@@ -279,142 +272,61 @@ struct FetchRun {
     peak_rss_mb: f64,
 }
 
-/// A detached testnet plus the chain nodes this bench starts; all stopped on drop.
+/// The bench's network: the testnet harness `warren testnet` runs, plus the
+/// chain it adds after the inserts; every node stopped on drop.
 struct Net {
-    dir: PathBuf,
-    apis: Vec<String>,
-    pids: Vec<u32>,
-    neighbours: Vec<Vec<usize>>,
-    chain: Vec<Child>,
+    net: Option<Testnet>,
 }
 
 impl Net {
     fn start(work: &Path) -> Net {
-        let dir = work.join("net");
-        let state = start_testnet(&dir, CORE_NODES);
-        let nodes = state["nodes"].as_array().expect("nodes");
-        let net = Net {
-            dir,
-            apis: nodes
-                .iter()
-                .map(|n| n["api"].as_str().expect("api").to_owned())
-                .collect(),
-            pids: nodes
-                .iter()
-                .map(|n| n["pid"].as_u64().expect("pid") as u32)
-                .collect(),
-            neighbours: nodes
-                .iter()
-                .map(|n| {
-                    n["neighbours"]
-                        .as_array()
-                        .expect("n")
-                        .iter()
-                        .map(|v| v.as_u64().expect("i") as usize)
-                        .collect()
-                })
-                .collect(),
-            chain: Vec::new(),
-        };
-        std::thread::sleep(Duration::from_secs(2));
-        net
+        let net = Testnet::start(&StartOptions {
+            nodes: CORE_NODES,
+            dir: work.join("net"),
+            seed: 1,
+            exe: PathBuf::from(WARREN),
+        })
+        .expect("start the testnet");
+        net.wait_linked(STARTUP_TIMEOUT).expect("testnet links");
+        Net { net: Some(net) }
     }
 
-    /// Starts three nodes in a chain hanging off `anchor`; returns the last.
-    fn add_chain(&mut self, anchor: usize, work: &Path) -> usize {
-        let mut prev = anchor;
-        for step in 0..3 {
-            let dir = work.join(format!("chain-{step}"));
-            std::fs::create_dir_all(&dir).expect("chain dir");
-            let p2p = free_port();
-            let api = free_port();
-            let peer = self.noderef(prev);
-            std::fs::write(
-                dir.join("config.toml"),
-                format!("listen = \"127.0.0.1:{p2p}\"\napi = \"127.0.0.1:{api}\"\npeers = [\"{peer}\"]\n"),
-            )
-            .expect("chain config");
-            let log = std::fs::File::create(dir.join("node.log")).expect("log");
-            let child = Command::new(WARREN)
-                .args(["node", "--data-dir"])
-                .arg(&dir)
-                .env("RUST_LOG", "warn")
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .expect("start chain node");
-            self.pids.push(child.id());
-            self.chain.push(child);
-            self.apis.push(format!("127.0.0.1:{api}"));
-            let index = self.apis.len() - 1;
-            self.neighbours.push(vec![prev]);
-            self.neighbours[prev].push(index);
-            self.wait_peers(index);
-            prev = index;
-        }
-        prev
+    fn net(&self) -> &Testnet {
+        self.net.as_ref().expect("running")
+    }
+
+    fn len(&self) -> usize {
+        self.net().nodes.len()
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.net().nodes.iter().map(|n| n.pid).collect()
+    }
+
+    /// Starts three empty nodes in a chain hanging off `anchor`; returns the last.
+    fn add_chain(&mut self, anchor: usize) -> usize {
+        let net = self.net.as_mut().expect("running");
+        let tip = net.add_chain(anchor, CHAIN).expect("chain");
+        net.wait_linked(STARTUP_TIMEOUT).expect("chain links");
+        tip
     }
 
     fn status(&self, node: usize) -> Option<serde_json::Value> {
-        let mut response = ureq::get(format!("http://{}/api/status", self.apis[node]))
-            .call()
-            .ok()?;
-        serde_json::from_str(&response.body_mut().read_to_string().ok()?).ok()
+        self.net().api(node).status().ok()
     }
 
-    fn noderef(&self, node: usize) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.status(node) {
-                return status["noderef"].as_str().expect("noderef").to_owned();
-            }
-            assert!(Instant::now() < deadline, "node {node} never answered");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_peers(&self, node: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self
-            .status(node)
-            .and_then(|s| s["peers"].as_array().map(Vec::len))
-            .unwrap_or(0)
-            == 0
-        {
-            assert!(Instant::now() < deadline, "node {node} never connected");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    fn api(&self, node: usize) -> String {
+        self.net().nodes[node].api.to_string()
     }
 
     fn stop(&mut self) {
-        let _ = Command::new(WARREN)
-            .args(["testnet", "stop", "--dir"])
-            .arg(&self.dir)
-            .output();
-        for child in &mut self.chain {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(net) = self.net.take() {
+            let _ = net.stop();
         }
-        self.chain.clear();
     }
 
     fn farthest_from(&self, from: usize) -> (usize, usize) {
-        let mut dist = vec![usize::MAX; self.apis.len()];
-        dist[from] = 0;
-        let mut queue = std::collections::VecDeque::from([from]);
-        while let Some(n) = queue.pop_front() {
-            for &m in &self.neighbours[n] {
-                if dist[m] == usize::MAX {
-                    dist[m] = dist[n] + 1;
-                    queue.push_back(m);
-                }
-            }
-        }
-        dist.iter()
-            .copied()
-            .enumerate()
-            .max_by_key(|&(_, d)| d)
-            .expect("nodes")
+        farthest_from(&self.net().adjacency(), from).expect("nodes")
     }
 
     fn insert(&self, node: usize, path: &Path) -> (String, f64) {
@@ -424,7 +336,7 @@ impl Net {
                 "insert",
                 path.to_str().expect("utf-8"),
                 "--api",
-                &self.apis[node],
+                &self.api(node),
             ])
             .output()
             .expect("run insert");
@@ -446,7 +358,7 @@ impl Net {
                 "-o",
                 out.to_str().expect("utf-8"),
                 "--api",
-                &self.apis[node],
+                &self.api(node),
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -483,46 +395,19 @@ impl Drop for Net {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// Starts a detached testnet of `nodes` in `dir`; returns its state file.
-fn start_testnet(dir: &Path, nodes: usize) -> serde_json::Value {
-    let out = Command::new(WARREN)
-        .args([
-            "testnet",
-            "--nodes",
-            &nodes.to_string(),
-            "--detach",
-            "--dir",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run warren testnet");
-    assert!(
-        out.status.success(),
-        "testnet: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&std::fs::read(dir.join("testnet.json")).expect("state")).expect("json")
-}
-
 /// RSS of a fresh node with two peers, idle for `idle_s` seconds.
 fn fresh_idle_node(work: &Path, idle_s: usize) -> f64 {
-    let dir = work.join("idle");
-    let state = start_testnet(&dir, 3);
-    let pid = state["nodes"][0]["pid"].as_u64().expect("pid") as u32;
+    let net = Testnet::start(&StartOptions {
+        nodes: 3,
+        dir: work.join("idle"),
+        seed: 1,
+        exe: PathBuf::from(WARREN),
+    })
+    .expect("start the idle testnet");
+    net.wait_linked(STARTUP_TIMEOUT)
+        .expect("idle testnet links");
     std::thread::sleep(Duration::from_secs(idle_s as u64));
-    let rss = rss_mb(pid, "VmRSS");
-    let _ = Command::new(WARREN)
-        .args(["testnet", "stop", "--dir"])
-        .arg(&dir)
-        .output();
+    let rss = rss_mb(net.nodes[0].pid, "VmRSS");
+    let _ = net.stop();
     rss
 }

@@ -16,16 +16,24 @@ const READ_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_JSON_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone)]
-pub(crate) struct ApiClient {
+pub struct ApiClient {
     base: String,
     addr: SocketAddr,
     agent: ureq::Agent,
 }
 
 /// A streaming fetch: the content reader and the length the node announced.
-pub(crate) struct Download {
-    pub(crate) length: Option<u64>,
-    pub(crate) reader: Box<dyn Read + Send>,
+pub struct Download {
+    pub length: Option<u64>,
+    pub reader: Box<dyn Read + Send>,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("length", &self.length)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -34,7 +42,7 @@ struct UriAnswer {
 }
 
 impl ApiClient {
-    pub(crate) fn new(addr: SocketAddr) -> ApiClient {
+    pub fn new(addr: SocketAddr) -> ApiClient {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_per_read(Some(READ_TIMEOUT))
@@ -84,7 +92,7 @@ impl ApiClient {
         Err(anyhow!("{}", message.trim()))
     }
 
-    pub(crate) fn status(&self) -> Result<serde_json::Value> {
+    pub fn status(&self) -> Result<serde_json::Value> {
         let response = self
             .agent
             .get(format!("{}/api/status", self.base))
@@ -94,11 +102,7 @@ impl ApiClient {
     }
 
     /// Streams `reader` to the node, which encodes and inserts it; returns the URI.
-    pub(crate) fn insert(
-        &self,
-        reader: &mut dyn Read,
-        content_type: Option<&str>,
-    ) -> Result<String> {
+    pub fn insert(&self, reader: &mut dyn Read, content_type: Option<&str>) -> Result<String> {
         let mut request = self.agent.post(format!("{}/api/insert", self.base));
         if let Some(content_type) = content_type {
             request = request.query("content_type", content_type);
@@ -110,7 +114,7 @@ impl ApiClient {
     }
 
     /// Inserts a site manifest over already-inserted files; returns the site URI.
-    pub(crate) fn insert_site(&self, manifest: &serde_json::Value) -> Result<String> {
+    pub fn insert_site(&self, manifest: &serde_json::Value) -> Result<String> {
         let body = serde_json::to_vec(manifest)?;
         let response = self
             .agent
@@ -142,7 +146,7 @@ impl ApiClient {
     }
 
     /// Starts fetching `key`; the node verifies every block before sending it on.
-    pub(crate) fn fetch(&self, key: &str) -> Result<Download> {
+    pub fn fetch(&self, key: &str) -> Result<Download> {
         let response = self
             .agent
             .get(format!("{}/{}", self.base, key.trim_start_matches('/')))

@@ -8,52 +8,53 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// Name of the config file inside a node's data directory.
-pub(crate) const CONFIG_FILE: &str = "config.toml";
+pub const CONFIG_FILE: &str = "config.toml";
 /// Default peer-to-peer port.
-pub(crate) const DEFAULT_P2P_PORT: u16 = 9470;
+pub const DEFAULT_P2P_PORT: u16 = 9470;
 /// Default local API (HTTP) port, as in Freenet's FProxy.
-pub(crate) const DEFAULT_API_PORT: u16 = 8888;
+pub const DEFAULT_API_PORT: u16 = 8888;
 /// Default long-term store size.
-pub(crate) const DEFAULT_STORE_MIB: u64 = 1024;
+pub const DEFAULT_STORE_MIB: u64 = 1024;
 /// Default cache size.
-pub(crate) const DEFAULT_CACHE_MIB: u64 = 256;
+pub const DEFAULT_CACHE_MIB: u64 = 256;
 
 /// What `config.toml` may hold. Every field is optional; absent means default.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct FileConfig {
+pub struct FileConfig {
     /// Address for peer-to-peer links, e.g. "0.0.0.0:9470".
-    pub(crate) listen: Option<SocketAddr>,
+    pub listen: Option<SocketAddr>,
     /// Address other nodes should dial, if different from `listen`.
-    pub(crate) advertise: Option<SocketAddr>,
+    pub advertise: Option<SocketAddr>,
     /// Local API address; must be a loopback address unless `api_allow_remote`.
-    pub(crate) api: Option<SocketAddr>,
+    pub api: Option<SocketAddr>,
     /// Opt-in to serving the API beyond loopback (dangerous: it can insert and fetch).
     #[serde(default)]
-    pub(crate) api_allow_remote: bool,
+    pub api_allow_remote: bool,
     /// Noderefs of peers to connect to, in their pasteable text form.
     #[serde(default)]
-    pub(crate) peers: Vec<String>,
-    /// This node's location on the circle: a 64-bit fixed-point fraction in 16
-    /// hex digits (TOML integers stop at 2^63). Chosen at random on first start and kept.
+    pub peers: Vec<String>,
+    /// Pins this node's location on the circle: a 64-bit fixed-point fraction
+    /// in 16 hex digits (TOML integers stop at 2^63). Leave it out: the node
+    /// picks one at random on first start and keeps it in `state.toml`.
     #[serde(default, with = "hex_location")]
-    pub(crate) location: Option<u64>,
+    pub location: Option<u64>,
     /// Long-term store size in MiB.
-    pub(crate) store_mib: Option<u64>,
+    pub store_mib: Option<u64>,
     /// Cache size in MiB.
-    pub(crate) cache_mib: Option<u64>,
+    pub cache_mib: Option<u64>,
     /// Only the configured `peers`: no announcement, no path folding, no strangers kept.
-    pub(crate) friends_only: Option<bool>,
+    pub friends_only: Option<bool>,
     /// Opennet seeds' noderefs (besides `seednodes.txt` in the data directory).
     #[serde(default)]
-    pub(crate) seeds: Vec<String>,
+    pub seeds: Vec<String>,
     /// Opennet peers this node aims for.
-    pub(crate) target_peers: Option<usize>,
+    pub target_peers: Option<usize>,
 }
 
 impl FileConfig {
     /// Reads `<data_dir>/config.toml`, or the default config if there is none.
-    pub(crate) fn load(data_dir: &Path) -> Result<FileConfig> {
+    pub fn load(data_dir: &Path) -> Result<FileConfig> {
         let path = data_dir.join(CONFIG_FILE);
         match std::fs::read_to_string(&path) {
             Ok(text) => toml::from_str(&text)
@@ -63,10 +64,62 @@ impl FileConfig {
         }
     }
 
-    pub(crate) fn save(&self, data_dir: &Path) -> Result<()> {
+    pub fn save(&self, data_dir: &Path) -> Result<()> {
         let path = data_dir.join(CONFIG_FILE);
         let text = toml::to_string_pretty(self).context("cannot serialise config")?;
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// Name of the file in the data directory holding what the node chose for
+/// itself (its location, the port it got). Kept apart from `config.toml`,
+/// which is the user's and is never rewritten.
+pub const STATE_FILE: &str = "state.toml";
+
+/// What a node chose for itself and keeps across restarts.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeState {
+    /// Where this node sits on the circle (16 hex digits).
+    #[serde(default, with = "hex_location")]
+    pub location: Option<u64>,
+    /// The peer-to-peer port it got when configured with port 0, tried again
+    /// on the next start so peers that know it can dial it back.
+    pub listen_port: Option<u16>,
+}
+
+impl NodeState {
+    /// Reads `<data_dir>/state.toml`, or an empty state if there is none.
+    pub fn load(data_dir: &Path) -> Result<NodeState> {
+        let path = data_dir.join(STATE_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).with_context(|| {
+                format!(
+                    "{} is damaged; delete it to let the node choose again",
+                    path.display()
+                )
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(NodeState::default()),
+            Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Writes the state atomically (temporary file, fsync, rename).
+    pub fn save(&self, data_dir: &Path) -> Result<()> {
+        use std::io::Write as _;
+        let path = data_dir.join(STATE_FILE);
+        let tmp = data_dir.join(format!("{STATE_FILE}.tmp"));
+        let text = toml::to_string_pretty(self).context("cannot serialise the node state")?;
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(
+                b"# Chosen by this node and kept across restarts; not a config file.\n",
+            )?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
@@ -93,7 +146,7 @@ mod hex_location {
 
 /// The platform data directory (e.g. `~/.local/share/warren`), used when no
 /// `--data-dir` or `WARREN_DATA_DIR` is given.
-pub(crate) fn default_data_dir() -> Result<PathBuf> {
+pub fn default_data_dir() -> Result<PathBuf> {
     directories::ProjectDirs::from("org", "warren", "warren")
         .map(|dirs| dirs.data_dir().to_path_buf())
         .context("cannot find a home directory for the data dir; pass --data-dir")
@@ -121,6 +174,24 @@ mod tests {
         assert_eq!(back.peers, config.peers);
         assert_eq!(back.store_mib, Some(10));
         assert_eq!(back.location, Some(u64::MAX - 5));
+    }
+
+    #[test]
+    fn node_state_round_trips_and_leaves_the_config_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(NodeState::load(dir.path()).unwrap(), NodeState::default());
+        let config = "# my relay\nstore_mib = 10 # small\n";
+        std::fs::write(dir.path().join(CONFIG_FILE), config).unwrap();
+        let state = NodeState {
+            location: Some(u64::MAX - 1),
+            listen_port: Some(4242),
+        };
+        state.save(dir.path()).unwrap();
+        assert_eq!(NodeState::load(dir.path()).unwrap(), state);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap(),
+            config
+        );
     }
 
     #[test]

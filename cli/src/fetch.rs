@@ -17,52 +17,75 @@ use crate::insert::{default_api, progress_bar};
 const COPY_CHUNK: usize = 256 * 1024;
 
 #[derive(Debug, Args)]
-pub(crate) struct FetchArgs {
+pub struct FetchArgs {
     /// The key to fetch, `CHK@…[/path]`.
-    pub(crate) key: String,
+    pub key: String,
     /// Where to write the content (`-` for standard output) [default: the key's file name].
     #[arg(short, long)]
-    pub(crate) output: Option<PathBuf>,
+    pub output: Option<PathBuf>,
     /// The node's local API address.
     #[arg(long, env = "WARREN_API", default_value_t = default_api())]
-    pub(crate) api: SocketAddr,
+    pub api: SocketAddr,
+    /// Replace an existing file, and accept a hidden file name from the key.
+    #[arg(long)]
+    pub force: bool,
 }
 
-pub(crate) fn run(args: &FetchArgs) -> Result<()> {
+pub fn run(args: &FetchArgs) -> Result<()> {
     // Parse here first: a mistyped key deserves an answer without a node.
     let uri: ChkUri = args.key.parse().context("that is not a valid key")?;
     let output = match &args.output {
         Some(path) => path.clone(),
-        None => default_output(&uri)?,
+        None => default_output(&uri, args.force)?,
     };
+    let to_stdout = output.as_os_str() == "-";
+    if !to_stdout && !args.force && output.symlink_metadata().is_ok() {
+        bail!(
+            "{} already exists; pass --force to replace it, or -o PATH",
+            output.display()
+        );
+    }
     let client = ApiClient::new(args.api);
     let download = client.fetch(&args.key).context("fetch failed")?;
-    if output.as_os_str() == "-" {
+    if to_stdout {
         let mut stdout = io::stdout().lock();
         copy_checked(download, &mut stdout, "standard output")?;
         return stdout.flush().context("cannot write to standard output");
     }
-    write_atomically(download, &output)?;
+    write_atomically(download, &output, args.force)?;
     eprintln!("wrote {}", output.display());
     Ok(())
 }
 
-fn default_output(uri: &ChkUri) -> Result<PathBuf> {
+/// The file name a key suggests: only its last path segment, never `.` or
+/// `..`, and never a hidden name unless `force` (a key ending in `/.bashrc`
+/// must not replace the user's shell setup).
+fn default_output(uri: &ChkUri, force: bool) -> Result<PathBuf> {
     let name = uri
         .path
         .as_deref()
         .and_then(|p| p.rsplit('/').next())
         .filter(|n| !n.is_empty());
     match name {
-        // Only the last path segment, and never `..`: a key must not choose where we write.
-        Some(name) if name != ".." && name != "." => Ok(PathBuf::from(name)),
-        _ => bail!("this key names no file; pass -o PATH (or -o - for standard output)"),
+        Some(name) if name == ".." || name == "." => {
+            bail!("this key names no file; pass -o PATH (or -o - for standard output)")
+        }
+        Some(name) if name.starts_with('.') && !force => bail!(
+            "this key names a hidden file ({name}); pass -o PATH to choose a name, or --force"
+        ),
+        Some(name) => Ok(PathBuf::from(name)),
+        None => bail!("this key names no file; pass -o PATH (or -o - for standard output)"),
     }
 }
 
-/// Streams into `<dir>/.<name>.partial`, fsyncs, then renames over `path`:
-/// the output exists only once complete and verified.
-fn write_atomically(download: crate::api_client::Download, path: &Path) -> Result<()> {
+/// Streams into `<dir>/.<name>.partial`, fsyncs, then moves it to `path`:
+/// the output exists only once complete and verified. Without `replace`, the
+/// move fails if `path` appeared meanwhile (a hard link never overwrites).
+fn write_atomically(
+    download: crate::api_client::Download,
+    path: &Path,
+    replace: bool,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -77,11 +100,15 @@ fn write_atomically(download: crate::api_client::Download, path: &Path) -> Resul
         writer
             .finish()
             .with_context(|| format!("cannot write {}", path.display()))?;
-        std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))
+        if replace {
+            std::fs::rename(&partial, path)
+        } else {
+            std::fs::hard_link(&partial, path)
+        }
+        .with_context(|| format!("cannot write {}", path.display()))
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
+    // Gone in every case: renamed, linked (the link is the output), or failed.
+    let _ = std::fs::remove_file(&partial);
     result
 }
 
@@ -198,6 +225,51 @@ fn copy_checked(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn uri_with_path(path: &str) -> ChkUri {
+        let (_, key) = warren_crypto::ChkBlock::encode(b"x").unwrap();
+        let mut uri = ChkUri::new(key, warren_crypto::Extra::DATA);
+        uri.path = Some(path.to_owned());
+        uri
+    }
+
+    #[test]
+    fn a_key_never_chooses_a_hidden_name_or_a_directory() {
+        assert_eq!(
+            default_output(&uri_with_path("site/report.pdf"), false).unwrap(),
+            PathBuf::from("report.pdf")
+        );
+        for bad in ["../x/..", "a/.", ".."] {
+            assert!(default_output(&uri_with_path(bad), true).is_err(), "{bad}");
+        }
+        let err = default_output(&uri_with_path("home/.bashrc"), false).unwrap_err();
+        assert!(err.to_string().contains("hidden file (.bashrc)"), "{err}");
+        assert_eq!(
+            default_output(&uri_with_path("home/.bashrc"), true).unwrap(),
+            PathBuf::from(".bashrc")
+        );
+    }
+
+    fn download_of(bytes: &'static [u8]) -> crate::api_client::Download {
+        crate::api_client::Download {
+            length: Some(bytes.len() as u64),
+            reader: Box::new(bytes),
+        }
+    }
+
+    #[test]
+    fn an_existing_file_is_kept_unless_replacing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        std::fs::write(&path, b"mine").unwrap();
+        let err = write_atomically(download_of(b"theirs"), &path, false).unwrap_err();
+        assert!(format!("{err:#}").contains("File exists"), "{err:#}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"mine");
+        write_atomically(download_of(b"theirs"), &path, true).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"theirs");
+        // No partial file is left either way.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn file_writer_writes_every_byte_in_order() {

@@ -16,22 +16,22 @@ use crate::config::DEFAULT_API_PORT;
 const MAX_SITE_FILES: usize = 10_000;
 
 #[derive(Debug, Args)]
-pub(crate) struct InsertArgs {
+pub struct InsertArgs {
     /// The file or directory to insert.
-    pub(crate) path: PathBuf,
+    pub path: PathBuf,
     /// The node's local API address.
     #[arg(long, env = "WARREN_API", default_value_t = default_api())]
-    pub(crate) api: SocketAddr,
+    pub api: SocketAddr,
     /// Content type to record (guessed from the file name if not given).
     #[arg(long)]
-    pub(crate) content_type: Option<String>,
+    pub content_type: Option<String>,
 }
 
-pub(crate) fn default_api() -> SocketAddr {
+pub fn default_api() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT))
 }
 
-pub(crate) fn run(args: &InsertArgs) -> Result<()> {
+pub fn run(args: &InsertArgs) -> Result<()> {
     let client = ApiClient::new(args.api);
     let meta = std::fs::metadata(&args.path)
         .with_context(|| format!("cannot read {}", args.path.display()))?;
@@ -61,7 +61,7 @@ fn with_file_name(uri: String, path: &Path) -> String {
     }
 }
 
-pub(crate) fn insert_file(
+pub fn insert_file(
     client: &ApiClient,
     path: &Path,
     content_type: &str,
@@ -132,14 +132,16 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf, u64)>)
     Ok(())
 }
 
-pub(crate) fn guess_type(path: &Path) -> String {
-    mime_guess::from_path(path)
-        .first_or_octet_stream()
-        .essence_str()
-        .to_owned()
+/// The content type recorded for a file: the node's guesser on its name,
+/// `application/octet-stream` when it knows none.
+pub fn guess_type(path: &Path) -> String {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .and_then(warren_node::client::content_type_for_name)
+        .unwrap_or_else(|| "application/octet-stream".to_owned())
 }
 
-pub(crate) fn progress_bar(total: u64, what: &str) -> ProgressBar {
+pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
     if let Ok(style) = ProgressStyle::with_template(
         "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",

@@ -5,14 +5,7 @@
 //! codes live here; everything else is in `warren-node`, `warren-store` and
 //! `warren-crypto`.
 
-mod api_client;
-mod config;
-mod demo;
-mod fetch;
-mod insert;
-mod node;
-mod sim;
-mod testnet;
+use warren_cli::{demo, fetch, insert, node, sim, testnet};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

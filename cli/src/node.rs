@@ -11,72 +11,111 @@ use warren_crypto::{Location, NodeIdentity, NodeRef, PROTOCOL_VERSION};
 use warren_node::driver::{Node, NodeConfig};
 
 use crate::config::{
-    default_data_dir, FileConfig, DEFAULT_API_PORT, DEFAULT_CACHE_MIB, DEFAULT_P2P_PORT,
+    default_data_dir, FileConfig, NodeState, DEFAULT_API_PORT, DEFAULT_CACHE_MIB, DEFAULT_P2P_PORT,
     DEFAULT_STORE_MIB,
 };
+use crate::runfile::RunFile;
 
 /// File in the data directory holding the node's secret identity key.
-pub(crate) const IDENTITY_FILE: &str = "identity.key";
+pub const IDENTITY_FILE: &str = "identity.key";
 /// Bytes per MiB.
 const MIB: u64 = 1024 * 1024;
 /// Worker threads for the node's runtime: a relay is IO-bound.
 const RUNTIME_THREADS: usize = 2;
 
 #[derive(Debug, Args)]
-pub(crate) struct NodeArgs {
+pub struct NodeArgs {
     /// Data directory [default: the platform data dir].
     #[arg(long, env = "WARREN_DATA_DIR")]
-    pub(crate) data_dir: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
     /// Peer-to-peer listen address [default: 0.0.0.0:9470].
     #[arg(long, env = "WARREN_LISTEN")]
-    pub(crate) listen: Option<SocketAddr>,
+    pub listen: Option<SocketAddr>,
     /// Address peers should dial, if not the listen address.
     #[arg(long, env = "WARREN_ADVERTISE")]
-    pub(crate) advertise: Option<SocketAddr>,
+    pub advertise: Option<SocketAddr>,
     /// Local API and gateway address [default: 127.0.0.1:8888].
     #[arg(long, env = "WARREN_API")]
-    pub(crate) api: Option<SocketAddr>,
+    pub api: Option<SocketAddr>,
     /// A peer's noderef (repeatable); added to those in the config file.
     #[arg(long = "peer")]
-    pub(crate) peers: Vec<String>,
+    pub peers: Vec<String>,
     /// An opennet seed's noderef (repeatable): dialled to announce through
     /// while this node has too few peers. Also read from `seednodes.txt`.
     #[arg(long = "seed")]
-    pub(crate) seeds: Vec<String>,
+    pub seeds: Vec<String>,
     /// Only the configured peers: no announcement, no path folding.
     #[arg(long)]
-    pub(crate) friends_only: bool,
+    pub friends_only: bool,
     /// Opennet peers to aim for [default: 30].
     #[arg(long, env = "WARREN_TARGET_PEERS")]
-    pub(crate) target_peers: Option<usize>,
+    pub target_peers: Option<usize>,
     /// Long-term store size in MiB.
     #[arg(long, env = "WARREN_STORE_MIB")]
-    pub(crate) store_mib: Option<u64>,
+    pub store_mib: Option<u64>,
     /// Cache size in MiB.
     #[arg(long, env = "WARREN_CACHE_MIB")]
-    pub(crate) cache_mib: Option<u64>,
+    pub cache_mib: Option<u64>,
 }
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a terminal: a log file or journald gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
 
 /// Loads the node identity from `dir`, creating it on first use.
-pub(crate) fn load_identity(dir: &Path) -> Result<NodeIdentity> {
+pub fn load_identity(dir: &Path) -> Result<NodeIdentity> {
     let path = dir.join(IDENTITY_FILE);
     warren_node::link::identity_file::load_or_create(&path, &mut rand::rngs::OsRng)
         .with_context(|| format!("cannot load the node identity {}", path.display()))
+}
+
+/// Mode of the data directory: who this node talks to (`peers.txt`), its
+/// keys and its store are nobody else's business on this machine.
+const DATA_DIR_MODE: u32 = 0o700;
+/// File-creation mask for a node: every file and directory it (or sled)
+/// creates is private to its user.
+const PRIVATE_UMASK: u32 = 0o077;
+
+/// Creates `dir` (mode 0700) or tightens an existing one to 0700, and makes
+/// everything this process creates from now on private.
+fn make_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    set_private_umask();
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read the data directory {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DATA_DIR_MODE))
+            .with_context(|| format!("cannot make {} private (chmod 700)", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Makes every file and directory this process creates from now on private
+/// to its user (the testnet uses it for the nodes' files it writes).
+#[allow(unsafe_code)]
+pub fn set_private_umask() {
+    // SAFETY: umask(2) only sets this process's file-creation mask.
+    unsafe {
+        libc::umask(PRIVATE_UMASK as libc::mode_t);
+    }
 }
 
 /// Everything `warren node` runs with, after file, environment and flags.
 struct Resolved {
     data_dir: PathBuf,
     file: FileConfig,
+    state: NodeState,
     listen: SocketAddr,
     advertise: SocketAddr,
     api: SocketAddr,
@@ -90,17 +129,18 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
         Some(dir) => dir.clone(),
         None => default_data_dir()?,
     };
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    let mut file = FileConfig::load(&data_dir)?;
-    // A location is chosen once, at random, and kept: it is where this node
-    // sits on the circle, and moving it would strand what it stores.
-    let location = if let Some(raw) = file.location {
+    make_private_dir(&data_dir)?;
+    let file = FileConfig::load(&data_dir)?;
+    let mut state = NodeState::load(&data_dir)?;
+    // A location is chosen once, at random, and kept (in the node's state
+    // file, never the user's config): it is where this node sits on the
+    // circle, and moving it would strand what it stores.
+    let location = if let Some(raw) = file.location.or(state.location) {
         Location(raw)
     } else {
         let raw = rand::rngs::OsRng.next_u64();
-        file.location = Some(raw);
-        file.save(&data_dir)?;
+        state.location = Some(raw);
+        state.save(&data_dir)?;
         Location(raw)
     };
     let listen = args
@@ -129,6 +169,7 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
     Ok(Resolved {
         data_dir,
         file,
+        state,
         listen,
         advertise,
         api,
@@ -138,7 +179,7 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
     })
 }
 
-pub(crate) fn run(args: &NodeArgs) -> Result<()> {
+pub fn run(args: &NodeArgs) -> Result<()> {
     tune_heap();
     init_logging();
     let resolved = resolve(args)?;
@@ -157,8 +198,8 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         resolved.location,
     );
     config.advertise = Some(resolved.advertise);
-    config.peers = resolved.peers;
-    config.seeds = resolved.seeds;
+    config.peers.clone_from(&resolved.peers);
+    config.seeds.clone_from(&resolved.seeds);
     let friends_only = args.friends_only || resolved.file.friends_only.unwrap_or(false);
     if !friends_only {
         let target = args
@@ -182,12 +223,17 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let node = Node::start(config, identity)
-            .await
-            .context("cannot start the node")?;
+        let node = start_on_kept_port(config, identity, &resolved).await?;
         let listener =
             warren_node::http::bind(resolved.api, resolved.file.api_allow_remote).await?;
         let api_addr = listener.local_addr()?;
+        let run_file = RunFile {
+            pid: std::process::id(),
+            p2p: node.listen_addr(),
+            api: api_addr,
+            noderef: node.handle().noderef().to_string(),
+        };
+        run_file.write(&resolved.data_dir)?;
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(warren_node::http::serve(
             listener,
@@ -201,10 +247,55 @@ pub(crate) fn run(args: &NodeArgs) -> Result<()> {
         tracing::info!("shutting down: closing links and flushing the store");
         shutdown.cancel();
         let _ = server.await;
+        RunFile::remove(&resolved.data_dir);
         node.shutdown().await.context("shutdown failed")?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Starts the node. Configured with port 0, it first tries the port it got
+/// last time (peers that know it dial that), and keeps whatever it gets.
+async fn start_on_kept_port(
+    config: NodeConfig,
+    identity: NodeIdentity,
+    resolved: &Resolved,
+) -> Result<Node> {
+    let wants_any_port = config.listen.port() == 0;
+    let kept = resolved.state.listen_port.filter(|_| wants_any_port);
+    let node = if let Some(port) = kept {
+        let mut first = config.clone();
+        first.listen.set_port(port);
+        first.advertise = first.advertise.map(|mut a| {
+            a.set_port(port);
+            a
+        });
+        match Node::start(first, identity).await {
+            Ok(node) => node,
+            Err(err) if err.is_address_in_use() => {
+                tracing::warn!(
+                    port,
+                    "the port this node had is taken; listening on a new one"
+                );
+                let identity = load_identity(&resolved.data_dir)?;
+                Node::start(config, identity)
+                    .await
+                    .context("cannot start the node")?
+            }
+            Err(err) => return Err(err).context("cannot start the node"),
+        }
+    } else {
+        Node::start(config, identity)
+            .await
+            .context("cannot start the node")?
+    };
+    let bound = node.listen_addr().port();
+    if wants_any_port && resolved.state.listen_port != Some(bound) {
+        let mut state = resolved.state.clone();
+        state.listen_port = Some(bound);
+        state.save(&resolved.data_dir)?;
+    }
+    Ok(node)
 }
 
 /// How often freed heap memory is handed back to the OS.
@@ -279,7 +370,7 @@ async fn wait_for_signal() -> Result<()> {
 }
 
 /// `warren keygen`: creates the identity if needed and prints the noderef.
-pub(crate) fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
+pub fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
     let resolved = resolve(&NodeArgs {
         data_dir,
         listen: None,

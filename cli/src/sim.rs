@@ -19,7 +19,7 @@ enum TopologyArg {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct SimArgs {
+pub struct SimArgs {
     /// Number of virtual nodes.
     #[arg(long, default_value_t = sim::DEFAULT_NODES)]
     nodes: usize,
@@ -50,7 +50,7 @@ pub(crate) struct SimArgs {
     json: bool,
 }
 
-pub(crate) fn run(args: &SimArgs) -> Result<()> {
+pub fn run(args: &SimArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.churn) {
         bail!("--churn must be at least 0 and below 1");
     }

@@ -146,6 +146,8 @@ impl ChkBlock {
         len_bytes.copy_from_slice(&out[BLOCK_PAYLOAD..]);
         let len = u32::from_le_bytes(len_bytes) as usize;
         if len > BLOCK_PAYLOAD {
+            out.zeroize();
+            out.clear();
             return Err(BlockError::Malformed(
                 "length field exceeds the block payload",
             ));
@@ -238,6 +240,47 @@ mod tests {
         assert_eq!(block.decode(&wrong), Err(BlockError::DecryptionFailed));
     }
 
+    /// Seals any 32,772-byte `sealed` exactly as `encode` does (key = its
+    /// SHA-256, fixed nonce, header as aad), bypassing `encode`'s checks, so
+    /// blocks whose decrypted form is not canonical can be built.
+    fn seal_raw(mut sealed: Vec<u8>) -> (RoutingKey, CryptoKey, Vec<u8>) {
+        assert_eq!(sealed.len(), SEALED_LEN);
+        let crypto = CryptoKey::from_bytes(Sha256::digest(&sealed).into());
+        let cipher = ChaCha20Poly1305::new(crypto.as_bytes().into());
+        let tag = cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&NONCE), &HEADER, &mut sealed)
+            .unwrap();
+        let mut bytes = HEADER.to_vec();
+        bytes.extend_from_slice(&sealed);
+        bytes.extend_from_slice(&tag);
+        let routing = RoutingKey::from_bytes(Sha256::digest(&bytes).into());
+        (routing, crypto, bytes)
+    }
+
+    /// The sealed form of `data`: padded payload then the length trailer.
+    fn sealed_form(data: &[u8], len_field: u32) -> Vec<u8> {
+        let mut sealed = vec![0u8; SEALED_LEN];
+        sealed[..data.len()].copy_from_slice(data);
+        sealed[BLOCK_PAYLOAD..].copy_from_slice(&len_field.to_le_bytes());
+        sealed
+    }
+
+    fn content() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..512),
+            proptest::collection::vec(any::<u8>(), BLOCK_PAYLOAD - 512..=BLOCK_PAYLOAD),
+        ]
+    }
+
+    #[test]
+    fn raw_sealing_of_the_canonical_form_is_encode() {
+        let data = b"the test helper builds blocks as encode does";
+        let (routing, crypto, bytes) = seal_raw(sealed_form(data, data.len() as u32));
+        let (block, key) = ChkBlock::encode(data).unwrap();
+        assert_eq!((routing, crypto), (key.routing, key.crypto));
+        assert_eq!(bytes, block.into_bytes());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -248,18 +291,104 @@ mod tests {
             prop_assert_eq!(checked.decode(&key.crypto).unwrap(), data);
         }
 
+        /// A flipped header bit fails the header check; any other flipped
+        /// bit fails the routing key, and even re-hashed (a forger naming
+        /// the changed bytes) fails the tag under the right crypto key.
         #[test]
-        fn flipping_any_byte_is_detected(data in proptest::collection::vec(any::<u8>(), 0..512),
-                                          index in 0..BLOCK_LEN, bit in 0u8..8) {
+        fn flipping_any_bit_is_detected(data in content(), index in 0..BLOCK_LEN, bit in 0u8..8) {
             let (block, key) = ChkBlock::encode(&data).unwrap();
             let mut bytes = block.into_bytes();
             bytes[index] ^= 1 << bit;
-            prop_assert!(ChkBlock::verify(key.routing, bytes).is_err());
+            let verified = ChkBlock::verify(key.routing, bytes.clone());
+            if index < HEADER_LEN {
+                let header = [bytes[0], bytes[1]];
+                prop_assert_eq!(verified, Err(BlockError::UnknownHeader(header)));
+            } else {
+                prop_assert_eq!(verified, Err(BlockError::RoutingKeyMismatch));
+                let own = RoutingKey::from_bytes(Sha256::digest(&bytes).into());
+                let forged = ChkBlock::verify(own, bytes).unwrap();
+                prop_assert_eq!(forged.decode(&key.crypto), Err(BlockError::DecryptionFailed));
+            }
         }
 
         #[test]
-        fn verify_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048), key: [u8; 32]) {
-            let _ = ChkBlock::verify(RoutingKey::from_bytes(key), bytes);
+        fn a_wrong_crypto_key_fails_the_tag(data in content(), wrong: [u8; 32]) {
+            let (block, key) = ChkBlock::encode(&data).unwrap();
+            prop_assume!(wrong != *key.crypto.as_bytes());
+            prop_assert_eq!(
+                block.decode(&CryptoKey::from_bytes(wrong)),
+                Err(BlockError::DecryptionFailed)
+            );
+        }
+
+        /// Whole-size noise: an unknown header is named; the known header
+        /// reaches the hash; under its own hash it reaches the tag.
+        #[test]
+        fn full_size_noise_fails_at_header_hash_or_tag(
+            mut bytes in proptest::collection::vec(any::<u8>(), BLOCK_LEN),
+            known_header: bool, key: [u8; 32], crypto: [u8; 32],
+        ) {
+            if known_header {
+                bytes[..HEADER_LEN].copy_from_slice(&HEADER);
+            }
+            let header = [bytes[0], bytes[1]];
+            let result = ChkBlock::verify(RoutingKey::from_bytes(key), bytes.clone());
+            if header == HEADER {
+                prop_assert_eq!(result, Err(BlockError::RoutingKeyMismatch));
+                let own = RoutingKey::from_bytes(Sha256::digest(&bytes).into());
+                let block = ChkBlock::verify(own, bytes).unwrap();
+                prop_assert_eq!(
+                    block.decode(&CryptoKey::from_bytes(crypto)),
+                    Err(BlockError::DecryptionFailed)
+                );
+            } else {
+                prop_assert_eq!(result, Err(BlockError::UnknownHeader(header)));
+            }
+        }
+
+        #[test]
+        fn any_other_length_is_refused_first(len in 0..3 * BLOCK_LEN, fill: u8, key: [u8; 32]) {
+            prop_assume!(len != BLOCK_LEN);
+            prop_assert_eq!(
+                ChkBlock::verify(RoutingKey::from_bytes(key), vec![fill; len]),
+                Err(BlockError::WrongLength(len))
+            );
+        }
+
+        /// Authentic blocks (the right key, a valid tag) whose length field
+        /// claims more than a block reach the length check.
+        #[test]
+        fn a_length_field_past_the_payload_is_malformed(
+            data in content(), len_field in (BLOCK_PAYLOAD as u32 + 1)..=u32::MAX,
+        ) {
+            let (routing, crypto, bytes) = seal_raw(sealed_form(&data, len_field));
+            let block = ChkBlock::verify(routing, bytes).unwrap();
+            let mut out = vec![0xEE; 8];
+            prop_assert_eq!(
+                block.decode_into(&crypto, &mut out),
+                Err(BlockError::Malformed("length field exceeds the block payload"))
+            );
+            prop_assert!(out.is_empty(), "a refused block leaves no plaintext behind");
+        }
+
+        /// Authentic blocks with a non-zero byte anywhere in the padding
+        /// reach the canonical-form check.
+        #[test]
+        fn non_zero_padding_is_malformed(
+            data in proptest::collection::vec(any::<u8>(), 0..BLOCK_PAYLOAD - 1),
+            at in any::<prop::sample::Index>(), value in 1u8..,
+        ) {
+            let mut sealed = sealed_form(&data, data.len() as u32);
+            let position = data.len() + at.index(BLOCK_PAYLOAD - data.len());
+            sealed[position] = value;
+            let (routing, crypto, bytes) = seal_raw(sealed);
+            let block = ChkBlock::verify(routing, bytes).unwrap();
+            let mut out = vec![0xEE; 8];
+            prop_assert_eq!(
+                block.decode_into(&crypto, &mut out),
+                Err(BlockError::Malformed("non-zero padding"))
+            );
+            prop_assert!(out.is_empty(), "a refused block leaves no plaintext behind");
         }
     }
 }

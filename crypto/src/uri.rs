@@ -74,7 +74,7 @@ pub enum UriError {
         expected: usize,
         actual: usize,
     },
-    #[error("the extra bytes are not understood: {0}")]
+    #[error("the extra bytes are not understood")]
     Extra(#[from] ExtraError),
     #[error("the path after the key contains a control character")]
     BadPath,

@@ -40,7 +40,7 @@ const OUTPUT_QUEUE: usize = 2;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    #[error("not a valid key: {0}")]
+    #[error("not a valid key")]
     BadKey(#[from] UriError),
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -55,9 +55,9 @@ pub enum ClientError {
     Overloaded,
     #[error("{0}")]
     Content(ContentError),
-    #[error("cannot encode the content: {0}")]
+    #[error("cannot encode the content")]
     Encode(#[from] EncodeError),
-    #[error("cannot build the site: {0}")]
+    #[error("cannot build the site")]
     Site(#[from] SiteError),
     #[error("inserting a block failed: {0}")]
     Insert(RequestError),
@@ -267,7 +267,9 @@ pub async fn fetch(node: &NodeHandle, uri: ChkUri) -> Result<ContentStream, Clie
     tokio::spawn(async move {
         if let Err(err) = run.stream_to(&tx).await {
             tracing::debug!(%err, "fetch failed part way");
-            let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
+            let _ = tx
+                .send(Err(std::io::Error::other(crate::error_chain(&err))))
+                .await;
         }
     });
     Ok(ContentStream {
@@ -281,22 +283,16 @@ pub async fn fetch(node: &NodeHandle, uri: ChkUri) -> Result<ContentStream, Clie
 /// A content type from the file name in the URI, for single-block files whose
 /// manifest-less form carries none.
 fn guess_type(uri: &ChkUri) -> Option<String> {
-    let name = uri.path.as_deref()?;
-    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
-    let known = match ext.as_str() {
-        "html" | "htm" => "text/html",
-        "txt" => "text/plain",
-        "css" => "text/css",
-        "js" => "text/javascript",
-        "json" => "application/json",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "svg" => "image/svg+xml",
-        "pdf" => "application/pdf",
-        _ => return None,
-    };
-    Some(known.to_owned())
+    content_type_for_name(uri.path.as_deref()?)
+}
+
+/// The content type a file name suggests (by its extension), or `None` when
+/// unknown. The one guesser: `warren insert` records what this says, and the
+/// gateway falls back to it for content that carries no type.
+pub fn content_type_for_name(name: &str) -> Option<String> {
+    mime_guess::from_path(name)
+        .first()
+        .map(|mime| mime.essence_str().to_owned())
 }
 
 /// The state of one fetch: the sans-IO fetcher and the block requests in flight.
@@ -364,6 +360,27 @@ impl FetchRun {
                 return Ok(());
             }
             self.step().await?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_type_for_name;
+
+    #[test]
+    fn names_give_their_types_and_unknown_ones_none() {
+        let cases = [
+            ("index.html", Some("text/html")),
+            ("site/css/style.CSS", Some("text/css")),
+            ("photo.jpeg", Some("image/jpeg")),
+            ("report.pdf", Some("application/pdf")),
+            ("movie.webm", Some("video/webm")),
+            ("no-extension", None),
+            ("weird.zzzunknown", None),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(content_type_for_name(name).as_deref(), expected, "{name}");
         }
     }
 }

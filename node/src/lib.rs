@@ -23,3 +23,31 @@ pub mod link;
 pub mod routing;
 pub mod sim;
 pub mod wire;
+
+/// An error and all its causes in one line, outermost first (`a: b: c`), for
+/// answers that leave the process as text (the HTTP API's JSON, a fetch that
+/// fails part way). Each error's own message names only its own cause, so
+/// every cause appears exactly once.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_names_each_cause_once() {
+        let err = Outer(std::io::Error::other("inner"));
+        assert_eq!(super::error_chain(&err), "outer: inner");
+    }
+}

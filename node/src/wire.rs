@@ -514,6 +514,145 @@ mod tests {
         }
     }
 
+    /// The id, key and block every pinned vector uses.
+    const VECTOR_ID: RequestId = RequestId(0x0123_4567_89ab_cdef);
+    const VECTOR_BLOCK: &[u8] = b"abc";
+
+    fn vector_key() -> RoutingKey {
+        RoutingKey::from_bytes(core::array::from_fn(|i| i as u8))
+    }
+
+    /// One example of every message and its exact encoding: the version byte,
+    /// the variant index, then the fields in order (`RequestId` a varint, a
+    /// key 32 raw bytes, `htl` one byte, a block a varint length then its
+    /// bytes). Spaces separate fields. The same vectors are in
+    /// `docs/PROTOCOL.md` (Part III, Encoding). Reordering the enum, or
+    /// changing a field's type or order, changes these bytes.
+    fn pinned_vectors() -> Vec<(Message, &'static str)> {
+        let (id, key) = (VECTOR_ID, vector_key());
+        let block = VECTOR_BLOCK.to_vec();
+        vec![
+            (
+                Message::Request { id, key, htl: 18 },
+                "01 00 ef9bafcdf8acd19101 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f 12",
+            ),
+            (
+                Message::Insert { id, key, htl: 16 },
+                "01 01 ef9bafcdf8acd19101 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f 10",
+            ),
+            (Message::Accepted { id }, "01 02 ef9bafcdf8acd19101"),
+            (
+                Message::InsertData {
+                    id,
+                    block: block.clone(),
+                },
+                "01 03 ef9bafcdf8acd19101 03 616263",
+            ),
+            (
+                Message::DataFound { id, block },
+                "01 04 ef9bafcdf8acd19101 03 616263",
+            ),
+            (
+                Message::DataNotFound { id, htl: 0 },
+                "01 05 ef9bafcdf8acd19101 00",
+            ),
+            (
+                Message::RouteNotFound { id, htl: 5 },
+                "01 06 ef9bafcdf8acd19101 05",
+            ),
+            (Message::RejectedLoop { id }, "01 07 ef9bafcdf8acd19101"),
+            (Message::Overloaded { id }, "01 08 ef9bafcdf8acd19101"),
+            (Message::InsertReply { id }, "01 09 ef9bafcdf8acd19101"),
+            (Message::InsertCollision { id }, "01 0a ef9bafcdf8acd19101"),
+            (
+                Message::Announce {
+                    id,
+                    htl: 18,
+                    noderef: sample_noderef(),
+                },
+                "01 0b ef9bafcdf8acd19101 12 40 000111111111111111111111111111111111111111111111111111111111111111110123456789abcdef04c000020700000000000000000000000024fe000000",
+            ),
+            (
+                Message::AnnounceReply {
+                    id,
+                    noderef: sample_noderef(),
+                },
+                "01 0c ef9bafcdf8acd19101 40 000111111111111111111111111111111111111111111111111111111111111111110123456789abcdef04c000020700000000000000000000000024fe000000",
+            ),
+            (
+                Message::AnnounceEnd { id, htl: 3 },
+                "01 0d ef9bafcdf8acd19101 03",
+            ),
+            (
+                Message::FoldOffer {
+                    id,
+                    noderef: sample_noderef(),
+                },
+                "01 0e ef9bafcdf8acd19101 40 000111111111111111111111111111111111111111111111111111111111111111110123456789abcdef04c000020700000000000000000000000024fe000000",
+            ),
+            (
+                Message::FoldReply {
+                    id,
+                    noderef: sample_noderef(),
+                },
+                "01 0f ef9bafcdf8acd19101 40 000111111111111111111111111111111111111111111111111111111111111111110123456789abcdef04c000020700000000000000000000000024fe000000",
+            ),
+        ]
+    }
+
+    /// The postcard variant index of each message. Exhaustive, so a new
+    /// variant does not compile here until it is given its index (and then
+    /// `every_variant_has_a_pinned_vector` wants its vector).
+    fn variant_index(msg: &Message) -> u8 {
+        match msg {
+            Message::Request { .. } => 0,
+            Message::Insert { .. } => 1,
+            Message::Accepted { .. } => 2,
+            Message::InsertData { .. } => 3,
+            Message::DataFound { .. } => 4,
+            Message::DataNotFound { .. } => 5,
+            Message::RouteNotFound { .. } => 6,
+            Message::RejectedLoop { .. } => 7,
+            Message::Overloaded { .. } => 8,
+            Message::InsertReply { .. } => 9,
+            Message::InsertCollision { .. } => 10,
+            Message::Announce { .. } => 11,
+            Message::AnnounceReply { .. } => 12,
+            Message::AnnounceEnd { .. } => 13,
+            Message::FoldOffer { .. } => 14,
+            Message::FoldReply { .. } => 15,
+        }
+    }
+
+    fn from_hex(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+        assert_eq!(digits.len() % 2, 0, "odd number of hex digits in {text}");
+        digits
+            .chunks(2)
+            .map(|pair| {
+                let pair = core::str::from_utf8(pair).unwrap();
+                u8::from_str_radix(pair, 16).unwrap()
+            })
+            .collect()
+    }
+
+    fn to_hex(bytes: &[u8]) -> String {
+        use core::fmt::Write;
+        bytes.iter().fold(String::new(), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+    }
+
+    #[test]
+    fn every_message_encodes_to_its_pinned_bytes() {
+        for (msg, hex) in pinned_vectors() {
+            let expected = from_hex(hex);
+            assert_eq!(to_hex(&encode(&msg)), to_hex(&expected), "{msg:?}");
+            assert_eq!(decode(&expected).unwrap(), msg, "{hex}");
+        }
+    }
+
     #[test]
     fn packed_noderefs_have_one_size_and_pinned_bytes() {
         let v4 = sample_noderef();
@@ -589,6 +728,50 @@ mod tests {
     }
 
     #[test]
+    fn every_variant_has_a_pinned_vector() {
+        let indexes: Vec<u8> = pinned_vectors()
+            .iter()
+            .map(|(msg, _)| variant_index(msg))
+            .collect();
+        let expected: Vec<u8> = (0..).take(indexes.len()).collect();
+        assert_eq!(indexes, expected, "one vector per variant, in enum order");
+        for (msg, hex) in pinned_vectors() {
+            let bytes = from_hex(hex);
+            assert_eq!(bytes[0], WIRE_VERSION, "{hex}");
+            assert_eq!(bytes[1], variant_index(&msg), "{hex}");
+        }
+    }
+
+    /// `htl` is one raw byte: a value of 128 or more shows it is not a varint
+    /// (the vectors' small values would read the same either way).
+    #[test]
+    fn htl_is_one_raw_byte() {
+        let msg = Message::RouteNotFound {
+            id: VECTOR_ID,
+            htl: u8::MAX,
+        };
+        let bytes = from_hex("01 06 ef9bafcdf8acd19101 ff");
+        assert_eq!(to_hex(&encode(&msg)), to_hex(&bytes));
+        assert_eq!(decode(&bytes).unwrap(), msg);
+    }
+
+    /// The version byte and the largest block prefix: a full 32,790-byte
+    /// block is the varint `96 80 02` then its bytes.
+    #[test]
+    fn full_block_prefix_and_version_are_pinned() {
+        assert_eq!(WIRE_VERSION, 1);
+        let msg = Message::DataFound {
+            id: VECTOR_ID,
+            block: vec![0x5a; BLOCK_LEN],
+        };
+        let bytes = encode(&msg);
+        let header = from_hex("01 04 ef9bafcdf8acd19101 968002");
+        assert_eq!(to_hex(&bytes[..header.len()]), to_hex(&header));
+        assert_eq!(bytes.len(), header.len() + BLOCK_LEN);
+        assert!(bytes[header.len()..].iter().all(|&b| b == 0x5a));
+    }
+
+    #[test]
     fn largest_message_fits_the_limit() {
         let msg = Message::InsertData {
             id: RequestId(u64::MAX),
@@ -640,6 +823,11 @@ mod tests {
         fn round_trip(msg in message_strategy()) {
             let bytes = encode(&msg);
             prop_assert!(bytes.len() <= MAX_MESSAGE_LEN);
+            prop_assert_eq!(bytes[1], variant_index(&msg));
+            prop_assert!(
+                pinned_vectors().iter().any(|(v, _)| variant_index(v) == variant_index(&msg)),
+                "{} has no pinned vector", msg.kind()
+            );
             prop_assert_eq!(decode(&bytes).unwrap(), msg);
             fuzz_decode(&bytes);
         }

@@ -128,7 +128,10 @@ async fn the_wire_shows_no_content_keys_or_names() {
         .unwrap();
     let _ = next_event(&mut b_rx).await;
     a.shutdown().await;
-    relay.await.unwrap();
+    tokio::time::timeout(PATIENCE, relay)
+        .await
+        .expect("the link did not close both directions in time")
+        .unwrap();
 
     let (up, down) = (up.lock().unwrap().clone(), down.lock().unwrap().clone());
     assert!(

@@ -139,9 +139,13 @@ async fn silent_callers_cannot_block_the_listener() {
     // The silent callers were hung up on.
     for mut stream in silent {
         let mut byte = [0u8; 1];
-        let n = tokio::io::AsyncReadExt::read(&mut stream, &mut byte)
-            .await
-            .unwrap_or(0);
+        let n = tokio::time::timeout(
+            PATIENCE,
+            tokio::io::AsyncReadExt::read(&mut stream, &mut byte),
+        )
+        .await
+        .expect("a silent caller was never hung up on")
+        .unwrap_or(0);
         assert_eq!(n, 0);
     }
 }
@@ -161,16 +165,29 @@ async fn a_handshake_that_stalls_times_out_on_the_caller_side() {
     assert!(matches!(err, LinkError::Timeout(_)), "{err}");
 }
 
+/// Failed dials the stand-in must see before the real peer comes up: the
+/// dialler has failed and come back at least once.
+const FAILED_DIALS_BEFORE_UP: usize = 2;
+
 #[tokio::test]
 async fn redialling_succeeds_once_the_peer_comes_back() {
-    // Find a free port, then leave it closed for a while.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A stand-in holds the port and hangs up on every caller, so each dial
+    // fails; it counts them.
+    let stand_in = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = stand_in.local_addr().unwrap();
+    let (dialled_tx, mut dialled) = mpsc::channel::<()>(FAILED_DIALS_BEFORE_UP);
+    let stand_in = tokio::spawn(async move {
+        let mut seen = 0;
+        while seen < FAILED_DIALS_BEFORE_UP {
+            let (socket, _) = stand_in.accept().await.unwrap();
+            drop(socket);
+            seen += 1;
+            dialled_tx.send(()).await.unwrap();
+        }
+        stand_in // returned, so the port stays held until the test lets go
+    });
     let server = identity(1);
-    let server_ref = noderef(&server, format!("127.0.0.1:{port}").parse().unwrap());
+    let server_ref = noderef(&server, address);
     let client = identity(2);
     let local = noderef(&client, "127.0.0.1:1".parse().unwrap());
     let backoff = Backoff {
@@ -185,7 +202,18 @@ async fn redialling_succeeds_once_the_peer_comes_back() {
             connect_with_backoff(client, local, &server_ref, &config, backoff, 1000, &cancel).await
         })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    for _ in 0..FAILED_DIALS_BEFORE_UP {
+        tokio::time::timeout(PATIENCE, dialled.recv())
+            .await
+            .expect("the dialler did not redial after a failed dial")
+            .unwrap();
+    }
+    assert!(
+        !dialler.is_finished(),
+        "a failed dial is retried, not returned"
+    );
+    // The peer comes back on the same address (SO_REUSEADDR, as tokio binds).
+    drop(stand_in.await.unwrap());
     let mut listener = Listener::bind(
         server_ref.address,
         server,
@@ -195,8 +223,16 @@ async fn redialling_succeeds_once_the_peer_comes_back() {
     )
     .await
     .unwrap();
-    let accepted = listener.accept().await.unwrap();
-    let link = dialler.await.unwrap().unwrap().unwrap();
+    let accepted = tokio::time::timeout(PATIENCE, listener.accept())
+        .await
+        .expect("the redialled peer never arrived")
+        .unwrap();
+    let link = tokio::time::timeout(PATIENCE, dialler)
+        .await
+        .expect("the dialler never finished")
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(link.peer().identity, server_ref.identity);
     assert_eq!(accepted.peer().address.port(), 1);
 

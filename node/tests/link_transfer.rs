@@ -82,15 +82,46 @@ async fn oversize_payloads_are_refused_locally() {
         .unwrap();
 }
 
+/// Idle timeouts an idle link must outlive, kept open only by keepalives.
+const IDLE_TIMEOUTS_SURVIVED: u32 = 3;
+
 #[tokio::test]
 async fn keepalive_holds_an_idle_link_open() {
+    const KEEPALIVE: Duration = Duration::from_millis(50);
+    const IDLE_TIMEOUT: Duration = Duration::from_millis(600);
+    const POLL: Duration = Duration::from_millis(20);
     let mut config = quick_config();
-    config.keepalive_interval = Duration::from_millis(50);
-    config.idle_timeout = Duration::from_millis(600);
+    config.keepalive_interval = KEEPALIVE;
+    config.idle_timeout = IDLE_TIMEOUT;
     let (mut a, mut b) = linked_pair(config.clone(), config).await;
-    // Several idle timeouts pass with no application traffic. (Generous
-    // margins: a loaded test machine must not starve the pings.)
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The link stays up, with no application traffic, until it has both
+    // outlived several idle timeouts and received frames (the keepalives'
+    // answers) covering them; a close before that fails at once.
+    let start = tokio::time::Instant::now();
+    let deadline = start + PATIENCE;
+    let idle_span = IDLE_TIMEOUT * IDLE_TIMEOUTS_SURVIVED;
+    let frames_needed = u64::from(IDLE_TIMEOUTS_SURVIVED);
+    loop {
+        for (side, events) in [("dialling", &mut a.events), ("accepting", &mut b.events)] {
+            if let Ok(event) = events.try_recv() {
+                panic!("the idle {side} side saw {event:?}");
+            }
+        }
+        let frames = a
+            .handle
+            .stats()
+            .frames_received
+            .min(b.handle.stats().frames_received);
+        if start.elapsed() >= idle_span && frames >= frames_needed {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after {:?}: {frames} frames received by each side",
+            start.elapsed()
+        );
+        tokio::time::sleep(POLL).await;
+    }
     a.handle
         .try_send(Bytes::from_static(b"still there?"))
         .unwrap();
@@ -102,7 +133,6 @@ async fn keepalive_holds_an_idle_link_open() {
         a.events.try_recv().is_err(),
         "no Closed event on the idle side"
     );
-    assert!(a.handle.stats().frames_received > 0, "pings were answered");
 }
 
 #[tokio::test]
@@ -161,7 +191,9 @@ async fn a_flooding_peer_is_cut_off() {
             }
         }
     };
-    flood.await;
+    tokio::time::timeout(PATIENCE, flood)
+        .await
+        .expect("the flood was neither sent nor refused in time");
     let reason = closed_reason(&mut b.events).await;
     assert!(
         matches!(reason, CloseReason::Failed(RunError::Flooding { .. })),
@@ -213,7 +245,11 @@ async fn a_peer_that_stops_reading_is_declared_stuck() {
         ..
     } = peer;
     let pinger = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         for n in 0.. {
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
             let plain = LinkMessage::Ping(n).encode().unwrap();
             let mut body = vec![0; plain.len() + 16];
             let len = peer.write_message(&plain, &mut body).unwrap();
@@ -228,7 +264,12 @@ async fn a_peer_that_stops_reading_is_declared_stuck() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     let reason = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a peer that stops reading was not declared stuck in time"
+        );
         // Keep the link's queue full until the kernel buffers are too.
         let _ = handle.try_send(block_payload(0));
         match tokio::time::timeout(Duration::from_millis(5), events.recv()).await {

@@ -20,8 +20,8 @@ pub enum StoreError {
     DiskFull { path: PathBuf },
 
     #[error(
-        "cannot use {path} as a store directory: {source}; check that it is a directory \
-         this user may write to"
+        "cannot use {path} as a store directory (check that it is a directory \
+         this user may write to)"
     )]
     Access {
         path: PathBuf,
@@ -48,7 +48,7 @@ pub enum StoreError {
     #[error("store at {path} is damaged ({detail}); move it aside to start an empty store")]
     Corrupt { path: PathBuf, detail: String },
 
-    #[error("I/O error in the store at {path}: {source}")]
+    #[error("I/O error in the store at {path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -146,14 +146,22 @@ pub(crate) fn corrupt_block_is_dropped_not_served<H: Harness>(mut h: H) {
     assert!(s.get(&b[0].1.routing).unwrap().is_none());
     assert!(!s.contains(&b[0].1.routing).unwrap());
     assert!(s.get(&b[1].1.routing).unwrap().is_some());
+    assert_eq!(s.get(&b[1].1.routing).unwrap().as_ref(), Some(&b[1].0));
     let st = s.stats();
     assert_eq!(
         (st.store.corrupt_dropped, st.store.blocks, st.misses),
         (1, 0, 1)
     );
+    assert_eq!((st.cache.blocks, st.cache.corrupt_dropped), (1, 0));
+    // Deleted, not only hidden: still gone after a flush and a reopen.
+    s.flush().unwrap();
+    let s = h.reopen(s, StoreConfig::default());
+    assert!(!s.contains(&b[0].1.routing).unwrap());
+    assert!(s.get(&b[0].1.routing).unwrap().is_none());
+    assert_eq!(s.get(&b[1].1.routing).unwrap().as_ref(), Some(&b[1].0));
     // The good block can be stored again and is served.
     s.put(Area::Store, &b[0].0).unwrap();
-    assert!(s.get(&b[0].1.routing).unwrap().is_some());
+    assert_eq!(s.get(&b[0].1.routing).unwrap().as_ref(), Some(&b[0].0));
 }
 
 pub(crate) fn concurrent_use_keeps_the_bound<H: Harness>(mut h: H) {

@@ -4,7 +4,11 @@
 //! - crash recovery: a child writer is killed with SIGKILL at random moments;
 //!   every block it acknowledged (printed after `flush()` returned) must be
 //!   present and valid on reopen, and nothing invalid is ever served.
-//!   A few trials by default, `WARREN_SLOW_TESTS=1` runs at least 50. Every
+//!   A few trials by default, `WARREN_SLOW_TESTS=1` runs at least 50. The
+//!   seed of the kill delays is printed at the start and again on failure;
+//!   `WARREN_CRASH_SEED=<seed>` runs with that seed instead of a random one
+//!   (same kill delays and writer choices; where in the writer's work each
+//!   kill lands still depends on the machine's speed). Every
 //!   other store directory has a small cache, so evictions free cells and
 //!   puts reuse them while the writer is being killed.
 //! - a second process opening a store in use gets `StoreError::Locked`.
@@ -28,6 +32,8 @@ const DIR_ENV: &str = "WARREN_STORE_DIR";
 const TRIAL_ENV: &str = "WARREN_STORE_TRIAL";
 const EVICT_ENV: &str = "WARREN_STORE_EVICT";
 const SLOW_ENV: &str = "WARREN_SLOW_TESTS";
+/// The crash test's seed, to replay a failing run.
+const SEED_ENV: &str = "WARREN_CRASH_SEED";
 
 const DEFAULT_TRIALS: u32 = 6;
 const SLOW_TRIALS: u32 = 60;
@@ -48,6 +54,8 @@ const FLUSH_BATCH: std::ops::RangeInclusive<u32> = 1..=8;
 const RSS_BLOCKS: u32 = 3072;
 const RSS_LIMIT_BYTES: u64 = 50 * 1000 * 1000;
 const IDLE_SETTLE: Duration = Duration::from_millis(300);
+/// Longest wait for the holder child to open its store and say so.
+const HOLDER_PATIENCE: Duration = Duration::from_secs(60);
 
 fn main() {
     match std::env::var(CHILD_ENV).as_deref() {
@@ -201,11 +209,32 @@ fn check_after_crash(
     checked
 }
 
+/// Prints the seed again if the test panics, beside the failure.
+struct SeedOnFailure(u64);
+
+impl Drop for SeedOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "crash_recovery failed with seed {seed}; replay with {SEED_ENV}={seed}",
+                seed = self.0
+            );
+        }
+    }
+}
+
 fn crash_recovery() {
     let slow = std::env::var(SLOW_ENV).is_ok_and(|v| v == "1");
     let trials = if slow { SLOW_TRIALS } else { DEFAULT_TRIALS };
-    let seed: u64 = rand::random();
-    println!("crash_recovery: {trials} trials, kill-delay seed {seed}");
+    let seed: u64 = match std::env::var(SEED_ENV) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{SEED_ENV}={text:?} is not a u64 seed: {e}")),
+        Err(_) => rand::random(),
+    };
+    println!("crash_recovery: {trials} trials, seed {seed} (replay: {SEED_ENV}={seed})");
+    let _report = SeedOnFailure(seed);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut dir = tempfile::tempdir().unwrap();
     let mut acked: Vec<(u32, u32, bool)> = Vec::new();
@@ -255,8 +284,16 @@ fn child_holder() {
 fn second_process_is_locked_out() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = spawn("holder", dir.path(), 0, false);
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let stdout = child.stdout.take().unwrap();
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let first = BufReader::new(stdout).lines().next();
+        let _ = ready_tx.send(first.and_then(Result::ok));
+    });
+    let first = ready
+        .recv_timeout(HOLDER_PATIENCE)
+        .expect("the holder did not open the store in time");
+    assert_eq!(first.as_deref(), Some("ready"));
 
     let err = SledStore::open(dir.path(), test_config()).unwrap_err();
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");

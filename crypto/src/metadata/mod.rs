@@ -46,7 +46,7 @@ pub enum MetadataError {
     Empty,
     #[error("metadata format version {0} is not supported (this version reads {METADATA_VERSION}); a newer Warren may read it")]
     UnsupportedVersion(u8),
-    #[error("metadata is malformed or exceeds a format limit: {0}")]
+    #[error("metadata is malformed or exceeds a format limit")]
     Malformed(#[from] postcard::Error),
     #[error("metadata has {0} bytes after the end of the document")]
     TrailingBytes(usize),
@@ -54,7 +54,7 @@ pub enum MetadataError {
     NotCanonical,
     #[error("metadata is inconsistent: {0}")]
     Inconsistent(&'static str),
-    #[error("site manifest has an invalid path: {0}")]
+    #[error("site manifest has an invalid path")]
     BadPath(#[from] PathError),
 }
 

@@ -24,9 +24,9 @@ pub enum EncodeError {
     MetadataTooLarge(usize),
     #[error("metadata would need more than {MAX_METADATA_DEPTH} levels of splitting")]
     MetadataTooDeep,
-    #[error("block encoding failed: {0}")]
+    #[error("block encoding failed")]
     Block(#[from] BlockError),
-    #[error("erasure coding failed: {0}")]
+    #[error("erasure coding failed")]
     Fec(#[from] FecError),
 }
 

@@ -48,7 +48,7 @@ fn truncated(mut text: String, max: usize) -> String {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    #[error("a block of the {part} is unreadable under the key its manifest gives ({source}): it was inserted corrupt or forged")]
+    #[error("a block of the {part} is unreadable under the key its manifest gives: it was inserted corrupt or forged")]
     BadBlock { part: Part, source: BlockError },
     #[error("a block of the {part} holds {actual} bytes where its manifest says {expected}: the insert is corrupt")]
     WrongBlockLength {
@@ -68,13 +68,13 @@ pub enum FetchError {
     BlockNotFound { part: Part },
     #[error("recovered blocks of segment {segment} of the {part} do not match their keys: the insert has inconsistent check blocks")]
     InconsistentSegment { part: Part, segment: usize },
-    #[error("erasure decoding of segment {segment} of the {part} failed: {source}")]
+    #[error("erasure decoding of segment {segment} of the {part} failed")]
     Fec {
         part: Part,
         segment: usize,
         source: FecError,
     },
-    #[error("the {part} is invalid: {source}")]
+    #[error("the {part} is invalid")]
     Metadata { part: Part, source: MetadataError },
     #[error("this site has no file `{path}`")]
     NotInSite { path: String },

@@ -17,6 +17,7 @@ use warren_store::BlockStore;
 
 use super::admission::{AdmissionConfig, DialLimiter, LinkCounts, Origin};
 use super::peers::{Admit, PeerTable};
+use super::store_writer::StoreWriter;
 use super::{
     Command, LinkTotals, NodeConfig, NodeStatus, PeerStatus, RequestError, FLUSH_INTERVAL,
     LINK_EVENT_QUEUE, MAX_SEEDS, NEW_LINK_QUEUE, SEEDS_FILE, SEED_CHECK_INTERVAL,
@@ -42,6 +43,7 @@ pub(super) struct Parts {
     pub(super) store: Arc<dyn BlockStore>,
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) cancel: CancellationToken,
+    pub(super) writer: StoreWriter,
 }
 
 /// A link whose handshake is done, from a dialer or the listener.
@@ -103,6 +105,10 @@ pub(super) struct Driver {
     enough_since: Option<Instant>,
     cancel: CancellationToken,
     totals: LinkTotals,
+    /// Store flushes completed (shared with the flushing thread).
+    flushes: Arc<std::sync::atomic::AtomicU64>,
+    /// Block writes, off the loop.
+    writer: StoreWriter,
 }
 
 impl Driver {
@@ -150,6 +156,8 @@ impl Driver {
             enough_since: None,
             cancel: parts.cancel,
             totals: LinkTotals::default(),
+            flushes: Arc::default(),
+            writer: parts.writer,
         }
     }
 
@@ -192,6 +200,7 @@ impl Driver {
             self.drain_actions();
         }
         self.close_all().await;
+        self.writer.finish().await;
     }
 
     /// Makes every write so far durable (the store's "acknowledged" point),
@@ -201,10 +210,12 @@ impl Driver {
             return;
         }
         let store = self.store.clone();
-        *flushing = Some(tokio::task::spawn_blocking(move || {
-            if let Err(err) = store.flush() {
-                tracing::warn!(%err, "flushing the store failed; will retry");
+        let flushes = self.flushes.clone();
+        *flushing = Some(tokio::task::spawn_blocking(move || match store.flush() {
+            Ok(()) => {
+                flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
+            Err(err) => tracing::warn!(%err, "flushing the store failed; will retry"),
         }));
     }
 
@@ -384,7 +395,9 @@ impl Driver {
 
     /// Dials a noderef the routing core learnt from the network (one attempt,
     /// rate-limited per address, a bounded number at once).
-    fn opennet_dial(&mut self, peer: NodeRef, reason: ConnectReason) {
+    /// `limited`: the noderef came from the network, so the per-address rate
+    /// limit applies; seeds the user configured are retried every seed check.
+    fn opennet_dial(&mut self, peer: NodeRef, reason: ConnectReason, limited: bool) {
         if peer.identity == self.noderef.identity
             || self.peers.is_connected(&peer.identity)
             || self.dialers.contains_key(&peer.identity)
@@ -394,9 +407,10 @@ impl Driver {
         }
         self.opennet_dialers.retain(|_, task| !task.is_finished());
         let in_flight = self.opennet_dialers.len();
-        if !self
-            .dial_limiter
-            .allow(peer.address, Instant::now(), in_flight)
+        if limited
+            && !self
+                .dial_limiter
+                .allow(peer.address, Instant::now(), in_flight)
         {
             tracing::debug!(peer = ?peer.identity, address = %peer.address, ?reason, "opennet dial refused by the rate limit");
             return;
@@ -466,7 +480,7 @@ impl Driver {
         self.core.retry_announce(now);
         if seed_links.is_empty() {
             for seed in self.seeds.clone() {
-                self.opennet_dial(seed, ConnectReason::Announced);
+                self.opennet_dial(seed, ConnectReason::Announced, false);
             }
         }
     }
@@ -497,9 +511,7 @@ impl Driver {
                         Area::Store => warren_store::Area::Store,
                         Area::Cache => warren_store::Area::Cache,
                     };
-                    if let Err(err) = self.store.put(area, &block) {
-                        tracing::warn!(%err, "cannot write a block to the store");
-                    }
+                    self.writer.write(area, block);
                 }
                 Action::FetchDone { client, result } => {
                     if let Some(reply) = self.fetches.remove(&client) {
@@ -515,7 +527,7 @@ impl Driver {
                     tracing::info!(?peer, ?reason, "peer broke the protocol; disconnecting");
                     self.disconnect(peer);
                 }
-                Action::Connect { noderef, reason } => self.opennet_dial(noderef, reason),
+                Action::Connect { noderef, reason } => self.opennet_dial(noderef, reason, true),
                 Action::Disconnect { peer } => {
                     tracing::info!(?peer, "dropping the least useful peer to make room");
                     self.forget_and_disconnect(peer);
@@ -560,6 +572,8 @@ impl Driver {
             live_requests: self.core.live_requests(),
             routing: routing_json(self.core.stats()),
             store: store_json(&self.store.stats()),
+            store_flushes: self.flushes.load(std::sync::atomic::Ordering::Relaxed),
+            store_writes_shed: self.writer.shed(),
             links: self.totals.clone(),
         }
     }
@@ -595,6 +609,8 @@ fn routing_json(stats: &routing::NodeStats) -> serde_json::Value {
         "overloaded_sent": stats.overloaded_sent,
         "forged_blocks": stats.forged_blocks,
         "unexpected_replies": stats.unexpected_replies,
+        "duplicate_replies": stats.duplicate_replies,
+        "false_collisions": stats.false_collisions,
         "unknown_replies": stats.unknown_replies,
         "peers_refused": stats.peers_refused,
         "timeouts": stats.timeouts,

@@ -24,6 +24,9 @@
 pub mod admission;
 mod event_loop;
 mod peers;
+mod store_writer;
+
+pub use self::store_writer::STORE_WRITE_QUEUE;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -109,18 +112,27 @@ impl NodeConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    #[error("cannot open the datastore: {0}")]
+    #[error("cannot open the datastore")]
     Store(#[from] StoreError),
-    #[error("cannot listen for peers on {addr}: {source}")]
+    #[error("cannot listen for peers on {addr}")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path}")]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot start the store writer thread")]
+    StoreWriter(#[source] std::io::Error),
+}
+
+impl StartError {
+    /// The listen port is taken by another process.
+    pub fn is_address_in_use(&self) -> bool {
+        matches!(self, StartError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse)
+    }
 }
 
 /// Why a block request or insert failed.
@@ -159,6 +171,11 @@ pub struct NodeStatus {
     pub live_requests: usize,
     pub routing: serde_json::Value,
     pub store: serde_json::Value,
+    /// Store flushes completed since start: every block stored before a
+    /// flush began is durable once this count has passed it.
+    pub store_flushes: u64,
+    /// Block writes dropped because the disk was [`STORE_WRITE_QUEUE`] behind.
+    pub store_writes_shed: u64,
     pub links: LinkTotals,
 }
 
@@ -248,6 +265,7 @@ impl NodeHandle {
 /// A running node. Dropping it aborts the node; [`Node::shutdown`] stops it cleanly.
 pub struct Node {
     handle: NodeHandle,
+    listen_addr: SocketAddr,
     cancel: CancellationToken,
     task: AbortOnDropHandle<()>,
     store: Arc<dyn BlockStore>,
@@ -301,6 +319,7 @@ impl Node {
             addr: config.listen,
             source,
         })?;
+        let listen_addr = listener.bound_addr();
         let mut noderef = listener.noderef().clone();
         if config.advertise.is_none() && noderef.address.ip().is_unspecified() {
             // Listening on 0.0.0.0: advertise loopback rather than an address no one can dial.
@@ -312,6 +331,8 @@ impl Node {
             commands,
             noderef: Arc::new(noderef.clone()),
         };
+        let writer =
+            store_writer::StoreWriter::start(store.clone()).map_err(StartError::StoreWriter)?;
         let driver = event_loop::Driver::new(event_loop::Parts {
             config,
             identity,
@@ -320,10 +341,12 @@ impl Node {
             store: store.clone(),
             commands: command_rx,
             cancel: cancel.clone(),
+            writer,
         });
         let task = AbortOnDropHandle::new(tokio::spawn(driver.run()));
         Ok(Node {
             handle,
+            listen_addr,
             cancel,
             task,
             store,
@@ -332,6 +355,11 @@ impl Node {
 
     pub fn handle(&self) -> NodeHandle {
         self.handle.clone()
+    }
+
+    /// The address the peer listener is bound to.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
     }
 
     /// Closes every link, stops the event loop and flushes the store.

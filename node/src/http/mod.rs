@@ -40,7 +40,7 @@ pub enum HttpError {
         "the local API may only listen on loopback, not {0}; set api_allow_remote to override"
     )]
     NotLoopback(SocketAddr),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -87,7 +87,7 @@ fn error_response(err: &ClientError) -> Response {
     };
     (
         status,
-        Json(serde_json::json!({ "error": err.to_string() })),
+        Json(serde_json::json!({ "error": crate::error_chain(err) })),
     )
         .into_response()
 }

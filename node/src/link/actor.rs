@@ -6,9 +6,18 @@
 //! both send heavily cannot deadlock on full TCP buffers.
 //!
 //! Event delivery (house rule 3): `Received` events go to the driver with
-//! `try_send`. On `Full` the payload is dropped (shed), counted in
+//! `try_send`. Each carries an [`EventTicket`], one of the link's
+//! `max_queued_events`: with none left the actor stops reading its socket
+//! until the driver has handled some (TCP then slows the peer), so one busy
+//! or flooding peer holds a bounded share of the driver's queue and cannot
+//! push out the others. On `Full` the payload is dropped (shed), counted in
 //! [`LinkStats`] and logged at debug; the routing layer treats it as a lost
-//! message. On `Closed` the link tears down. The one `Closed` event at the
+//! message. On `Closed` the link tears down.
+//!
+//! Outbound, every payload queued in any outbox of links spawned from one
+//! [`LinkConfig`] is charged to that config's [`OutboxBudget`]; past it,
+//! `try_send` reports `Full`, so all links together hold a bounded number of
+//! bytes whatever their peers do. The one `Closed` event at the
 //! end is awaited for at most `closed_event_timeout`: the actor is no longer
 //! an event loop then, and the driver never waits on a link, so this cannot
 //! deadlock.
@@ -21,7 +30,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -71,6 +80,8 @@ pub enum LinkEvent {
         peer: NodePublicKey,
         link: LinkId,
         payload: Bytes,
+        /// Returned to the link when this event is dropped (handled).
+        ticket: EventTicket,
     },
     /// The link is gone; sent once, last.
     Closed {
@@ -102,7 +113,7 @@ pub enum RunError {
     Write(std::io::Error),
     #[error("the peer disconnected without saying goodbye")]
     Eof,
-    #[error("peer sent a bad frame: {0}")]
+    #[error("peer sent a bad frame")]
     Frame(#[from] FrameError),
     #[error("peer sent a second Hello after the handshake")]
     UnexpectedHello,
@@ -198,6 +209,73 @@ fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
 }
 
+/// One of a link's places in the driver's event queue; dropping it (once
+/// the event is handled) lets the link read from its peer again.
+#[derive(Debug)]
+pub struct EventTicket(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// Bytes queued in the outboxes of all links that share it, and the most
+/// they may hold together.
+#[derive(Debug)]
+pub struct OutboxBudget {
+    queued: AtomicU64,
+    limit: u64,
+}
+
+impl OutboxBudget {
+    pub fn new(limit: u64) -> Arc<OutboxBudget> {
+        Arc::new(OutboxBudget {
+            queued: AtomicU64::new(0),
+            limit,
+        })
+    }
+
+    /// Bytes queued now.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    fn try_charge(self: &Arc<Self>, len: u64) -> Option<Charged> {
+        let mut current = self.queued.load(Ordering::Relaxed);
+        loop {
+            let next = current.checked_add(len).filter(|&n| n <= self.limit)?;
+            match self.queued.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Some(Charged {
+                        budget: self.clone(),
+                        len,
+                    })
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+/// A payload's charge on the budget, released when the payload leaves the
+/// outbox (sealed, or dropped with the link).
+struct Charged {
+    budget: Arc<OutboxBudget>,
+    len: u64,
+}
+
+impl Drop for Charged {
+    fn drop(&mut self) {
+        self.budget.queued.fetch_sub(self.len, Ordering::Relaxed);
+    }
+}
+
+/// A payload waiting in an outbox with its charge.
+struct Queued {
+    payload: Bytes,
+    _charge: Charged,
+}
+
 /// The driver's side of a running link. Dropping it aborts the actor at
 /// once (no goodbye, no `Closed` event); [`close`](Self::close) or
 /// [`shutdown`](Self::shutdown) end it politely.
@@ -205,7 +283,8 @@ fn bump(counter: &AtomicU64, by: u64) {
 pub struct LinkHandle {
     peer: NodeRef,
     id: LinkId,
-    outbox: mpsc::Sender<Bytes>,
+    outbox: mpsc::Sender<Queued>,
+    budget: Arc<OutboxBudget>,
     cancel: CancellationToken,
     stats: Arc<LinkStats>,
     grace: Duration,
@@ -227,7 +306,15 @@ impl LinkHandle {
         if payload.len() > MAX_PAYLOAD {
             return Err(LinkSendError::TooLarge { len: payload.len() });
         }
-        self.outbox.try_send(payload).map_err(|err| match err {
+        let charge = self
+            .budget
+            .try_charge(payload.len() as u64)
+            .ok_or(LinkSendError::Full)?;
+        let queued = Queued {
+            payload,
+            _charge: charge,
+        };
+        self.outbox.try_send(queued).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => LinkSendError::Full,
             mpsc::error::TrySendError::Closed(_) => LinkSendError::Closed,
         })
@@ -239,8 +326,19 @@ impl LinkHandle {
         if payload.len() > MAX_PAYLOAD {
             return Err(LinkSendError::TooLarge { len: payload.len() });
         }
+        // Waits for the outbox, not the budget: callers here are not event
+        // loops, and the budget's purpose is to bound what those queue.
+        let charge = Charged {
+            budget: self.budget.clone(),
+            len: payload.len() as u64,
+        };
+        self.budget.queued.fetch_add(charge.len, Ordering::Relaxed);
+        let queued = Queued {
+            payload,
+            _charge: charge,
+        };
         self.outbox
-            .send(payload)
+            .send(queued)
             .await
             .map_err(|_| LinkSendError::Closed)
     }
@@ -310,6 +408,8 @@ impl Link {
             pending: BytesMut::new(),
             outbox,
             events,
+            tickets: Arc::new(Semaphore::new(self.config.max_queued_events.max(1))),
+            ticket: None,
             cancel: cancel.clone(),
             stats: stats.clone(),
             next_ping: 0,
@@ -319,6 +419,7 @@ impl Link {
             peer: self.peer,
             id,
             outbox: outbox_tx,
+            budget: self.config.outbox_budget.clone(),
             cancel,
             stats,
             grace: self.config.close_grace,
@@ -335,8 +436,12 @@ struct Actor {
     cipher: FrameCipher,
     /// Sealed frames not yet written to the socket.
     pending: BytesMut,
-    outbox: mpsc::Receiver<Bytes>,
+    outbox: mpsc::Receiver<Queued>,
     events: mpsc::Sender<LinkEvent>,
+    /// This link's places in the driver's queue, and the one held ready for
+    /// the next payload: reading waits while it is `None`.
+    tickets: Arc<Semaphore>,
+    ticket: Option<OwnedSemaphorePermit>,
     cancel: CancellationToken,
     stats: Arc<LinkStats>,
     budget: FrameBudget,
@@ -398,8 +503,8 @@ impl Actor {
     async fn say_goodbye(&mut self, code: CloseCode, reason: &CloseReason) {
         if matches!(reason, CloseReason::Local) {
             self.outbox.close();
-            while let Ok(payload) = self.outbox.try_recv() {
-                if self.seal(&LinkMessage::Data(payload)).is_err() {
+            while let Ok(queued) = self.outbox.try_recv() {
+                if self.seal(&LinkMessage::Data(queued.payload)).is_err() {
                     return;
                 }
             }
@@ -441,7 +546,13 @@ impl Actor {
                     }
                     at.stall = None;
                 }
-                frame = self.reader.next() => {
+                ticket = self.tickets.clone().acquire_owned(), if self.ticket.is_none() => {
+                    // The semaphore is never closed.
+                    self.ticket = ticket.ok();
+                    // Reading was paused for the node, not by the peer.
+                    at.idle = Instant::now() + self.config.idle_timeout;
+                }
+                frame = self.reader.next(), if self.ticket.is_some() => {
                     let frame = frame.ok_or(RunError::Eof)?.map_err(RunError::Read)?;
                     at.idle = Instant::now() + self.config.idle_timeout;
                     if let Some(reason) = self.on_frame(&frame)? {
@@ -450,13 +561,13 @@ impl Actor {
                 }
                 payload = self.outbox.recv(), if room => {
                     // All handles gone: nobody can send or close us any more.
-                    let Some(payload) = payload else { return Ok(CloseReason::Local) };
-                    self.send_data(payload, &mut at)?;
+                    let Some(queued) = payload else { return Ok(CloseReason::Local) };
+                    self.send_data(queued.payload, &mut at)?;
                     // Take what else is queued, up to the high water mark:
                     // one write then carries several frames.
                     while self.pending.len() < WRITE_HIGH_WATER {
-                        let Ok(payload) = self.outbox.try_recv() else { break };
-                        self.send_data(payload, &mut at)?;
+                        let Ok(queued) = self.outbox.try_recv() else { break };
+                        self.send_data(queued.payload, &mut at)?;
                     }
                     at.keepalive = Instant::now() + self.config.keepalive_interval;
                 }
@@ -473,6 +584,10 @@ impl Actor {
 
     fn on_timer(&mut self, at: &mut Deadlines) -> Result<(), RunError> {
         let now = Instant::now();
+        if self.ticket.is_none() {
+            // Not reading (the node is behind): the peer cannot be heard.
+            at.idle = now + self.config.idle_timeout;
+        }
         if now >= at.idle {
             return Err(RunError::PeerSilent(self.config.idle_timeout));
         }
@@ -543,10 +658,15 @@ impl Actor {
     }
 
     fn deliver(&mut self, payload: Bytes) -> Result<(), RunError> {
+        // Reading is enabled only while a ticket is ready.
+        let Some(ticket) = self.ticket.take() else {
+            return Err(RunError::EventsClosed);
+        };
         let event = LinkEvent::Received {
             peer: self.peer,
             link: self.id,
             payload,
+            ticket: EventTicket(ticket),
         };
         match self.events.try_send(event) {
             Ok(()) => Ok(()),

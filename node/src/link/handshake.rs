@@ -54,7 +54,7 @@ const READ_BUFFER: usize = 2 * (MAX_FRAME_LEN + 2);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LinkError {
-    #[error("network error: {0}")]
+    #[error("network error")]
     Io(#[from] std::io::Error),
     #[error("the handshake did not finish within {0:?}")]
     Timeout(std::time::Duration),
@@ -74,11 +74,11 @@ pub enum LinkError {
         len: usize,
         expected: usize,
     },
-    #[error("handshake message {step} failed: {source}")]
+    #[error("handshake message {step} failed")]
     Noise { step: u8, source: snow::Error },
-    #[error("peer sent a bad handshake payload: {0}")]
+    #[error("peer sent a bad handshake payload")]
     Message(#[from] MessageError),
-    #[error("peer sent a bad frame during the handshake: {0}")]
+    #[error("peer sent a bad frame during the handshake")]
     Frame(#[from] FrameError),
     #[error("expected the peer's Hello, got {0}")]
     UnexpectedMessage(&'static str),
@@ -234,6 +234,11 @@ async fn initiate(
     }
     check_version(&peer)?;
     reader.decoder_mut().set_max_frame_length(MAX_FRAME_LEN);
+    // The address is the one we dialled and reached, not the one the peer
+    // claims: a claim would let it point our redials (and peers.txt) at any
+    // host it likes.
+    let mut peer = peer;
+    peer.address = remote.address;
     debug!(peer = ?peer.identity, addr = %remote.address, "link up (outbound)");
     Ok(Link::new(peer, reader, writer, cipher, config.clone()))
 }
@@ -285,7 +290,12 @@ pub(crate) async fn respond(
         .map_err(|source| LinkError::Noise { step: 1, source })?;
     drop(secret);
 
-    let msg1 = read_frame(&mut reader, 1, MSG1_LEN).await?;
+    let msg1 = tokio::time::timeout(
+        config.first_message_timeout,
+        read_frame(&mut reader, 1, MSG1_LEN),
+    )
+    .await
+    .map_err(|_| LinkError::Timeout(config.first_message_timeout))??;
     let mut payload = [0u8; MSG1_LEN];
     let n = hs
         .read_message(&msg1, &mut payload)

@@ -31,7 +31,7 @@ const GROUP_OTHER_BITS: u32 = 0o077;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityFileError {
-    #[error("cannot {action} identity file {path}: {source}")]
+    #[error("cannot {action} identity file {path}")]
     Io {
         action: &'static str,
         path: PathBuf,

@@ -1,21 +1,26 @@
 //! Accepting links: the mini-redis server shape.
 //!
-//! A semaphore permit is taken before each `accept` and held until that
-//! connection's handshake ends, so at most `max_handshakes` run at once; each
-//! has a deadline. A failed handshake is logged and forgotten; nothing a
-//! caller sends ends the accept loop. Finished links wait in a bounded queue
-//! for [`Listener::accept`].
+//! Each accepted connection needs a handshake slot: a semaphore permit held
+//! until its handshake ends, so at most `max_handshakes` run at once. One
+//! source address may hold at most `max_handshakes_per_ip` of them (a further
+//! caller from it is hung up on at once), so one host cannot take them all;
+//! when every slot is busy the accept loop waits and callers queue in the TCP
+//! backlog. A caller must send its first message within
+//! `first_message_timeout`, and finish within `handshake_timeout`. A failed
+//! handshake is logged and forgotten; nothing a caller sends ends the accept
+//! loop. Finished links wait in a bounded queue for [`Listener::accept`].
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use warren_crypto::{NodeIdentity, NodeRef};
 
 use super::actor::Link;
@@ -55,6 +60,7 @@ impl PeerPolicy for AnyPeer {
 #[derive(Debug)]
 pub struct Listener {
     local: NodeRef,
+    bound: SocketAddr,
     incoming: mpsc::Receiver<Link>,
     cancel: CancellationToken,
     _task: AbortOnDropHandle<()>,
@@ -79,8 +85,9 @@ impl Listener {
         policy: Arc<dyn PeerPolicy>,
     ) -> std::io::Result<Listener> {
         let socket = TcpListener::bind(addr).await?;
+        let bound = socket.local_addr()?;
         if local.address.port() == 0 {
-            local.address = socket.local_addr()?;
+            local.address = bound;
         }
         let (links, incoming) = mpsc::channel(config.accept_queue.max(1));
         let cancel = CancellationToken::new();
@@ -95,6 +102,7 @@ impl Listener {
         let task = tokio::spawn(accept_loop(socket, shared, permits, cancel.clone()));
         Ok(Listener {
             local,
+            bound,
             incoming,
             cancel,
             _task: AbortOnDropHandle::new(task),
@@ -110,6 +118,11 @@ impl Listener {
         self.local.address
     }
 
+    /// The address the socket is bound to (a configured port 0 resolved).
+    pub fn bound_addr(&self) -> SocketAddr {
+        self.bound
+    }
+
     /// The next inbound link with its handshake done; `None` once closed.
     /// Cancel-safe.
     pub async fn accept(&mut self) -> Option<Link> {
@@ -122,6 +135,44 @@ impl Listener {
     }
 }
 
+/// Handshakes in progress per source address; entries exist only while one
+/// is (so at most `max_handshakes` of them).
+type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One handshake's claim on its source address's share; released on drop.
+struct AddressShare {
+    ip: IpAddr,
+    table: PerAddress,
+}
+
+impl AddressShare {
+    /// Claims a share for `ip`, or `None` if it already has `limit`.
+    fn claim(table: &PerAddress, ip: IpAddr, limit: usize) -> Option<AddressShare> {
+        let mut counts = table.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(AddressShare {
+            ip,
+            table: table.clone(),
+        })
+    }
+}
+
+impl Drop for AddressShare {
+    fn drop(&mut self) {
+        let mut counts = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
 async fn accept_loop(
     socket: TcpListener,
     shared: Arc<Shared>,
@@ -130,16 +181,10 @@ async fn accept_loop(
 ) {
     let mut handshakes = JoinSet::new();
     let mut backoff = ACCEPT_BACKOFF_INITIAL;
+    let per_address = PerAddress::default();
+    let per_ip_limit = shared.config.max_handshakes_per_ip.max(1);
     loop {
         while handshakes.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
         let (stream, from) = tokio::select! {
             biased;
             () = cancel.cancelled() => break,
@@ -154,9 +199,21 @@ async fn accept_loop(
             },
         };
         backoff = ACCEPT_BACKOFF_INITIAL;
+        let Some(share) = AddressShare::claim(&per_address, from.ip(), per_ip_limit) else {
+            debug!(%from, "hung up: {per_ip_limit} handshakes from this address in progress");
+            continue;
+        };
+        let permit: OwnedSemaphorePermit = tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let shared = shared.clone();
         handshakes.spawn(async move {
-            let _permit = permit;
+            let _slot = (permit, share);
             handshake_one(stream, from, &shared).await;
         });
     }

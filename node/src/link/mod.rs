@@ -32,8 +32,8 @@ mod listener;
 pub mod message;
 
 pub use actor::{
-    CloseReason, Link, LinkEvent, LinkHandle, LinkId, LinkSendError, LinkStats, LinkStatsSnapshot,
-    RunError, WRITE_HIGH_WATER,
+    CloseReason, EventTicket, Link, LinkEvent, LinkHandle, LinkId, LinkSendError, LinkStats,
+    LinkStatsSnapshot, OutboxBudget, RunError, WRITE_HIGH_WATER,
 };
 pub use backoff::{connect_with_backoff, Backoff};
 pub use frame::{MAX_FRAME_LEN, PAD_BLOCK, PAD_CONTROL, PAD_MEDIUM, PAD_SIZES};
@@ -58,8 +58,21 @@ pub const DEFAULT_REKEY_INTERVAL: Duration = Duration::from_secs(10 * 60);
 /// Payloads queued for one link before `try_send` reports `Full`. With
 /// [`MAX_PAYLOAD`] this bounds a link's queued bytes at about 1.1 MiB.
 pub const DEFAULT_OUTBOX_CAPACITY: usize = 32;
+/// Events one link may have waiting in the node's queue; with that many
+/// waiting it stops reading its socket until the node handles some.
+pub const DEFAULT_MAX_QUEUED_EVENTS: usize = 128;
+/// Bytes all links spawned from one config may hold in their outboxes
+/// together: about 3,000 block frames.
+pub const DEFAULT_OUTBOX_BUDGET_BYTES: u64 = 96 * 1024 * 1024;
 /// Handshakes a listener runs at once; more callers wait in the TCP backlog.
 pub const DEFAULT_MAX_HANDSHAKES: usize = 32;
+/// Handshakes one source address may have in progress at once: one host
+/// cannot hold every slot. A further caller from it is hung up on at once.
+pub const DEFAULT_MAX_HANDSHAKES_PER_IP: usize = 4;
+/// An inbound caller must send its first handshake message within this, or
+/// it is hung up on: an idle connection cannot hold a slot for the whole
+/// handshake deadline.
+pub const DEFAULT_FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Finished inbound links waiting for [`Listener::accept`].
 pub const DEFAULT_ACCEPT_QUEUE: usize = 16;
 /// Sustained frames per second a peer may send before it counts as flooding.
@@ -84,7 +97,12 @@ pub struct LinkConfig {
     pub rekey_after_bytes: u64,
     pub rekey_interval: Duration,
     pub outbox_capacity: usize,
+    /// Shared by every link spawned from this config (and its clones).
+    pub outbox_budget: std::sync::Arc<OutboxBudget>,
+    pub max_queued_events: usize,
     pub max_handshakes: usize,
+    pub max_handshakes_per_ip: usize,
+    pub first_message_timeout: Duration,
     pub accept_queue: usize,
     pub max_frames_per_sec: u32,
     pub frame_burst: u32,
@@ -101,7 +119,11 @@ impl Default for LinkConfig {
             rekey_after_bytes: DEFAULT_REKEY_AFTER_BYTES,
             rekey_interval: DEFAULT_REKEY_INTERVAL,
             outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
+            outbox_budget: OutboxBudget::new(DEFAULT_OUTBOX_BUDGET_BYTES),
+            max_queued_events: DEFAULT_MAX_QUEUED_EVENTS,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            max_handshakes_per_ip: DEFAULT_MAX_HANDSHAKES_PER_IP,
+            first_message_timeout: DEFAULT_FIRST_MESSAGE_TIMEOUT,
             accept_queue: DEFAULT_ACCEPT_QUEUE,
             max_frames_per_sec: DEFAULT_MAX_FRAMES_PER_SEC,
             frame_burst: DEFAULT_FRAME_BURST,

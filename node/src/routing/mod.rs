@@ -12,6 +12,7 @@
 //! coin flips, loop rejection, merging, caching, sinks, back-off) are described
 //! in `docs/PROTOCOL.md` (Part III).
 
+mod failure_table;
 mod node;
 mod opennet;
 mod request;
@@ -195,6 +196,11 @@ pub enum Misbehaviour {
     ForgedBlock,
     /// It answered a request that was not routed to it, or with the wrong kind of reply.
     UnexpectedReply,
+    /// It answered the same request twice (a second `Accepted`).
+    DuplicateReply,
+    /// It claimed a CHK insert collides with different data, which would
+    /// need a SHA-256 collision.
+    FalseCollision,
 }
 
 /// Hops-to-live a request starts with.
@@ -219,6 +225,13 @@ pub const DEFAULT_MAX_WAITERS: usize = 16;
 pub const DEFAULT_ACCEPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an accepted request may take before this node gives up on it.
 pub const DEFAULT_SEARCH_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest any request lives at one node, whatever its peers answer:
+/// longer than one search, shorter than a few.
+pub const DEFAULT_REQUEST_LIFETIME: Duration = Duration::from_secs(180);
+/// Keys the failure table remembers at most (a few hundred KiB).
+pub const DEFAULT_FAILURE_TABLE_KEYS: usize = 4096;
+/// How long a peer's "not found" for a key steers requests for it elsewhere.
+pub const DEFAULT_FAILURE_TTL: Duration = Duration::from_secs(10 * 60);
 /// First back-off from a peer that was overloaded or did not answer.
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Longest back-off; each further failure doubles it up to this.
@@ -238,6 +251,9 @@ pub struct RoutingConfig {
     pub max_waiters: usize,
     pub accept_timeout: Duration,
     pub search_timeout: Duration,
+    pub request_lifetime: Duration,
+    pub failure_table_keys: usize,
+    pub failure_ttl: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     /// Opennet rules; `None` is a friends-only node (no announcement, no folding).
@@ -259,6 +275,9 @@ impl Default for RoutingConfig {
             max_waiters: DEFAULT_MAX_WAITERS,
             accept_timeout: DEFAULT_ACCEPT_TIMEOUT,
             search_timeout: DEFAULT_SEARCH_TIMEOUT,
+            request_lifetime: DEFAULT_REQUEST_LIFETIME,
+            failure_table_keys: DEFAULT_FAILURE_TABLE_KEYS,
+            failure_ttl: DEFAULT_FAILURE_TTL,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
             opennet: None,

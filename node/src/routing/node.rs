@@ -6,6 +6,7 @@ use core::time::Duration;
 use rand_core::RngCore;
 use warren_crypto::{ChkBlock, Location, RoutingKey};
 
+use super::failure_table::FailureTable;
 use super::opennet::{Opennet, OpennetStats};
 use super::request::{Kind, Outcome, PendingInsert, Request, Waiter};
 use super::{
@@ -51,6 +52,8 @@ pub struct NodeStats {
     pub overloaded_sent: u64,
     pub forged_blocks: u64,
     pub unexpected_replies: u64,
+    pub duplicate_replies: u64,
+    pub false_collisions: u64,
     pub unknown_replies: u64,
     pub peers_refused: u64,
     pub timeouts: u64,
@@ -73,11 +76,14 @@ pub struct Node {
     pub(super) stats: NodeStats,
     pub(super) opennet: Opennet,
     pub(super) opennet_stats: OpennetStats,
+    /// Peers that recently answered "not found" per key.
+    pub(super) failures: FailureTable,
 }
 
 impl Node {
     pub fn new(config: RoutingConfig, location: Location) -> Self {
         Node {
+            failures: FailureTable::new(config.failure_table_keys, config.failure_ttl),
             config,
             location,
             peers: Vec::new(),
@@ -174,6 +180,7 @@ impl Node {
                 continue;
             };
             match req.downstream {
+                _ if req.expires <= now => self.finish(id, Outcome::Timeout),
                 Some(peer) if !req.accepted => {
                     // The peer never took it on: back off from it and try another.
                     self.back_off(now, peer);
@@ -344,6 +351,8 @@ impl Node {
         match reason {
             Misbehaviour::ForgedBlock => self.stats.forged_blocks += 1,
             Misbehaviour::UnexpectedReply => self.stats.unexpected_replies += 1,
+            Misbehaviour::DuplicateReply => self.stats.duplicate_replies += 1,
+            Misbehaviour::FalseCollision => self.stats.false_collisions += 1,
         }
         self.actions.push_back(Action::Misbehaved { peer, reason });
     }
@@ -399,7 +408,16 @@ impl Node {
         }
         let id = self.fresh_id(rng);
         let htl = self.config.max_htl;
-        let req = Request::new(Kind::Fetch, key, htl, htl, Waiter::Client(client), now);
+        let lifetime = self.config.request_lifetime;
+        let req = Request::new(
+            Kind::Fetch,
+            key,
+            htl,
+            htl,
+            Waiter::Client(client),
+            now,
+            lifetime,
+        );
         self.requests.insert(id, req);
         self.fetch_by_key.insert(key, id);
         self.route_next(now, id);
@@ -440,6 +458,7 @@ impl Node {
             htl,
             Waiter::Client(client),
             now,
+            self.config.request_lifetime,
         );
         self.requests.insert(id, req);
         self.route_next(now, id);

@@ -40,7 +40,6 @@ pub(super) enum Outcome {
     NotFound { htl: u8 },
     RouteNotFound { htl: u8 },
     Inserted,
-    Collision,
     Timeout,
 }
 
@@ -90,6 +89,9 @@ pub(super) struct Request {
     /// An insert whose route ends here by the sink rule: it goes to the store.
     sink: bool,
     pub(super) deadline: Time,
+    /// The hard end of this request's life here, whatever its peers say:
+    /// no reply can keep it (and its id) alive past this.
+    pub(super) expires: Time,
 }
 
 impl Request {
@@ -100,6 +102,7 @@ impl Request {
         htl: u8,
         first: Waiter,
         now: Time,
+        lifetime: core::time::Duration,
     ) -> Self {
         Request {
             kind,
@@ -114,7 +117,13 @@ impl Request {
             reached: false,
             sink: false,
             deadline: now,
+            expires: now.after(lifetime),
         }
+    }
+
+    /// Sets the next deadline, never past the request's hard end.
+    pub(super) fn set_deadline(&mut self, at: Time) {
+        self.deadline = at.min(self.expires);
     }
 
     pub(super) fn has_peer_waiter(&self, peer: PeerId) -> bool {
@@ -195,6 +204,7 @@ impl Node {
             htl,
             Waiter::Peer { peer: from, id },
             now,
+            self.config.request_lifetime,
         );
         req.source_location = Some(self.peers[idx].location);
         self.requests.insert(id, req);
@@ -286,7 +296,16 @@ impl Node {
         self.stats.inserts_accepted += 1;
         let step = self.insert_step(&p.key, from, p.source_location);
         let first = Waiter::Peer { peer: from, id };
-        let mut req = Request::new(Kind::Insert(block), p.key, p.htl_in, p.htl, first, now);
+        let lifetime = self.config.request_lifetime;
+        let mut req = Request::new(
+            Kind::Insert(block),
+            p.key,
+            p.htl_in,
+            p.htl,
+            first,
+            now,
+            lifetime,
+        );
         req.source_location = Some(p.source_location);
         req.sink = step != InsertStep::Forward;
         self.requests.insert(id, req);
@@ -337,10 +356,16 @@ impl Node {
         }
         let insert = req.is_insert();
         match msg {
+            Message::Accepted { .. } if req.accepted => {
+                // A second Accepted would reset the deadline (pinning the
+                // request and its id for ever) and, for an insert, pull the
+                // block again: a protocol break, not a keepalive.
+                self.misbehaved(from, Misbehaviour::DuplicateReply);
+            }
             Message::Accepted { .. } => {
                 req.accepted = true;
                 req.reached = true;
-                req.deadline = now.after(search_timeout);
+                req.set_deadline(now.after(search_timeout));
                 if let Kind::Insert(block) = &req.kind {
                     let block = block.as_bytes().to_vec();
                     self.send(from, Message::InsertData { id, block });
@@ -354,6 +379,11 @@ impl Node {
             }
             Message::DataNotFound { htl, .. } | Message::RouteNotFound { htl, .. } => {
                 let not_found = matches!(msg, Message::DataNotFound { .. }) && !insert;
+                let key = req.key;
+                self.failures.record(now, key, from);
+                let Some(req) = self.requests.get_mut(&id) else {
+                    return;
+                };
                 req.reached = true;
                 req.htl = req.htl.min(htl);
                 if req.htl > 0 {
@@ -385,7 +415,13 @@ impl Node {
                 }
             }
             Message::InsertReply { .. } if insert => self.finish(id, Outcome::Inserted),
-            Message::InsertCollision { .. } if insert => self.finish(id, Outcome::Collision),
+            Message::InsertCollision { .. } if insert => {
+                // A CHK's key is the hash of its block: different data under
+                // the same key needs a SHA-256 collision. The peer is lying;
+                // the insert goes on elsewhere.
+                self.misbehaved(from, Misbehaviour::FalseCollision);
+                self.route_next(now, id);
+            }
             _ => {
                 self.misbehaved(from, Misbehaviour::UnexpectedReply);
                 self.route_next(now, id);
@@ -398,9 +434,17 @@ impl Node {
         let Some(req) = self.requests.get(&id) else {
             return;
         };
-        let next = self.best_peer(now, &req.key, |p| {
-            req.was_tried(p) || req.has_peer_waiter(p)
-        });
+        // Peers that said "not found" for this key lately come last.
+        let failures = &self.failures;
+        let next = self
+            .best_peer(now, &req.key, |p| {
+                req.was_tried(p) || req.has_peer_waiter(p) || failures.failed(now, &req.key, p)
+            })
+            .or_else(|| {
+                self.best_peer(now, &req.key, |p| {
+                    req.was_tried(p) || req.has_peer_waiter(p)
+                })
+            });
         let accept_timeout = self.config.accept_timeout;
         let Some(req) = self.requests.get_mut(&id) else {
             return;
@@ -413,7 +457,7 @@ impl Node {
         req.tried.push((peer, location));
         req.downstream = Some(peer);
         req.accepted = false;
-        req.deadline = now.after(accept_timeout);
+        req.set_deadline(now.after(accept_timeout));
         let (key, htl) = (req.key, req.htl);
         let msg = match &req.kind {
             Kind::Fetch => Message::Request { id, key, htl },
@@ -507,25 +551,22 @@ impl Node {
         let Some(&first) = req.waiters.first() else {
             return;
         };
-        if let (Waiter::Peer { peer, id }, false) = (first, matches!(outcome, Outcome::Collision)) {
-            if let Some(area) = self.insert_area(req) {
-                self.actions.push_back(Action::Store { area, block });
-            }
-            let msg = match *outcome {
-                // A sink stored the block whatever became of its second copy.
-                _ if req.sink => Message::InsertReply { id },
-                Outcome::RouteNotFound { htl } => Message::RouteNotFound { id, htl },
-                Outcome::Timeout => Message::RouteNotFound { id, htl: 0 },
-                _ => Message::InsertReply { id },
-            };
-            self.send(peer, msg);
-            return;
-        }
         match first {
-            Waiter::Peer { peer, id } => self.send(peer, Message::InsertCollision { id }),
+            Waiter::Peer { peer, id } => {
+                if let Some(area) = self.insert_area(req) {
+                    self.actions.push_back(Action::Store { area, block });
+                }
+                let msg = match *outcome {
+                    // A sink stored the block whatever became of its second copy.
+                    _ if req.sink => Message::InsertReply { id },
+                    Outcome::RouteNotFound { htl } => Message::RouteNotFound { id, htl },
+                    Outcome::Timeout => Message::RouteNotFound { id, htl: 0 },
+                    _ => Message::InsertReply { id },
+                };
+                self.send(peer, msg);
+            }
             Waiter::Client(client) => {
                 let result = match outcome {
-                    Outcome::Collision => Err(InsertError::Collision),
                     Outcome::Timeout => Err(InsertError::Timeout),
                     Outcome::Inserted => Ok(()),
                     _ if req.reached => Ok(()),

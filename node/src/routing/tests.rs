@@ -191,7 +191,12 @@ fn data_not_found_with_no_hops_left_ends_the_request() {
 #[test]
 fn htl_coin_flips_are_per_link_not_per_request() {
     let key = RoutingKey::from_bytes([0x11; 32]);
-    let mut one = One::new(RoutingConfig::default(), near(&key, FAR));
+    // Without a failure table, so every round is forwarded to the same peer.
+    let config = RoutingConfig {
+        failure_table_keys: 0,
+        ..RoutingConfig::default()
+    };
+    let mut one = One::new(config, near(&key, FAR));
     one.up(1000, near(&key, CLOSE)); // where everything is forwarded
     let links = 200u64;
     for p in 0..links {
@@ -672,7 +677,7 @@ fn an_insert_whose_block_never_comes_is_dropped() {
 }
 
 #[test]
-fn local_inserts_are_not_stored_by_their_originator_and_collisions_reported() {
+fn local_inserts_are_not_stored_by_their_originator_and_false_collisions_are_misbehaviour() {
     let block = sim_block(1, 14);
     let mut one = relay(&block);
     let out = one.handle(Event::Insert {
@@ -683,24 +688,31 @@ fn local_inserts_are_not_stored_by_their_originator_and_collisions_reported() {
     assert_eq!(s[0].0, 2);
     let id = s[0].1.id();
     one.msg(2, Message::Accepted { id });
+    // Different data under a CHK's key would need a SHA-256 collision: the
+    // claim is a lie, peer 2 is reported, and the insert goes on to peer 3.
     let out = one.msg(2, Message::InsertCollision { id });
     assert!(stores(&out).is_empty());
-    assert!(matches!(
-        out[..],
-        [Action::InsertDone {
-            client: ClientId(1),
-            result: Err(InsertError::Collision)
-        }]
-    ));
-    // Relayed: the collision goes back upstream and nothing is stored.
+    assert!(out.iter().any(|a| matches!(
+        a,
+        Action::Misbehaved {
+            peer: PeerId(2),
+            reason: Misbehaviour::FalseCollision
+        }
+    )));
+    assert!(!out.iter().any(|a| matches!(a, Action::InsertDone { .. })));
+    let s = sends(&out);
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(s[0].0, 3);
+    assert!(matches!(s[0].1, Message::Insert { .. }));
+    assert_eq!(one.node.stats().false_collisions, 1);
+    // Relayed: a false collision from downstream is not passed upstream.
     let mut one = relay(&block);
     offer_insert(&mut one, 1, 7, &block, 10);
     let out = one.msg(2, Message::InsertCollision { id: RequestId(7) });
     assert!(stores(&out).is_empty());
-    assert_eq!(
-        sends(&out),
-        vec![(1, &Message::InsertCollision { id: RequestId(7) })]
-    );
+    assert!(!sends(&out)
+        .iter()
+        .any(|(to, m)| *to == 1 && matches!(m, Message::InsertCollision { .. })));
     // A successful local insert: done, still nothing stored locally.
     let mut one = relay(&block);
     let out = one.handle(Event::Insert {
@@ -713,6 +725,86 @@ fn local_inserts_are_not_stored_by_their_originator_and_collisions_reported() {
         out[..],
         [Action::InsertDone { result: Ok(()), .. }]
     ));
+}
+
+#[test]
+fn a_second_accepted_is_misbehaviour_and_neither_pins_a_request_nor_pulls_a_block() {
+    // A fetch: the second Accepted does not move the deadline.
+    let block = sim_block(1, 16);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    let out = one.handle(Event::Fetch {
+        client: ClientId(1),
+        key,
+    });
+    let id = sends(&out)[0].1.id();
+    one.msg(2, Message::Accepted { id });
+    let search_ends = one.node.poll_timeout().expect("a deadline");
+    one.now = Time(search_ends.0 / 2);
+    let out = one.msg(2, Message::Accepted { id });
+    assert!(matches!(
+        out[..],
+        [Action::Misbehaved {
+            peer: PeerId(2),
+            reason: Misbehaviour::DuplicateReply
+        }]
+    ));
+    assert_eq!(one.node.poll_timeout(), Some(search_ends));
+    assert_eq!(one.node.stats().duplicate_replies, 1);
+
+    // An insert: the block is sent once, however often the peer accepts.
+    let mut one = relay(&block);
+    let out = one.handle(Event::Insert {
+        client: ClientId(2),
+        block: block.clone(),
+    });
+    let id = sends(&out)[0].1.id();
+    let first = one.msg(2, Message::Accepted { id });
+    let data = |out: &[Action]| {
+        sends(out)
+            .iter()
+            .filter(|(_, m)| matches!(m, Message::InsertData { .. }))
+            .count()
+    };
+    assert_eq!(data(&first), 1);
+    for _ in 0..10 {
+        let again = one.msg(2, Message::Accepted { id });
+        assert_eq!(data(&again), 0);
+    }
+}
+
+#[test]
+fn a_request_ends_at_its_lifetime_however_many_peers_are_left() {
+    let block = sim_block(1, 17);
+    let key = block.routing_key();
+    let mut one = One::new(RoutingConfig::default(), near(&key, FAR));
+    // More peers than the lifetime has accept timeouts for.
+    let tries = DEFAULT_REQUEST_LIFETIME.as_millis() / DEFAULT_ACCEPT_TIMEOUT.as_millis();
+    for peer in 1..=(tries as u64 * 2) {
+        one.up(peer, near(&key, peer * MID));
+    }
+    one.handle(Event::Fetch {
+        client: ClientId(1),
+        key,
+    });
+    let end = Time::ZERO.after(DEFAULT_REQUEST_LIFETIME);
+    let mut requests_sent = 1;
+    let done = loop {
+        let at = one.node.poll_timeout().expect("a deadline while live");
+        assert!(at <= end, "a deadline past the lifetime: {at:?}");
+        let out = one.advance(at);
+        requests_sent += sends(&out).len();
+        if let Some(result) = out.iter().find_map(|a| match a {
+            Action::FetchDone { result, .. } => Some(result.as_ref().err().copied()),
+            _ => None,
+        }) {
+            break (at, result);
+        }
+    };
+    assert_eq!(done, (end, Some(FetchError::Timeout)));
+    assert!(requests_sent as u128 <= tries + 1, "{requests_sent} tries");
+    assert_eq!(one.node.poll_timeout(), None);
+    assert_eq!(one.node.live_requests(), 0);
 }
 
 #[test]
@@ -733,4 +825,44 @@ fn an_insert_no_peer_takes_fails_with_route_not_found() {
             ..
         }]
     ));
+}
+
+#[test]
+fn a_peer_that_said_not_found_is_tried_last_for_that_key_until_the_entry_expires() {
+    let block = sim_block(1, 18);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    // Peer 2 (the closest) answers "not found" for the key.
+    let out = one.msg(1, request(7, key, 10));
+    assert_eq!(sends(&out)[1].0, 2);
+    one.msg(
+        2,
+        Message::DataNotFound {
+            id: RequestId(7),
+            htl: 0,
+        },
+    );
+    // The next request for the key goes to peer 3 first...
+    let out = one.msg(1, request(8, key, 10));
+    assert_eq!(sends(&out)[1].0, 3);
+    // ...and peer 2 is still tried when 3 has nothing either.
+    let out = one.msg(
+        3,
+        Message::RouteNotFound {
+            id: RequestId(8),
+            htl: 5,
+        },
+    );
+    assert_eq!(sends(&out)[0].0, 2);
+    // Another key is not affected.
+    let other = sim_block(1, 19).routing_key();
+    let out = one.msg(1, request(9, other, 10));
+    let first = sends(&out)[1].0;
+    assert!(first == 2 || first == 3);
+    // Once the entry is old, peer 2 is first again for the key.
+    one.now = one.now.after(DEFAULT_FAILURE_TTL);
+    one.node.handle_timeout(one.now, &mut one.rng);
+    while one.node.poll_action().is_some() {}
+    let out = one.msg(1, request(10, key, 10));
+    assert_eq!(sends(&out)[1].0, 2);
 }

@@ -119,22 +119,28 @@ fn ideal<R: Rng + ?Sized>(rng: &mut R, adjacency: &mut [Vec<NodeIx>], degree: us
     }
     // Each node starts half its long links; it receives about as many.
     let long = degree.saturating_sub(RING_LINKS) / 2;
-    let half = (n / 2).max(1) as f64;
     for i in 0..n {
         for _ in 0..long {
             for _ in 0..LINK_DRAWS {
-                // Inverse CDF of P(d) ∝ 1/d on [1, n/2]: d = (n/2)^u.
-                let d = (half.powf(rng.gen::<f64>()) as usize).clamp(1, n - 1);
-                let j = if rng.gen::<bool>() {
-                    (i + d) % n
-                } else {
-                    (i + n - d % n) % n
-                };
-                if link(adjacency, i, j) {
+                if link(adjacency, i, kleinberg_partner(rng, i, n)) {
                     break;
                 }
             }
         }
+    }
+}
+
+/// A long-link partner for node `i` of `n` nodes in ring order: ring distance
+/// `d` drawn with probability proportional to `1/d` (Kleinberg), either way
+/// round. The testnet draws its long links with this too.
+pub fn kleinberg_partner<R: Rng + ?Sized>(rng: &mut R, i: usize, n: usize) -> usize {
+    let half = (n / 2).max(1) as f64;
+    // Inverse CDF of P(d) ∝ 1/d on [1, n/2]: d = (n/2)^u.
+    let d = (half.powf(rng.gen::<f64>()) as usize).clamp(1, n.saturating_sub(1).max(1));
+    if rng.gen::<bool>() {
+        (i + d) % n
+    } else {
+        (i + n - d % n) % n
     }
 }
 

@@ -93,15 +93,21 @@ pub async fn next_event(events: &mut mpsc::Receiver<LinkEvent>) -> LinkEvent {
         .expect("event queue closed")
 }
 
-/// Skip received payloads until the link reports its closing.
+/// Skip received payloads until the link reports its closing, within
+/// `PATIENCE` in all (a peer that keeps sending cannot hold the test).
 pub async fn closed_reason(
     events: &mut mpsc::Receiver<LinkEvent>,
 ) -> warren_node::link::CloseReason {
-    loop {
-        if let LinkEvent::Closed { reason, .. } = next_event(events).await {
-            return reason;
+    let wait = async {
+        loop {
+            if let LinkEvent::Closed { reason, .. } = next_event(events).await {
+                return reason;
+            }
         }
-    }
+    };
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .expect("the link did not close in time")
 }
 
 /// A peer speaking the protocol by hand.

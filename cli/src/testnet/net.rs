@@ -1,0 +1,307 @@
+//! A running testnet: node processes on loopback, wired as a small world.
+//!
+//! Nodes bind port 0 and report what they got in their run file, so no port
+//! is ever picked by one process and bound later by another. Node `i` is
+//! started knowing the noderefs of its neighbours started before it and dials
+//! them; each link is made by exactly one side, and every node waits for the
+//! ones before it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use warren_crypto::Location;
+
+use super::process::{self, is_our_node, send_signal, spawn_node, wait_running, POLL};
+use super::state::{prepare_dir, NodeInfo, TestnetState};
+use super::topology::{bfs_distances, small_world};
+use crate::api_client::ApiClient;
+use crate::config::FileConfig;
+
+/// How long a node may take to start listening, and the network to link up.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a node may take to stop after SIGTERM before it gets SIGKILL.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Store and cache sizes for testnet nodes, in MiB: small, it is a laptop.
+pub const TESTNET_STORE_MIB: u64 = 512;
+pub const TESTNET_CACHE_MIB: u64 = 256;
+/// Log filter for node processes when `RUST_LOG` is not set.
+const DEFAULT_LOG_FILTER: &str = "info";
+
+/// How to start a testnet.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    /// Number of node processes.
+    pub nodes: usize,
+    /// Directory for the nodes' data and the state file; cleared only if a
+    /// testnet made it.
+    pub dir: PathBuf,
+    /// Seed for the topology.
+    pub seed: u64,
+    /// The `warren` executable to run the nodes with.
+    pub exe: PathBuf,
+}
+
+/// A running testnet whose processes this one started (or adopted).
+#[derive(Debug)]
+pub struct Testnet {
+    pub dir: PathBuf,
+    pub nodes: Vec<NodeInfo>,
+    exe: PathBuf,
+    /// Children by node index; `None` once killed, or handed over by `detach`.
+    children: Vec<Option<Child>>,
+}
+
+/// Nodes that did not link to all their planned neighbours in time.
+#[derive(Debug, thiserror::Error)]
+#[error("nodes {0:?} have not linked to all their neighbours yet")]
+pub struct NotLinked(pub Vec<usize>);
+
+impl Testnet {
+    /// Creates the directories, identities and configs and starts every node,
+    /// each once the ones it dials are listening. Does not wait for the links:
+    /// see [`Testnet::wait_linked`].
+    pub fn start(options: &StartOptions) -> Result<Testnet> {
+        if options.nodes < 2 {
+            bail!("a testnet needs at least 2 nodes");
+        }
+        crate::node::set_private_umask();
+        prepare_dir(&options.dir)?;
+        let neighbours = small_world(options.nodes, options.seed);
+        let mut net = Testnet {
+            dir: options.dir.clone(),
+            nodes: Vec::new(),
+            exe: options.exe.clone(),
+            children: Vec::new(),
+        };
+        for (index, planned) in neighbours.iter().enumerate() {
+            // Evenly spaced: a testnet is small enough that random spacing only adds noise.
+            let location =
+                Location(((index as u128) << 64).div_euclid(options.nodes as u128) as u64);
+            let dials: Vec<usize> = planned.iter().copied().filter(|&j| j < index).collect();
+            if let Err(err) = net.add_node(location, &dials, planned.clone()) {
+                let _ = net.stop();
+                return Err(err);
+            }
+        }
+        Ok(net)
+    }
+
+    /// Starts one more node that dials `dials`; records it with `neighbours`.
+    fn add_node(
+        &mut self,
+        location: Location,
+        dials: &[usize],
+        neighbours: Vec<usize>,
+    ) -> Result<usize> {
+        let index = self.nodes.len();
+        let data_dir = self.dir.join(format!("node-{index}"));
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let config = FileConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            api: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            peers: dials
+                .iter()
+                .map(|&j| self.nodes[j].noderef.clone())
+                .collect(),
+            store_mib: Some(TESTNET_STORE_MIB),
+            cache_mib: Some(TESTNET_CACHE_MIB),
+            location: Some(location.0),
+            // The wired small world: a known graph, no announcement or folding.
+            friends_only: Some(true),
+            ..FileConfig::default()
+        };
+        config.save(&data_dir)?;
+        let mut child = spawn_node(&self.exe, &data_dir, &log_filter())?;
+        let run = match wait_running(&mut child, &data_dir, Instant::now() + STARTUP_TIMEOUT) {
+            Ok(run) => run,
+            Err(err) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(err.context(format!("node {index} did not start")));
+            }
+        };
+        self.nodes.push(NodeInfo {
+            index,
+            pid: run.pid,
+            data_dir,
+            api: run.api,
+            noderef: run.noderef,
+            neighbours,
+        });
+        self.children.push(Some(child));
+        self.save_state()?;
+        Ok(index)
+    }
+
+    /// Adds `len` fresh nodes in a chain hanging off `anchor` (each linked only
+    /// to the one before it and after it); returns the index of the last.
+    /// A fetch at the tip must cross the whole chain: a route of at least
+    /// `len` hops, known by construction.
+    pub fn add_chain(&mut self, anchor: usize, len: usize) -> Result<usize> {
+        let mut prev = anchor;
+        for _ in 0..len {
+            // Beside its anchor on the circle: nothing makes the chain a shortcut.
+            let location = self
+                .location(prev)
+                .map_or(Location(0), |l| Location(l.0 ^ 1));
+            let index = self.add_node(location, &[prev], vec![prev])?;
+            self.nodes[prev].neighbours.push(index);
+            prev = index;
+        }
+        self.save_state()?;
+        Ok(prev)
+    }
+
+    fn location(&self, index: usize) -> Option<Location> {
+        self.nodes[index]
+            .noderef
+            .parse::<warren_crypto::NodeRef>()
+            .ok()
+            .map(|r| r.location)
+    }
+
+    pub fn save_state(&self) -> Result<()> {
+        TestnetState {
+            nodes: self.nodes.clone(),
+        }
+        .save(&self.dir)
+    }
+
+    pub fn api(&self, index: usize) -> ApiClient {
+        ApiClient::new(self.nodes[index].api)
+    }
+
+    /// How many peers node `index` has a link to right now (0 if it does not answer).
+    pub fn peer_count(&self, index: usize) -> usize {
+        self.api(index)
+            .status()
+            .ok()
+            .and_then(|s| s["peers"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    }
+
+    /// Waits until every node has a link to each planned neighbour: before
+    /// that, an insert and a fetch can land in parts of the graph not yet
+    /// joined, and the fetch then finds nothing.
+    pub fn wait_linked(&self, limit: Duration) -> Result<(), NotLinked> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let waiting: Vec<usize> = self
+                .nodes
+                .iter()
+                .filter(|n| self.peer_count(n.index) < n.neighbours.len())
+                .map(|n| n.index)
+                .collect();
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(NotLinked(waiting));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Hops between two nodes in the testnet graph.
+    pub fn hops_between(&self, from: usize, to: usize) -> Option<usize> {
+        bfs_distances(&self.adjacency(), from)[to]
+    }
+
+    pub fn adjacency(&self) -> Vec<Vec<usize>> {
+        self.nodes.iter().map(|n| n.neighbours.clone()).collect()
+    }
+
+    /// Kills node `index` with SIGKILL, by pid, and reaps it.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.children[index].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        } else if is_our_node(self.nodes[index].pid, &self.nodes[index].data_dir) {
+            send_signal(self.nodes[index].pid, libc::SIGKILL);
+        }
+    }
+
+    /// Starts node `index` again on its data directory (after [`kill`](Self::kill)).
+    pub fn restart(&mut self, index: usize) -> Result<()> {
+        if self.children[index].is_some() {
+            bail!("node {index} is still running");
+        }
+        let data_dir = self.nodes[index].data_dir.clone();
+        let mut child = spawn_node(&self.exe, &data_dir, &log_filter())?;
+        let run = wait_running(&mut child, &data_dir, Instant::now() + STARTUP_TIMEOUT)?;
+        self.nodes[index].pid = run.pid;
+        self.nodes[index].api = run.api;
+        self.nodes[index].noderef = run.noderef;
+        self.children[index] = Some(child);
+        self.save_state()
+    }
+
+    pub fn print_summary(&self) {
+        println!(
+            "{} nodes running in {}",
+            self.nodes.len(),
+            self.dir.display()
+        );
+        println!("{:>4}  {:<24} {:<10} neighbours", "node", "api", "location");
+        for node in &self.nodes {
+            let location = self
+                .location(node.index)
+                .map(|l| l.to_string())
+                .unwrap_or_default();
+            println!(
+                "{:>4}  http://{:<17} {:<10} {:?}",
+                node.index, node.api, location, node.neighbours
+            );
+        }
+    }
+
+    /// Hands the processes over to `warren testnet stop`.
+    pub fn detach(mut self) {
+        for child in &mut self.children {
+            // Dropping a `Child` neither kills nor waits for it.
+            drop(child.take());
+        }
+    }
+
+    /// Stops every node: SIGTERM, then SIGKILL for any that outlive the
+    /// deadline; removes the state file.
+    pub fn stop(mut self) -> Result<()> {
+        self.stop_children();
+        let _ = std::fs::remove_file(self.dir.join(super::state::STATE_FILE));
+        Ok(())
+    }
+
+    fn stop_children(&mut self) {
+        let running: Vec<(u32, &Path)> = self
+            .nodes
+            .iter()
+            .zip(&self.children)
+            .filter(|(_, child)| child.is_some())
+            .map(|(node, _)| (node.pid, node.data_dir.as_path()))
+            .collect();
+        process::stop_nodes(&running, STOP_TIMEOUT);
+        for child in self.children.iter_mut().filter_map(Option::take) {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        // A testnet dropped on an error path must not leave processes behind.
+        for mut child in self.children.iter_mut().filter_map(Option::take) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn log_filter() -> String {
+    std::env::var("RUST_LOG").unwrap_or_else(|_| DEFAULT_LOG_FILTER.into())
+}
