@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Everything the test suite needs beyond a Rust toolchain (rustup). Safe to
 # run twice. The end-to-end tests use the warren binary they build, real
-# loopback sockets, the C compiler the crates' build scripts need, and
-# headless Chromium (the gateway test browses an inserted site with it).
+# loopback sockets, the C compiler the crates' build scripts need,
+# headless Chromium (the gateway test browses an inserted site with it), and
+# Python packages in one virtualenv, among them pyfreenet3, Freenet's FCP
+# client (the FCP tests run its API and its fcpput/fcpget against real nodes).
 set -euo pipefail
 # The one Python virtualenv of the tests (packages: scripts/test-requirements.txt).
 # At the repository root rather than in target/, which `cargo clean` deletes.
@@ -13,6 +15,10 @@ if ! command -v cargo >/dev/null; then
 fi
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
     rustup component add rustfmt clippy
+fi
+# The Rust book, a real multi-page site the gateway test opens in Chromium.
+if [ ! -f "$(rustc --print sysroot)/share/doc/rust/html/book/index.html" ]; then
+    rustup component add rust-docs
 fi
 # Debian packages: a C++ compiler (libfuzzer-sys, for the fuzz targets,
 # compiles libFuzzer's C++ sources) and Chromium (the gateway test).

@@ -111,7 +111,16 @@ fn fetch_survives_a_relay_killed_mid_fetch() {
     // The test reads the content itself (`-o -`): it sets the pace, so it
     // can pick the moment, and the fetch cannot finish before it is seen.
     let mut child = Command::new(WARREN)
-        .args(["fetch", &key, "-o", "-", "--api", &net.api_arg(fetcher)])
+        .args([
+            "fetch",
+            &key,
+            "-o",
+            "-",
+            "--api",
+            &net.api_arg(fetcher),
+            "--data-dir",
+            &net.data_dir_arg(fetcher),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -234,6 +243,8 @@ fn node_killed_during_an_insert_restarts_with_its_store_intact() {
             second.to_str().unwrap(),
             "--api",
             &net.api_arg(inserter),
+            "--data-dir",
+            &net.data_dir_arg(inserter),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

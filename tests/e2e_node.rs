@@ -21,6 +21,8 @@ fn start(dir: &std::path::Path) -> Child {
             "127.0.0.1:0",
             "--api",
             "127.0.0.1:0",
+            "--gateway",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -33,7 +35,7 @@ fn running(child: &mut Child, dir: &std::path::Path) -> RunFile {
     let deadline = Instant::now() + Duration::from_secs(20);
     let run = warren_cli::testnet::process::wait_running(child, dir, deadline)
         .unwrap_or_else(|err| panic!("{err:#}"));
-    let status = warren_cli::api_client::ApiClient::new(run.api)
+    let status = warren_cli::api_client::ApiClient::for_data_dir(run.api, dir)
         .status()
         .expect("status");
     assert_eq!(status["noderef"].as_str(), Some(run.noderef.as_str()));
@@ -131,6 +133,8 @@ fn api_refuses_a_non_loopback_address() {
             "127.0.0.1:0",
             "--api",
             "0.0.0.0:0",
+            "--gateway",
+            "127.0.0.1:0",
         ])
         .output()
         .unwrap();

@@ -16,7 +16,8 @@ const THRESHOLD: usize = 2;
 /// Joining must finish within this (announce interval 30 s, seed check 10 s).
 const JOIN_DEADLINE: Duration = Duration::from_secs(120);
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on (for an address nobody can dial).
+fn unused_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -26,6 +27,7 @@ fn free_port() -> u16 {
 
 struct Proc {
     child: Child,
+    dir: std::path::PathBuf,
     api: String,
 }
 
@@ -40,8 +42,8 @@ fn start(dir: &std::path::Path, seed: Option<&str>) -> Proc {
     start_with(dir, seed, &[])
 }
 
+/// Starts a node on port 0 everywhere and waits for its run file.
 fn start_with(dir: &std::path::Path, seed: Option<&str>, extra: &[&str]) -> Proc {
-    let api = format!("127.0.0.1:{}", free_port());
     let mut args = vec![
         "node".to_owned(),
         "--data-dir".into(),
@@ -49,7 +51,11 @@ fn start_with(dir: &std::path::Path, seed: Option<&str>, extra: &[&str]) -> Proc
         "--listen".into(),
         "127.0.0.1:0".into(),
         "--api".into(),
-        api.clone(),
+        "127.0.0.1:0".into(),
+        "--gateway".into(),
+        "127.0.0.1:0".into(),
+        "--fcp".into(),
+        "127.0.0.1:0".into(),
         "--target-peers".into(),
         TARGET.into(),
     ];
@@ -57,40 +63,73 @@ fn start_with(dir: &std::path::Path, seed: Option<&str>, extra: &[&str]) -> Proc
         args.extend(["--seed".to_owned(), seed.to_owned()]);
     }
     args.extend(extra.iter().map(|a| (*a).to_owned()));
+    std::fs::create_dir_all(dir).expect("data dir");
     let log = std::fs::File::create(dir.with_extension("log")).expect("log");
-    let child = Command::new(WARREN)
+    let mut child = Command::new(WARREN)
         .args(&args)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .expect("start node");
-    Proc { child, api }
-}
-
-fn status(api: &str) -> Option<serde_json::Value> {
-    let text = ureq::get(format!("http://{api}/api/status"))
-        .call()
-        .ok()?
-        .body_mut()
-        .read_to_string()
-        .ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-fn wait_status(api: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(s) = status(api) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "node never answered on {api}");
-        std::thread::sleep(Duration::from_millis(50));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run = warren_cli::testnet::process::wait_running(&mut child, dir, deadline)
+        .unwrap_or_else(|err| panic!("{err:#}"));
+    Proc {
+        child,
+        dir: dir.to_path_buf(),
+        api: run.api.to_string(),
     }
 }
 
-fn wait_peers(api: &str, at_least: usize, what: &str) {
+impl Proc {
+    fn status(&self) -> Option<serde_json::Value> {
+        let api = self.api.parse().ok()?;
+        warren_cli::api_client::ApiClient::for_data_dir(api, &self.dir)
+            .status()
+            .ok()
+    }
+
+    fn peers(&self) -> usize {
+        self.status()
+            .and_then(|s| s["peers"].as_array().map(Vec::len))
+            .unwrap_or(0)
+    }
+
+    fn noderef(&self) -> String {
+        self.status().expect("status")["noderef"]
+            .as_str()
+            .expect("noderef")
+            .to_owned()
+    }
+
+    fn insert(&self, path: &std::path::Path) -> std::process::Output {
+        warren(&[
+            "insert",
+            path.to_str().expect("utf-8"),
+            "--api",
+            &self.api,
+            "--data-dir",
+            self.dir.to_str().expect("utf-8"),
+        ])
+    }
+
+    fn fetch(&self, key: &str, out: &std::path::Path) -> std::process::Output {
+        warren(&[
+            "fetch",
+            key,
+            "-o",
+            out.to_str().expect("utf-8"),
+            "--api",
+            &self.api,
+            "--data-dir",
+            self.dir.to_str().expect("utf-8"),
+        ])
+    }
+}
+
+fn wait_peers(node: &Proc, at_least: usize, what: &str) {
     let deadline = Instant::now() + JOIN_DEADLINE;
-    while peers(api) < at_least {
+    while node.peers() < at_least {
         assert!(
             Instant::now() < deadline,
             "{what}: fewer than {at_least} peers"
@@ -99,26 +138,17 @@ fn wait_peers(api: &str, at_least: usize, what: &str) {
     }
 }
 
-fn peers(api: &str) -> usize {
-    status(api)
-        .and_then(|s| s["peers"].as_array().map(Vec::len))
-        .unwrap_or(0)
-}
-
 #[test]
 fn nodes_knowing_one_seed_join_and_a_document_crosses_the_network() {
     let work = tempfile::tempdir().unwrap();
     let seed = start(&work.path().join("seed"), None);
-    let seed_ref = wait_status(&seed.api)["noderef"]
-        .as_str()
-        .expect("noderef")
-        .to_owned();
+    let seed_ref = seed.noderef();
     let nodes: Vec<Proc> = (0..NEWCOMERS)
         .map(|i| start(&work.path().join(format!("n{i}")), Some(&seed_ref)))
         .collect();
     let started = Instant::now();
     loop {
-        let counts: Vec<usize> = nodes.iter().map(|n| peers(&n.api)).collect();
+        let counts: Vec<usize> = nodes.iter().map(Proc::peers).collect();
         if counts.iter().all(|&c| c >= THRESHOLD) {
             eprintln!(
                 "threshold reached after {:?}: {counts:?}",
@@ -134,12 +164,11 @@ fn nodes_knowing_one_seed_join_and_a_document_crosses_the_network() {
     }
     let file = work.path().join("doc.bin");
     random_file(&file, 100_000, 5);
-    let out = warren(&["insert", file.to_str().unwrap(), "--api", &nodes[0].api]);
+    let out = nodes[0].insert(&file);
     assert!(out.status.success(), "insert: {}", stderr(&out));
     let key = stdout(&out).trim().to_owned();
     let back = work.path().join("back.bin");
-    let api = &nodes[NEWCOMERS - 1].api;
-    let out = warren(&["fetch", &key, "-o", back.to_str().unwrap(), "--api", api]);
+    let out = nodes[NEWCOMERS - 1].fetch(&key, &back);
     assert!(out.status.success(), "fetch: {}", stderr(&out));
     assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&back).unwrap());
 }
@@ -148,42 +177,32 @@ fn nodes_knowing_one_seed_join_and_a_document_crosses_the_network() {
 fn a_node_nobody_can_dial_still_joins_fetches_and_rejoins_after_a_restart() {
     let work = tempfile::tempdir().unwrap();
     let seed = start(&work.path().join("seed"), None);
-    let seed_ref = wait_status(&seed.api)["noderef"]
-        .as_str()
-        .expect("noderef")
-        .to_owned();
+    let seed_ref = seed.noderef();
     let others: Vec<Proc> = (0..3)
         .map(|i| start(&work.path().join(format!("n{i}")), Some(&seed_ref)))
         .collect();
     for (i, node) in others.iter().enumerate() {
-        wait_peers(&node.api, THRESHOLD, &format!("node {i}"));
+        wait_peers(node, THRESHOLD, &format!("node {i}"));
     }
     let file = work.path().join("doc.bin");
     random_file(&file, 50_000, 6);
-    let out = warren(&["insert", file.to_str().unwrap(), "--api", &others[0].api]);
+    let out = others[0].insert(&file);
     assert!(out.status.success(), "insert: {}", stderr(&out));
     let key = stdout(&out).trim().to_owned();
 
     // It advertises a port nothing listens on: every link is one it dials.
-    let dead = format!("127.0.0.1:{}", free_port());
+    let dead = format!("127.0.0.1:{}", unused_port());
     let dir = work.path().join("hidden");
     let extra = ["--advertise", dead.as_str()];
     let hidden = start_with(&dir, Some(&seed_ref), &extra);
-    wait_peers(&hidden.api, THRESHOLD, "the unreachable node");
+    wait_peers(&hidden, THRESHOLD, "the unreachable node");
     let back = work.path().join("back.bin");
-    let out = warren(&[
-        "fetch",
-        &key,
-        "-o",
-        back.to_str().unwrap(),
-        "--api",
-        &hidden.api,
-    ]);
+    let out = hidden.fetch(&key, &back);
     assert!(out.status.success(), "fetch: {}", stderr(&out));
     assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&back).unwrap());
 
     // Stopped and started again on its data directory, it rejoins by itself.
     drop(hidden);
     let again = start_with(&dir, Some(&seed_ref), &extra);
-    wait_peers(&again.api, THRESHOLD, "the restarted node");
+    wait_peers(&again, THRESHOLD, "the restarted node");
 }

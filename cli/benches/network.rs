@@ -337,6 +337,8 @@ impl Net {
                 path.to_str().expect("utf-8"),
                 "--api",
                 &self.api(node),
+                "--data-dir",
+                self.net().nodes[node].data_dir.to_str().expect("utf-8"),
             ])
             .output()
             .expect("run insert");
@@ -359,6 +361,8 @@ impl Net {
                 out.to_str().expect("utf-8"),
                 "--api",
                 &self.api(node),
+                "--data-dir",
+                self.net().nodes[node].data_dir.to_str().expect("utf-8"),
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,12 +1,53 @@
 //! The client side of a node's local HTTP API, used by `insert`, `fetch`,
-//! `testnet` and `demo`. Blocking: the CLI does one thing at a time.
+//! `status`, `testnet` and `demo`. Blocking: the CLI does one thing at a time.
+//!
+//! Every call carries the node's per-start token, read from the token file
+//! (`api.token` in the node's data directory) at each request, so a client
+//! made before the node finished starting, or kept across a restart, works.
 
 use std::io::Read;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
+use clap::Args;
 use serde::Deserialize;
+
+use crate::config::{default_data_dir, DEFAULT_API_PORT};
+
+/// Largest token file read.
+const MAX_TOKEN_BYTES: u64 = 1024;
+
+/// How a command finds the node's API: its address and its token.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The node's local API address.
+    #[arg(long, env = "WARREN_API", default_value_t = default_api())]
+    pub api: SocketAddr,
+    /// The node's data directory, where it writes its API token `api.token`
+    /// [default: the platform data dir].
+    #[arg(long, env = "WARREN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The API token file itself, if not in the data directory.
+    #[arg(long, env = "WARREN_API_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+pub fn default_api() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT))
+}
+
+impl ApiArgs {
+    pub fn client(&self) -> Result<ApiClient> {
+        let token_file = match (&self.token_file, &self.data_dir) {
+            (Some(file), _) => file.clone(),
+            (None, Some(dir)) => dir.join(warren_node::http::API_TOKEN_FILE),
+            (None, None) => default_data_dir()?.join(warren_node::http::API_TOKEN_FILE),
+        };
+        Ok(ApiClient::new(self.api, &token_file))
+    }
+}
 
 /// How long to wait for the node to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,6 +61,7 @@ pub struct ApiClient {
     base: String,
     addr: SocketAddr,
     agent: ureq::Agent,
+    token_file: PathBuf,
 }
 
 /// A streaming fetch: the content reader and the length the node announced.
@@ -42,7 +84,8 @@ struct UriAnswer {
 }
 
 impl ApiClient {
-    pub fn new(addr: SocketAddr) -> ApiClient {
+    /// A client for the node at `addr` whose token is in `token_file`.
+    pub fn new(addr: SocketAddr, token_file: &Path) -> ApiClient {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_per_read(Some(READ_TIMEOUT))
@@ -53,7 +96,23 @@ impl ApiClient {
             base: format!("http://{addr}"),
             addr,
             agent,
+            token_file: token_file.to_path_buf(),
         }
+    }
+
+    /// A client for a node whose data directory is `data_dir`.
+    pub fn for_data_dir(addr: SocketAddr, data_dir: &Path) -> ApiClient {
+        ApiClient::new(addr, &data_dir.join(warren_node::http::API_TOKEN_FILE))
+    }
+
+    /// `Bearer <token>`, read afresh: the node writes a new token each start.
+    /// A missing file sends an empty token: the node's refusal (or its
+    /// absence) then says what is wrong.
+    fn authorization(&self) -> String {
+        let mut token = String::new();
+        let _ = std::fs::File::open(&self.token_file)
+            .and_then(|file| file.take(MAX_TOKEN_BYTES).read_to_string(&mut token));
+        format!("Bearer {}", token.trim())
     }
 
     /// Turns transport failures into a line a user can act on.
@@ -72,6 +131,7 @@ impl ApiClient {
     }
 
     fn check(
+        &self,
         mut response: ureq::http::Response<ureq::Body>,
     ) -> Result<ureq::http::Response<ureq::Body>> {
         let status = response.status();
@@ -89,6 +149,13 @@ impl ApiClient {
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
             .unwrap_or(text);
+        if status == ureq::http::StatusCode::UNAUTHORIZED {
+            return Err(anyhow!(
+                "the node at {} refused the API token read from {} (pass that node's --data-dir, or --token-file)",
+                self.addr,
+                self.token_file.display()
+            ));
+        }
         Err(anyhow!("{}", message.trim()))
     }
 
@@ -96,21 +163,26 @@ impl ApiClient {
         let response = self
             .agent
             .get(format!("{}/api/status", self.base))
+            .header("authorization", self.authorization())
             .call()
             .map_err(|e| self.explain(e))?;
-        Self::read_json(response).context("the node's status is not valid JSON")
+        self.read_json(response)
+            .context("the node's status is not valid JSON")
     }
 
     /// Streams `reader` to the node, which encodes and inserts it; returns the URI.
     pub fn insert(&self, reader: &mut dyn Read, content_type: Option<&str>) -> Result<String> {
-        let mut request = self.agent.post(format!("{}/api/insert", self.base));
+        let mut request = self
+            .agent
+            .post(format!("{}/api/insert", self.base))
+            .header("authorization", self.authorization());
         if let Some(content_type) = content_type {
             request = request.query("content_type", content_type);
         }
         let response = request
             .send(ureq::SendBody::from_reader(reader))
             .map_err(|e| self.explain(e))?;
-        Self::read_uri(response)
+        self.read_uri(response)
     }
 
     /// Inserts a site manifest over already-inserted files; returns the site URI.
@@ -119,24 +191,27 @@ impl ApiClient {
         let response = self
             .agent
             .post(format!("{}/api/site", self.base))
+            .header("authorization", self.authorization())
             .header("content-type", "application/json")
             .send(&body[..])
             .map_err(|e| self.explain(e))?;
-        Self::read_uri(response)
+        self.read_uri(response)
     }
 
-    fn read_uri(response: ureq::http::Response<ureq::Body>) -> Result<String> {
-        let answer: UriAnswer =
-            Self::read_json(response).context("the node's answer is not the expected JSON")?;
+    fn read_uri(&self, response: ureq::http::Response<ureq::Body>) -> Result<String> {
+        let answer: UriAnswer = self
+            .read_json(response)
+            .context("the node's answer is not the expected JSON")?;
         Ok(answer.uri)
     }
 
     /// A successful answer's JSON body, at most `MAX_JSON_BYTES`; an error
     /// answer becomes its message.
     fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
         response: ureq::http::Response<ureq::Body>,
     ) -> Result<T> {
-        let mut response = Self::check(response)?;
+        let mut response = self.check(response)?;
         let text = response
             .body_mut()
             .with_config()
@@ -149,10 +224,15 @@ impl ApiClient {
     pub fn fetch(&self, key: &str) -> Result<Download> {
         let response = self
             .agent
-            .get(format!("{}/{}", self.base, key.trim_start_matches('/')))
+            .get(format!(
+                "{}/api/fetch/{}",
+                self.base,
+                key.trim_start_matches('/')
+            ))
+            .header("authorization", self.authorization())
             .call()
             .map_err(|e| self.explain(e))?;
-        let response = Self::check(response)?;
+        let response = self.check(response)?;
         let body = response.into_body();
         let length = body.content_length();
         let reader = body.into_with_config().limit(u64::MAX).reader();

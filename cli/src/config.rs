@@ -11,8 +11,15 @@ use serde::{Deserialize, Serialize};
 pub const CONFIG_FILE: &str = "config.toml";
 /// Default peer-to-peer port.
 pub const DEFAULT_P2P_PORT: u16 = 9470;
-/// Default local API (HTTP) port, as in Freenet's FProxy.
-pub const DEFAULT_API_PORT: u16 = 8888;
+/// Default browser gateway port, as Freenet's FProxy.
+pub const DEFAULT_GATEWAY_PORT: u16 = 8888;
+/// Default local API port (the CLI, the status and upload pages, metrics):
+/// a separate origin from the gateway, so content never shares one with it.
+pub const DEFAULT_API_PORT: u16 = 8889;
+/// Default largest upload through the API, in MiB.
+pub const DEFAULT_UPLOAD_LIMIT_MIB: u64 = 4096;
+/// Default FCP port, as in Freenet.
+pub const DEFAULT_FCP_PORT: u16 = warren_node::fcp::DEFAULT_FCP_PORT;
 /// Default long-term store size.
 pub const DEFAULT_STORE_MIB: u64 = 1024;
 /// Default cache size.
@@ -28,9 +35,18 @@ pub struct FileConfig {
     pub advertise: Option<SocketAddr>,
     /// Local API address; must be a loopback address unless `api_allow_remote`.
     pub api: Option<SocketAddr>,
+    /// Browser gateway address; must be a loopback address unless `api_allow_remote`.
+    pub gateway: Option<SocketAddr>,
+    /// Largest upload (browser form or `warren insert`) in MiB.
+    pub upload_limit_mib: Option<u64>,
     /// Opt-in to serving the API beyond loopback (dangerous: it can insert and fetch).
     #[serde(default)]
     pub api_allow_remote: bool,
+    /// FCP 2.0 address (Freenet's client protocol); loopback unless `fcp_allow_remote`.
+    pub fcp: Option<SocketAddr>,
+    /// Opt-in to serving FCP beyond loopback (dangerous: it can insert and fetch).
+    #[serde(default)]
+    pub fcp_allow_remote: bool,
     /// Noderefs of peers to connect to, in their pasteable text form.
     #[serde(default)]
     pub peers: Vec<String>,

@@ -9,7 +9,6 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::api_client::ApiClient;
 use crate::testnet::{start_linked, StartArgs, Testnet, STARTUP_TIMEOUT};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -81,7 +80,8 @@ fn insert_and_fetch(
 
     let started = Instant::now();
     let mut file = File::open(document)?;
-    let uri = ApiClient::new(net.nodes[inserter].api)
+    let uri = net
+        .api(inserter)
         .insert(&mut file as &mut dyn Read, Some("application/octet-stream"))?;
     let insert_time = started.elapsed();
     println!(
@@ -94,7 +94,7 @@ fn insert_and_fetch(
     println!("key: {uri}");
 
     let started = Instant::now();
-    let mut download = ApiClient::new(net.nodes[fetcher].api).fetch(&uri)?;
+    let mut download = net.api(fetcher).fetch(&uri)?;
     let fetched_path = dir.join("fetched.bin");
     let mut out = File::create(&fetched_path)?;
     let copied = std::io::copy(&mut download.reader, &mut out).context("fetch failed part way")?;

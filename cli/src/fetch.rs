@@ -3,15 +3,14 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use warren_crypto::ChkUri;
 
-use crate::api_client::ApiClient;
-use crate::insert::{default_api, progress_bar};
+use crate::api_client::ApiArgs;
+use crate::insert::progress_bar;
 
 /// Bytes moved per read while streaming to disk.
 const COPY_CHUNK: usize = 256 * 1024;
@@ -23,9 +22,8 @@ pub struct FetchArgs {
     /// Where to write the content (`-` for standard output) [default: the key's file name].
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// The node's local API address.
-    #[arg(long, env = "WARREN_API", default_value_t = default_api())]
-    pub api: SocketAddr,
+    #[command(flatten)]
+    pub api: ApiArgs,
     /// Replace an existing file, and accept a hidden file name from the key.
     #[arg(long)]
     pub force: bool,
@@ -45,7 +43,7 @@ pub fn run(args: &FetchArgs) -> Result<()> {
             output.display()
         );
     }
-    let client = ApiClient::new(args.api);
+    let client = args.api.client()?;
     let download = client.fetch(&args.key).context("fetch failed")?;
     if to_stdout {
         let mut stdout = io::stdout().lock();

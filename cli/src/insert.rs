@@ -2,15 +2,13 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::api_client::ApiClient;
-use crate::config::DEFAULT_API_PORT;
+use crate::api_client::{ApiArgs, ApiClient};
 
 /// Most files a directory insert takes, so a mistaken `warren insert /` stops early.
 const MAX_SITE_FILES: usize = 10_000;
@@ -19,20 +17,15 @@ const MAX_SITE_FILES: usize = 10_000;
 pub struct InsertArgs {
     /// The file or directory to insert.
     pub path: PathBuf,
-    /// The node's local API address.
-    #[arg(long, env = "WARREN_API", default_value_t = default_api())]
-    pub api: SocketAddr,
+    #[command(flatten)]
+    pub api: ApiArgs,
     /// Content type to record (guessed from the file name if not given).
     #[arg(long)]
     pub content_type: Option<String>,
 }
 
-pub fn default_api() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT))
-}
-
 pub fn run(args: &InsertArgs) -> Result<()> {
-    let client = ApiClient::new(args.api);
+    let client = args.api.client()?;
     let meta = std::fs::metadata(&args.path)
         .with_context(|| format!("cannot read {}", args.path.display()))?;
     let uri = if meta.is_dir() {

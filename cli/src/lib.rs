@@ -12,5 +12,6 @@ pub mod insert;
 pub mod node;
 pub mod runfile;
 pub mod sim;
+pub mod status;
 pub mod testfile;
 pub mod testnet;

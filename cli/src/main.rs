@@ -5,7 +5,7 @@
 //! codes live here; everything else is in `warren-node`, `warren-store` and
 //! `warren-crypto`.
 
-use warren_cli::{demo, fetch, insert, node, sim, testnet};
+use warren_cli::{demo, fetch, insert, node, sim, status, testnet};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +31,8 @@ enum Command {
     Insert(insert::InsertArgs),
     /// Fetch a key through a running node, verify it, and write it out.
     Fetch(fetch::FetchArgs),
+    /// Show a running node's peers, traffic, store and routing figures.
+    Status(status::StatusArgs),
     /// Create the node identity in a data directory and print its noderef.
     Keygen {
         /// Data directory [default: the platform data dir].
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node::run(&args),
         Command::Insert(args) => insert::run(&args),
         Command::Fetch(args) => fetch::run(&args),
+        Command::Status(args) => status::run(&args),
         Command::Keygen { data_dir } => node::keygen(data_dir),
         Command::Testnet(args) => testnet::run(args),
         Command::Demo(args) => demo::run(&args),

@@ -11,8 +11,8 @@ use warren_crypto::{Location, NodeIdentity, NodeRef, PROTOCOL_VERSION};
 use warren_node::driver::{Node, NodeConfig};
 
 use crate::config::{
-    default_data_dir, FileConfig, NodeState, DEFAULT_API_PORT, DEFAULT_CACHE_MIB, DEFAULT_P2P_PORT,
-    DEFAULT_STORE_MIB,
+    default_data_dir, FileConfig, NodeState, DEFAULT_API_PORT, DEFAULT_CACHE_MIB, DEFAULT_FCP_PORT,
+    DEFAULT_GATEWAY_PORT, DEFAULT_P2P_PORT, DEFAULT_STORE_MIB, DEFAULT_UPLOAD_LIMIT_MIB,
 };
 use crate::runfile::RunFile;
 
@@ -34,9 +34,15 @@ pub struct NodeArgs {
     /// Address peers should dial, if not the listen address.
     #[arg(long, env = "WARREN_ADVERTISE")]
     pub advertise: Option<SocketAddr>,
-    /// Local API and gateway address [default: 127.0.0.1:8888].
+    /// Local API address: the CLI, status and upload pages, metrics [default: 127.0.0.1:8889].
     #[arg(long, env = "WARREN_API")]
     pub api: Option<SocketAddr>,
+    /// Browser gateway address [default: 127.0.0.1:8888].
+    #[arg(long, env = "WARREN_GATEWAY")]
+    pub gateway: Option<SocketAddr>,
+    /// FCP 2.0 address for Freenet client programs [default: 127.0.0.1:9481].
+    #[arg(long, env = "WARREN_FCP")]
+    pub fcp: Option<SocketAddr>,
     /// A peer's noderef (repeatable); added to those in the config file.
     #[arg(long = "peer")]
     pub peers: Vec<String>,
@@ -119,6 +125,9 @@ struct Resolved {
     listen: SocketAddr,
     advertise: SocketAddr,
     api: SocketAddr,
+    gateway: SocketAddr,
+    /// The FCP address, and whether it was asked for (not the default).
+    fcp: (SocketAddr, bool),
     location: Location,
     peers: Vec<NodeRef>,
     seeds: Vec<NodeRef>,
@@ -152,6 +161,14 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
         .api
         .or(file.api)
         .unwrap_or(SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT)));
+    let gateway = args
+        .gateway
+        .or(file.gateway)
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], DEFAULT_GATEWAY_PORT)));
+    let fcp = match args.fcp.or(file.fcp) {
+        Some(addr) => (addr, true),
+        None => (SocketAddr::from(([127, 0, 0, 1], DEFAULT_FCP_PORT)), false),
+    };
     let mut peers = Vec::new();
     for text in file.peers.iter().chain(&args.peers) {
         peers.push(
@@ -173,6 +190,8 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
         listen,
         advertise,
         api,
+        gateway,
+        fcp,
         location,
         peers,
         seeds,
@@ -224,34 +243,102 @@ pub fn run(args: &NodeArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let node = start_on_kept_port(config, identity, &resolved).await?;
-        let listener =
-            warren_node::http::bind(resolved.api, resolved.file.api_allow_remote).await?;
-        let api_addr = listener.local_addr()?;
+        let allow_remote = resolved.file.api_allow_remote;
+        let listeners = warren_node::http::Listeners {
+            api: warren_node::http::bind(resolved.api, allow_remote).await?,
+            gateway: warren_node::http::bind(resolved.gateway, allow_remote).await?,
+        };
+        let (api_addr, gateway_addr) =
+            (listeners.api.local_addr()?, listeners.gateway.local_addr()?);
+        // A new token each start, readable by this user only: whoever can
+        // read the data directory may use the API; a web page cannot.
+        let token = warren_node::http::ApiToken::generate();
+        let token_path = resolved.data_dir.join(warren_node::http::API_TOKEN_FILE);
+        token
+            .write_file(&token_path)
+            .with_context(|| format!("cannot write the API token {}", token_path.display()))?;
+        let http_config = warren_node::http::HttpConfig {
+            upload_limit: resolved
+                .file
+                .upload_limit_mib
+                .unwrap_or(DEFAULT_UPLOAD_LIMIT_MIB)
+                .saturating_mul(MIB),
+            ..warren_node::http::HttpConfig::default()
+        };
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(warren_node::http::serve(
+            listeners,
+            node.handle(),
+            token,
+            http_config,
+            shutdown.clone(),
+        ));
+        let fcp = start_fcp(
+            resolved.fcp,
+            resolved.file.fcp_allow_remote,
+            &resolved.data_dir,
+            &node,
+            &shutdown,
+        )
+        .await?;
         let run_file = RunFile {
             pid: std::process::id(),
             p2p: node.listen_addr(),
             api: api_addr,
+            gateway: gateway_addr,
+            fcp: fcp.as_ref().map(|(addr, _)| *addr),
             noderef: node.handle().noderef().to_string(),
         };
         run_file.write(&resolved.data_dir)?;
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(warren_node::http::serve(
-            listener,
-            node.handle(),
-            shutdown.clone(),
-        ));
-        tracing::info!(api = %api_addr, noderef = %node.handle().noderef(), "node ready");
+        tracing::info!(
+            api = %api_addr,
+            gateway = %gateway_addr,
+            noderef = %node.handle().noderef(),
+            "node ready"
+        );
         let trimmer = tokio::spawn(return_freed_memory());
         wait_for_signal().await?;
         trimmer.abort();
         tracing::info!("shutting down: closing links and flushing the store");
         shutdown.cancel();
         let _ = server.await;
+        if let Some((_, fcp)) = fcp {
+            let _ = fcp.await;
+        }
         RunFile::remove(&resolved.data_dir);
+        let _ = std::fs::remove_file(&token_path);
         node.shutdown().await.context("shutdown failed")?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Starts the FCP listener. A busy default port is only a warning (another
+/// node or Freenet may have it); a port that was asked for must work.
+async fn start_fcp(
+    (addr, asked): (SocketAddr, bool),
+    allow_remote: bool,
+    data_dir: &Path,
+    node: &Node,
+    shutdown: &CancellationToken,
+) -> Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>> {
+    let listener = match warren_node::fcp::bind(addr, allow_remote).await {
+        Ok(listener) => listener,
+        Err(err) if !asked => {
+            tracing::warn!("FCP not started: {err:#}; set --fcp or `fcp` in the config");
+            return Ok(None);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let bound = listener.local_addr()?;
+    tracing::info!(fcp = %bound, "FCP 2.0 listening");
+    let serving = tokio::spawn(warren_node::fcp::serve(
+        listener,
+        node.handle(),
+        data_dir.to_path_buf(),
+        shutdown.clone(),
+    ));
+    Ok(Some((bound, serving)))
 }
 
 /// Starts the node. Configured with port 0, it first tries the port it got
@@ -376,6 +463,8 @@ pub fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
         listen: None,
         advertise: None,
         api: None,
+        gateway: None,
+        fcp: None,
         peers: Vec::new(),
         seeds: Vec::new(),
         friends_only: false,

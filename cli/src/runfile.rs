@@ -22,6 +22,11 @@ pub struct RunFile {
     pub p2p: SocketAddr,
     /// The local API (HTTP) listener, as bound.
     pub api: SocketAddr,
+    /// The browser gateway, as bound.
+    pub gateway: SocketAddr,
+    /// The FCP 2.0 listener, as bound (none if FCP did not start).
+    #[serde(default)]
+    pub fcp: Option<SocketAddr>,
     /// This node's noderef, as it hands it to peers.
     pub noderef: String,
 }
@@ -77,6 +82,8 @@ mod tests {
             pid: 42,
             p2p: "127.0.0.1:4000".parse().unwrap(),
             api: "127.0.0.1:4001".parse().unwrap(),
+            gateway: "127.0.0.1:4002".parse().unwrap(),
+            fcp: Some("127.0.0.1:4002".parse().unwrap()),
             noderef: "warren-noderef:v1:x".into(),
         };
         run.write(dir.path()).unwrap();

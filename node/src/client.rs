@@ -8,6 +8,7 @@
 //! bounded by a few segments whatever the file size.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
@@ -247,10 +248,30 @@ impl ContentStream {
     }
 }
 
+/// Where a fetch keeps the blocks it got, so that the same fetch started
+/// again (after a restart) does not ask the network for them twice. Blocks
+/// are ciphertext; an implementation verifies what it hands back against
+/// the routing key. Called from blocking threads.
+pub trait BlockCache: Send + Sync + 'static {
+    fn get(&self, key: &RoutingKey) -> Option<ChkBlock>;
+    fn put(&self, block: &ChkBlock);
+}
+
 /// Starts fetching `uri`: resolves its manifests until the content's length
 /// and type are known, then streams the content from a background task.
 pub async fn fetch(node: &NodeHandle, uri: ChkUri) -> Result<ContentStream, ClientError> {
+    fetch_with_cache(node, uri, None).await
+}
+
+/// [`fetch`], taking blocks from `cache` first and keeping there those
+/// fetched from the network.
+pub async fn fetch_with_cache(
+    node: &NodeHandle,
+    uri: ChkUri,
+    cache: Option<Arc<dyn BlockCache>>,
+) -> Result<ContentStream, ClientError> {
     let mut run = FetchRun::new(node.clone(), &uri);
+    run.cache = cache;
     let length = loop {
         if let Some(length) = run.fetcher.total_len() {
             break length;
@@ -301,6 +322,7 @@ struct FetchRun {
     fetcher: ContentFetcher,
     inflight: JoinSet<(RoutingKey, Result<ChkBlock, RequestError>)>,
     tries: HashMap<RoutingKey, u32>,
+    cache: Option<Arc<dyn BlockCache>>,
 }
 
 impl FetchRun {
@@ -310,13 +332,29 @@ impl FetchRun {
             fetcher: ContentFetcher::new(uri),
             inflight: JoinSet::new(),
             tries: HashMap::new(),
+            cache: None,
         }
     }
 
     fn request(&mut self, key: RoutingKey) {
         let node = self.node.clone();
-        self.inflight
-            .spawn(async move { (key, node.fetch_block(key).await) });
+        let Some(cache) = self.cache.clone() else {
+            self.inflight
+                .spawn(async move { (key, node.fetch_block(key).await) });
+            return;
+        };
+        self.inflight.spawn(async move {
+            let lookup = Arc::clone(&cache);
+            if let Ok(Some(block)) = tokio::task::spawn_blocking(move || lookup.get(&key)).await {
+                return (key, Ok(block));
+            }
+            let result = node.fetch_block(key).await;
+            if let Ok(block) = &result {
+                let block = block.clone();
+                let _ = tokio::task::spawn_blocking(move || cache.put(&block)).await;
+            }
+            (key, result)
+        });
     }
 
     /// Tops up the window, then handles one finished block request.

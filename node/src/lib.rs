@@ -12,12 +12,14 @@
 //!   local clients, and carrying out its actions on links and the store.
 //! - [`client`]: whole files: splitfile inserts and windowed parallel fetches.
 //! - [`http`]: the local API and browser gateway on 127.0.0.1.
+//! - [`fcp`]: FCP 2.0, Freenet's client protocol, for existing Freenet clients.
 //! - [`sim`]: the simulator, driving the same core over many virtual nodes.
 //!
 //! See `docs/ARCHITECTURE.md` for how the parts fit together.
 
 pub mod client;
 pub mod driver;
+pub mod fcp;
 pub mod http;
 pub mod link;
 pub mod routing;

@@ -98,6 +98,15 @@ impl TestNet {
         warren_cli::testnet::topology::farthest_from(&self.adjacency(), from).expect("nodes")
     }
 
+    /// The `--data-dir` argument for node `index` (where its API token is).
+    pub fn data_dir_arg(&self, index: usize) -> String {
+        self.nodes[index]
+            .data_dir
+            .to_str()
+            .expect("utf-8")
+            .to_owned()
+    }
+
     /// `warren insert PATH` at node `index`.
     pub fn insert(&self, index: usize, path: &Path) -> Output {
         warren(&[
@@ -105,6 +114,8 @@ impl TestNet {
             path.to_str().expect("utf-8"),
             "--api",
             &self.api_arg(index),
+            "--data-dir",
+            &self.data_dir_arg(index),
         ])
     }
 
@@ -117,7 +128,22 @@ impl TestNet {
             out.to_str().expect("utf-8"),
             "--api",
             &self.api_arg(index),
+            "--data-dir",
+            &self.data_dir_arg(index),
         ])
+    }
+
+    /// Node `index`'s addresses as text, for tests that speak HTTP themselves.
+    pub fn node(&self, index: usize) -> TestNode {
+        let node = &self.nodes[index];
+        TestNode {
+            index,
+            pid: node.pid,
+            api: node.api.to_string(),
+            gateway: node.gateway.to_string(),
+            data_dir: node.data_dir.clone(),
+            neighbours: node.neighbours.clone(),
+        }
     }
 
     /// Runs `warren testnet stop` on this testnet's directory, as a user would.
@@ -150,6 +176,26 @@ impl Drop for TestNet {
         if let Some(net) = self.net.take() {
             let _ = net.stop();
         }
+    }
+}
+
+/// One node of a running testnet, its addresses as text.
+#[derive(Debug, Clone)]
+pub struct TestNode {
+    pub index: usize,
+    pub pid: u32,
+    pub api: String,
+    /// The node's browser gateway (a separate origin from `api`).
+    pub gateway: String,
+    pub data_dir: PathBuf,
+    pub neighbours: Vec<usize>,
+}
+
+impl TestNode {
+    /// `Bearer <token>` for this node's API (the token it wrote at start).
+    pub fn authorization(&self) -> String {
+        let token = std::fs::read_to_string(self.data_dir.join("api.token")).unwrap_or_default();
+        format!("Bearer {}", token.trim())
     }
 }
 

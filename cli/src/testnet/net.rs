@@ -103,6 +103,8 @@ impl Testnet {
         let config = FileConfig {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             api: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            gateway: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            fcp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             peers: dials
                 .iter()
                 .map(|&j| self.nodes[j].noderef.clone())
@@ -129,6 +131,8 @@ impl Testnet {
             pid: run.pid,
             data_dir,
             api: run.api,
+            gateway: run.gateway,
+            fcp: run.fcp,
             noderef: run.noderef,
             neighbours,
         });
@@ -171,8 +175,9 @@ impl Testnet {
         .save(&self.dir)
     }
 
+    /// A client for node `index`'s API (its token read from its data dir).
     pub fn api(&self, index: usize) -> ApiClient {
-        ApiClient::new(self.nodes[index].api)
+        ApiClient::for_data_dir(self.nodes[index].api, &self.nodes[index].data_dir)
     }
 
     /// How many peers node `index` has a link to right now (0 if it does not answer).
@@ -235,6 +240,8 @@ impl Testnet {
         let run = wait_running(&mut child, &data_dir, Instant::now() + STARTUP_TIMEOUT)?;
         self.nodes[index].pid = run.pid;
         self.nodes[index].api = run.api;
+        self.nodes[index].gateway = run.gateway;
+        self.nodes[index].fcp = run.fcp;
         self.nodes[index].noderef = run.noderef;
         self.children[index] = Some(child);
         self.save_state()

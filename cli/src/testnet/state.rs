@@ -23,6 +23,11 @@ pub struct NodeInfo {
     pub pid: u32,
     pub data_dir: PathBuf,
     pub api: SocketAddr,
+    /// The node's browser gateway.
+    pub gateway: SocketAddr,
+    /// The node's FCP 2.0 address.
+    #[serde(default)]
+    pub fcp: Option<SocketAddr>,
     pub noderef: String,
     /// The nodes this one was wired to (both directions).
     pub neighbours: Vec<usize>,

@@ -558,10 +558,15 @@ impl Driver {
         let peers = self
             .peers
             .links()
-            .map(|slot| PeerStatus {
-                identity: slot.noderef.identity.to_string(),
-                location: slot.noderef.location.as_fraction(),
-                address: slot.noderef.address,
+            .map(|slot| {
+                let link = slot.handle.stats();
+                PeerStatus {
+                    identity: slot.noderef.identity.to_string(),
+                    location: slot.noderef.location.as_fraction(),
+                    address: slot.noderef.address,
+                    bytes_sent: link.bytes_sent,
+                    bytes_received: link.bytes_received,
+                }
             })
             .collect();
         NodeStatus {

@@ -184,6 +184,9 @@ pub struct PeerStatus {
     pub identity: String,
     pub location: f64,
     pub address: SocketAddr,
+    /// Bytes over this link (the current one, if it was re-established).
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 /// Bytes and frames over all links since start, and what was shed.

@@ -1,54 +1,105 @@
-//! The node's local HTTP interface on 127.0.0.1: the JSON API the CLI uses and
-//! a gateway a browser can use (`GET /CHK@…/path` streams verified content).
+//! The node's local HTTP interfaces, on two origins that never share
+//! anything:
 //!
-//! Shaped like mini-redis's server: one listener, a cap on connections, and a
-//! cancellation token that ends the accept loop and lets requests finish.
+//! - the **gateway** (default 127.0.0.1:8888) serves content from the network
+//!   to a browser, filtered ([`filter`]) and under a strict
+//!   `Content-Security-Policy`; it holds no secret and can change nothing;
+//! - the **API** (default 127.0.0.1:8889) is what the CLI, the operator's
+//!   pages (status, upload) and Prometheus use. `/api/*` needs the per-start
+//!   token ([`token`]); the upload form needs a same-origin `Origin`.
 //!
-//! | route | what |
-//! |---|---|
-//! | `GET /api/status` | node status as JSON |
-//! | `POST /api/insert?content_type=…` | body = content; answers `{"uri": …}` |
-//! | `POST /api/site` | `{"entries": [{"path", "uri", "content_type"}]}`; answers `{"uri": …}` |
-//! | `GET /CHK@…[/path]` | the content, streamed, with its content type |
+//! Both refuse a `Host` that is not their own loopback address (DNS
+//! rebinding) and requests a page on another site made ([`guard`]); both cap
+//! their connections ([`listener`]). Shaped like mini-redis's server: the
+//! listeners stop on a cancellation token and let requests finish.
+//!
+//! | origin | route | what |
+//! |---|---|---|
+//! | gateway | `GET /` | home page: paste a key |
+//! | gateway | `GET /CHK@…[/path]` | content, filtered; `?mode=download`, `?mode=text`, `?mode=unfiltered` |
+//! | gateway | `GET /_/leave?url=…` | "you are leaving Warren" |
+//! | API | `GET /` | status page |
+//! | API | `GET /upload`, `POST /upload` | insert a file or folder from a browser |
+//! | API | `GET /metrics` | Prometheus text format |
+//! | API | `GET /api/status` | node status as JSON (token) |
+//! | API | `POST /api/insert?content_type=…` | body = content; answers `{"uri": …}` (token) |
+//! | API | `POST /api/site` | `{"entries": [{"path", "uri", "content_type", "size"}]}` (token) |
+//! | API | `GET /api/fetch/CHK@…[/path]` | the content, unfiltered, streamed (token) |
+
+pub mod filter;
+pub mod guard;
+pub mod listener;
+pub mod metrics;
+pub mod pages;
+pub mod status_page;
+pub mod token;
+
+mod api;
+pub mod gateway;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use futures_util::StreamExt as _;
-use serde::Deserialize;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use warren_crypto::ChkUri;
 
-use crate::client::{self, ClientError, SiteEntry};
 use crate::driver::NodeHandle;
 
-/// Most bytes of a failed upload read (and discarded) so the client gets the
-/// error; past this the connection is simply closed.
-const MAX_DRAIN_BYTES: u64 = 1 << 30;
+pub use token::{ApiToken, API_TOKEN_FILE};
+
+/// Default cap on open connections per listener.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Default cap on gateway requests being answered at once; past it the
+/// gateway answers 503 at once rather than queueing.
+pub const DEFAULT_MAX_GATEWAY_FETCHES: usize = 32;
+/// Default time a gateway request may take to find its content.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default largest upload (browser or CLI), in bytes.
+pub const DEFAULT_UPLOAD_LIMIT: u64 = 4 << 30;
 
 /// Why the HTTP interface could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HttpError {
     #[error(
-        "the local API may only listen on loopback, not {0}; set api_allow_remote to override"
+        "the local API and gateway may only listen on loopback, not {0}; set api_allow_remote to override"
     )]
     NotLoopback(SocketAddr),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
+        #[source]
         source: std::io::Error,
     },
 }
 
-/// Binds the local API. Refuses non-loopback addresses unless `allow_remote`:
-/// anyone who reaches this port can insert and fetch as this node.
+/// Limits of both listeners.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub max_connections: usize,
+    pub max_gateway_fetches: usize,
+    pub fetch_timeout: Duration,
+    pub upload_limit: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_gateway_fetches: DEFAULT_MAX_GATEWAY_FETCHES,
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+            upload_limit: DEFAULT_UPLOAD_LIMIT,
+        }
+    }
+}
+
+/// Binds one listener. Refuses non-loopback addresses unless `allow_remote`:
+/// anyone who reaches the API can insert and fetch as this node.
 pub async fn bind(addr: SocketAddr, allow_remote: bool) -> Result<TcpListener, HttpError> {
     if !addr.ip().is_loopback() && !allow_remote {
         return Err(HttpError::NotLoopback(addr));
@@ -58,152 +109,126 @@ pub async fn bind(addr: SocketAddr, allow_remote: bool) -> Result<TcpListener, H
         .map_err(|source| HttpError::Bind { addr, source })
 }
 
-/// Serves the API until `shutdown` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
+/// What both routers share.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
     node: NodeHandle,
+    token: ApiToken,
+    config: Arc<HttpConfig>,
+    api_origin: Arc<str>,
+    gateway_origin: Arc<str>,
+    /// Signs "open unfiltered" links, so only the warning page makes them.
+    unfiltered_key: Arc<ring::hmac::Key>,
+    metrics: metrics::HttpMetrics,
+    history: status_page::History,
+}
+
+/// The two bound listeners.
+#[derive(Debug)]
+pub struct Listeners {
+    pub api: TcpListener,
+    pub gateway: TcpListener,
+}
+
+fn origin_of(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+/// Serves the API and the gateway until `shutdown` is cancelled.
+pub async fn serve(
+    listeners: Listeners,
+    node: NodeHandle,
+    token: ApiToken,
+    config: HttpConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(node))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-}
-
-pub fn router(node: NodeHandle) -> Router {
-    Router::new()
-        .route("/api/status", get(status))
-        .route("/api/insert", post(insert))
-        .route("/api/site", post(insert_site))
-        .fallback(get(gateway))
-        .with_state(node)
-}
-
-fn error_response(err: &ClientError) -> Response {
-    let status = match err {
-        ClientError::BadKey(_) | ClientError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        ClientError::NotFound(_) | ClientError::SiteDirectory { .. } => StatusCode::NOT_FOUND,
-        ClientError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_GATEWAY,
+    let api_addr = listeners.api.local_addr()?;
+    let gateway_addr = listeners.gateway.local_addr()?;
+    let rng = ring::rand::SystemRandom::new();
+    let unfiltered_key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
+        .map_err(|_| std::io::Error::other("no randomness for the gateway's link key"))?;
+    let shared = Shared {
+        node,
+        token,
+        api_origin: origin_of(api_addr).into(),
+        gateway_origin: origin_of(gateway_addr).into(),
+        config: Arc::new(config),
+        unfiltered_key: Arc::new(unfiltered_key),
+        metrics: metrics::HttpMetrics::default(),
+        history: status_page::History::default(),
     };
-    (
-        status,
-        Json(serde_json::json!({ "error": crate::error_chain(err) })),
+    let sampler = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(sample_traffic(
+        shared.node.clone(),
+        shared.history.clone(),
+    )));
+    let cap = shared.config.max_connections;
+    let api = axum::serve(
+        listener::CappedListener::new(listeners.api, cap),
+        api::router(shared.clone(), api_addr.port()),
     )
-        .into_response()
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let gateway = axum::serve(
+        listener::CappedListener::new(listeners.gateway, cap),
+        gateway::router(shared, gateway_addr.port()),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned());
+    let result = tokio::try_join!(async { api.await }, async { gateway.await }).map(|_| ());
+    drop(sampler);
+    result
 }
 
-async fn status(State(node): State<NodeHandle>) -> Response {
-    match node.status().await {
-        Ok(status) => Json(status).into_response(),
-        Err(err) => error_response(&err.into()),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct InsertQuery {
-    content_type: Option<String>,
-}
-
-async fn insert(
-    State(node): State<NodeHandle>,
-    Query(query): Query<InsertQuery>,
-    request: Request,
-) -> Response {
-    let mut chunks = request
-        .into_body()
-        .into_data_stream()
-        .map(|chunk| chunk.map_err(std::io::Error::other));
-    match client::insert_stream(&node, &mut chunks, query.content_type).await {
-        Ok(uri) => Json(serde_json::json!({ "uri": uri.to_string() })).into_response(),
-        Err(err) => {
-            // Read the rest of the upload before answering, so the client
-            // sees this error rather than a broken pipe.
-            let mut drained: u64 = 0;
-            while let Some(Ok(chunk)) = chunks.next().await {
-                drained += chunk.len() as u64;
-                if drained > MAX_DRAIN_BYTES {
-                    break;
-                }
+/// Samples link traffic for the status page's chart.
+async fn sample_traffic(node: NodeHandle, history: status_page::History) {
+    let mut every = tokio::time::interval(status_page::SAMPLE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match node.status().await {
+            Ok(status) => {
+                history.push(status_page::Sample {
+                    sent: status.links.bytes_sent,
+                    received: status.links.bytes_received,
+                });
+                history.observe_peers(
+                    status.peers.iter().map(|p| p.identity.as_str()),
+                    std::time::Instant::now(),
+                );
             }
-            error_response(&err)
+            Err(_) => return,
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct SiteRequest {
-    entries: Vec<SiteEntry>,
+/// The listener's port and name, for the checks every request passes.
+#[derive(Debug, Clone)]
+struct Door {
+    shared: Shared,
+    port: u16,
+    name: &'static str,
 }
 
-async fn insert_site(State(node): State<NodeHandle>, Json(site): Json<SiteRequest>) -> Response {
-    match client::insert_site(&node, site.entries).await {
-        Ok(uri) => Json(serde_json::json!({ "uri": uri.to_string() })).into_response(),
-        Err(err) => error_response(&err),
+/// Refuses a foreign `Host` (DNS rebinding) before anything else runs.
+async fn check_host(State(door): State<Door>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !guard::host_allowed(host, door.port) {
+        door.shared.metrics.count(door.name, "refused_host");
+        return pages::error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Wrong address",
+            "This Warren node answers only to its own loopback address; the name in this request points elsewhere.",
+            pages::wants_html(request.headers()),
+        );
     }
-}
-
-async fn gateway(State(node): State<NodeHandle>, request: Request) -> Response {
-    let path = request.uri().path().trim_start_matches('/');
-    let Some(decoded) = percent_decode(path) else {
-        return error_response(&ClientError::BadRequest(
-            "bad percent-encoding in the path".into(),
-        ));
-    };
-    let uri: ChkUri = match decoded.parse() {
-        Ok(uri) => uri,
-        Err(err) => return error_response(&ClientError::BadKey(err)),
-    };
-    // A site is browsed under `CHK@…/` and its directories under `dir/`:
-    // only there do a page's relative links resolve inside the site.
-    // One leading `/`: `//CHK@…` would make the Location a network-path
-    // reference to another host.
-    let slashed = format!("/{}/", request.uri().path().trim_start_matches('/'));
-    let with_slash = || Redirect::permanent(&slashed).into_response();
-    // (`CHK@…/` parses to no path too: only the bare key is redirected.)
-    let bare_key = uri.path.is_none() && !decoded.ends_with('/');
-    match client::fetch(&node, uri).await {
-        Ok(fetch) if fetch.site && bare_key => with_slash(),
-        Err(ClientError::SiteDirectory { .. }) => with_slash(),
-        Ok(fetch) => {
-            let (length, content_type) = (fetch.length, fetch.content_type.clone());
-            let mut response = Response::new(Body::from_stream(fetch.into_stream()));
-            let headers = response.headers_mut();
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-            let content_type = content_type
-                .as_deref()
-                .unwrap_or("application/octet-stream");
-            if let Ok(value) = HeaderValue::from_str(content_type) {
-                headers.insert(header::CONTENT_TYPE, value);
-            }
-            // Content from the network must not be sniffed into something else.
-            headers.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            response
-        }
-        Err(err) => error_response(&err),
-    }
-}
-
-/// Decodes `%XX` escapes, as browsers send for spaces and such in paths.
-fn percent_decode(text: &str) -> Option<String> {
-    percent_encoding::percent_decode_str(text)
-        .decode_utf8()
-        .ok()
-        .map(std::borrow::Cow::into_owned)
+    next.run(request).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_decoding_handles_escapes_and_rejects_garbage() {
-        assert_eq!(percent_decode("a%20b").as_deref(), Some("a b"));
-        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
-        assert_eq!(percent_decode("%ff"), None);
-    }
 
     #[tokio::test]
     async fn refuses_to_listen_beyond_loopback_unless_told() {

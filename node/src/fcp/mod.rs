@@ -1,0 +1,241 @@
+//! FCP 2.0, Freenet's client protocol, on 127.0.0.1:9481: existing Freenet
+//! client programs (pyfreenet3's `fcpput`/`fcpget` and Python API, jSite,
+//! freesitemgr) insert and fetch through Warren unchanged.
+//!
+//! - [`message`]: the sans-IO line decoder and the encoder, with size limits.
+//! - [`codes`]: Freenet's numeric `ProtocolError`/`GetFailed`/`PutFailed` codes.
+//! - `session`: one connection: hello, dispatch by message name, a writer
+//!   task fed by a bounded queue, requests in flight answered by Identifier.
+//! - `put`, `get`, `dda`: `ClientPut*`, `ClientGet`, `TestDDA*`.
+//!
+//! Shaped like mini-redis's server: a hard cap on connections (a semaphore
+//! permit per connection; past the cap a new connection is closed at once),
+//! and a cancellation token that ends the accept loop and every session.
+//! `docs/FCP.md` lists what is supported, accepted and ignored, and refused.
+
+mod blocks;
+pub mod codes;
+mod dda;
+mod get;
+pub mod message;
+pub mod persist;
+mod put;
+mod queue;
+mod session;
+
+pub use blocks::BLOCKS_DIR;
+pub use dda::MAX_DDA_DIRECTORIES;
+pub use put::MAX_SITE_FILES;
+pub use queue::MAX_PERSISTENT_REQUESTS;
+pub use session::{MAX_DATA_LENGTH, MAX_REQUESTS_PER_CONNECTION};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::driver::NodeHandle;
+
+/// The port Freenet nodes serve FCP on; clients default to it.
+pub const DEFAULT_FCP_PORT: u16 = 9481;
+/// Connections served at once; one more is closed as soon as it is accepted.
+/// Each idle connection costs a few KiB.
+pub const MAX_CONNECTIONS: usize = 2048;
+/// Time a new connection has to send `ClientHello` before it is closed.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a failed `accept` (e.g. out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a request resumed after a restart waits for the node's first
+/// link before it starts anyway (a node with no peers finds nothing).
+const RESUME_WAIT_FOR_PEERS: Duration = Duration::from_secs(60);
+/// How often it looks.
+const RESUME_POLL: Duration = Duration::from_millis(250);
+/// How long shutdown waits for sessions to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the FCP listener could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FcpError {
+    #[error("FCP may only listen on loopback, not {0}; set fcp_allow_remote to override")]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen for FCP on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds the FCP port. Refuses non-loopback addresses unless `allow_remote`:
+/// anyone who reaches this port can insert and fetch as this node.
+pub async fn bind(addr: SocketAddr, allow_remote: bool) -> Result<TcpListener, FcpError> {
+    if !addr.ip().is_loopback() && !allow_remote {
+        return Err(FcpError::NotLoopback(addr));
+    }
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| FcpError::Bind { addr, source })
+}
+
+/// What every session shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) node: NodeHandle,
+    /// Requests that outlive their connection.
+    pub(crate) queue: queue::Queue,
+    /// The node's data directory (the queue file lives there).
+    pub(crate) data_dir: PathBuf,
+}
+
+/// Serves FCP until `shutdown` is cancelled, then waits (briefly) for the
+/// sessions to end.
+pub async fn serve(
+    listener: TcpListener,
+    node: NodeHandle,
+    data_dir: PathBuf,
+    shutdown: CancellationToken,
+) {
+    let shared = Arc::new(Shared {
+        node,
+        queue: queue::Queue::default(),
+        data_dir,
+    });
+    let saver = restore_queue(&shared).await;
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let sessions = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                tracing::debug!(%err, "FCP accept failed; backing off");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            tracing::debug!(%peer, "FCP connection refused: {MAX_CONNECTIONS} already open");
+            drop(stream);
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        let token = shutdown.child_token();
+        sessions.spawn(async move {
+            if let Err(err) = session::run(stream, shared, token).await {
+                tracing::debug!(%peer, %err, "FCP session ended");
+            }
+            drop(permit);
+        });
+    }
+    sessions.close();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, sessions.wait()).await;
+    saver.abort();
+    // The last state, whatever the saver was doing.
+    save_queue(&shared).await;
+}
+
+/// Waits (a bounded while) until the node has a link.
+async fn wait_for_peers(node: &NodeHandle) {
+    let deadline = tokio::time::Instant::now() + RESUME_WAIT_FOR_PEERS;
+    while tokio::time::Instant::now() < deadline {
+        if node.status().await.is_ok_and(|s| !s.peers.is_empty()) {
+            return;
+        }
+        tokio::time::sleep(RESUME_POLL).await;
+    }
+}
+
+fn queue_path(shared: &Shared) -> PathBuf {
+    shared.data_dir.join(persist::QUEUE_FILE)
+}
+
+async fn save_queue(shared: &Arc<Shared>) {
+    let records = shared.queue.records();
+    let path = queue_path(shared);
+    let saved = tokio::task::spawn_blocking(move || persist::save(&path, &records)).await;
+    if let Ok(Err(err)) = saved {
+        tracing::warn!("cannot keep the FCP queue: {err:#}");
+    }
+}
+
+/// Loads the queue file, starts its unfinished requests again, and starts
+/// the task that writes the file after each change.
+async fn restore_queue(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    let path = queue_path(shared);
+    let loaded = tokio::task::spawn_blocking(move || persist::load(&path)).await;
+    let records = match loaded {
+        Ok(Ok(records)) => records,
+        Ok(Err(err)) => {
+            tracing::warn!("FCP queue not restored: {err:#}");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    };
+    let unfinished = shared.queue.restore(records);
+    if !unfinished.is_empty() {
+        tracing::info!(
+            requests = unfinished.len(),
+            "FCP: resuming persistent requests"
+        );
+    }
+    for (key, resume) in unfinished {
+        let reply = session::Reply {
+            target: session::Target::Queue {
+                shared: Arc::clone(shared),
+                key: key.clone(),
+                persistence: "forever".to_owned(),
+            },
+            identifier: key.identifier.clone(),
+            global: key.owner == queue::Owner::Global,
+        };
+        let node = shared.node.clone();
+        match resume {
+            persist::Resume::Get {
+                uri,
+                return_type,
+                filename,
+                max_size,
+            } => shared.queue.start(&key, async move {
+                wait_for_peers(&node).await;
+                get::resume_get(node, reply, &uri, &return_type, filename, max_size).await;
+            }),
+            other => shared.queue.start(&key, async move {
+                wait_for_peers(&node).await;
+                put::resume_put(node, reply, other).await;
+            }),
+        }
+    }
+    let mut changes = shared.queue.changes();
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            save_queue(&shared).await;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refuses_to_listen_beyond_loopback_unless_told() {
+        let everywhere: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        assert!(matches!(
+            bind(everywhere, false).await,
+            Err(FcpError::NotLoopback(_))
+        ));
+        assert!(bind(everywhere, true).await.is_ok());
+        assert!(bind("127.0.0.1:0".parse().unwrap(), false).await.is_ok());
+    }
+}

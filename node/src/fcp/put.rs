@@ -1,0 +1,711 @@
+//! `ClientPut` (`UploadFrom=direct` and `disk`, `GetCHKOnly`),
+//! `ClientPutDiskDir` and `ClientPutComplexDir` (sites).
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use tokio::io::AsyncReadExt as _;
+use tokio::sync::mpsc;
+use warren_crypto::splitfile::SplitfileEncoder;
+use warren_crypto::ChkUri;
+
+use super::codes::{put_failed, Insert, Protocol};
+use super::dda;
+use super::get::strip_uri;
+use super::message::Message;
+use super::persist::Resume;
+use super::queue::Description;
+use super::session::{Chunk, Flow, Reply, Session, MAX_DATA_LENGTH, UPLOAD_QUEUE};
+use crate::client::{self, ClientError, SiteEntry};
+use crate::driver::NodeHandle;
+
+/// Files in one site insert.
+pub const MAX_SITE_FILES: usize = 10_000;
+/// Directory levels walked in a `ClientPutDiskDir`.
+const MAX_SITE_DEPTH: usize = 32;
+/// Bytes read from a file at a time.
+const FILE_CHUNK: usize = 256 * 1024;
+/// Bytes gathered before running the encoder for `GetCHKOnly`.
+const ENCODE_BATCH: usize = 1024 * 1024;
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Chunk> + Send>>;
+
+/// What one file's content comes from.
+#[derive(Debug)]
+enum Source {
+    Stream(mpsc::Receiver<Chunk>),
+    File(PathBuf),
+    /// Already in the network under this key (a site's `redirect` entry).
+    Key(ChkUri),
+}
+
+/// One file of a site.
+#[derive(Debug)]
+struct SiteFile {
+    path: String,
+    source: Source,
+    content_type: Option<String>,
+}
+
+/// The `PutFailed` code for a client-layer error.
+fn insert_code(err: &ClientError) -> Insert {
+    match err {
+        ClientError::BadKey(_) => Insert::InvalidUri,
+        ClientError::Overloaded => Insert::RejectedOverload,
+        ClientError::Insert(_) => Insert::RouteNotFound,
+        ClientError::Input(_) => Insert::BucketError,
+        ClientError::Stopped => Insert::Cancelled,
+        _ => Insert::InternalError,
+    }
+}
+
+/// The file name a put asks for: `TargetFilename`, else the path in the URI.
+fn target_name(message: &Message, uri: &str) -> Result<Option<String>, &'static str> {
+    let after = uri.get(4..).unwrap_or("").trim_end_matches('/');
+    let from_uri = match after.rsplit_once('/') {
+        Some((_, name)) => name,
+        None if after.contains(',') => "",
+        None => after,
+    };
+    let name = message.get("TargetFilename").unwrap_or(from_uri);
+    if name.contains('/') {
+        return Err("TargetFilename may not contain '/'");
+    }
+    Ok((!name.is_empty()).then(|| name.to_owned()))
+}
+
+fn receiver_stream(rx: mpsc::Receiver<Chunk>) -> ChunkStream {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+async fn file_stream(path: &Path) -> std::io::Result<ChunkStream> {
+    let file = tokio::fs::File::open(path).await?;
+    Ok(Box::pin(futures_util::stream::unfold(
+        Some(file),
+        |file| async move {
+            let mut file = file?;
+            let mut buf = vec![0u8; FILE_CHUNK];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), Some(file)))
+                }
+                Err(err) => Some((Err(err), None)),
+            }
+        },
+    )))
+}
+
+async fn open(source: Source) -> Result<ChunkStream, ClientError> {
+    match source {
+        Source::Stream(rx) => Ok(receiver_stream(rx)),
+        Source::File(path) => file_stream(&path)
+            .await
+            .map_err(|e| ClientError::Input(format!("cannot read {}: {e}", path.display()))),
+        Source::Key(_) => Err(ClientError::BadRequest(
+            "a key has no content to read".into(),
+        )),
+    }
+}
+
+/// Encodes content without inserting it: the key it would have.
+async fn key_only(
+    mut content: ChunkStream,
+    content_type: Option<String>,
+) -> Result<ChkUri, ClientError> {
+    let mut encoder = SplitfileEncoder::new(content_type);
+    let mut batch = Vec::with_capacity(ENCODE_BATCH);
+    loop {
+        let next = content.next().await;
+        let last = next.is_none();
+        if let Some(chunk) = next {
+            batch.extend_from_slice(&chunk.map_err(|e| ClientError::Input(e.to_string()))?);
+        }
+        if batch.len() >= ENCODE_BATCH || last {
+            let data = std::mem::take(&mut batch);
+            encoder = tokio::task::spawn_blocking(move || encoder.push(&data).map(|_| encoder))
+                .await
+                .map_err(|_| ClientError::Stopped)??;
+        }
+        if last {
+            break;
+        }
+    }
+    let encoded = tokio::task::spawn_blocking(move || encoder.finish())
+        .await
+        .map_err(|_| ClientError::Stopped)??;
+    Ok(encoded.uri)
+}
+
+/// Inserts (or only encodes) one file and answers the request.
+async fn run_put(
+    node: NodeHandle,
+    reply: Reply,
+    source: Source,
+    content_type: Option<String>,
+    name: Option<String>,
+    chk_only: bool,
+) {
+    let result = async {
+        let content = open(source).await?;
+        if chk_only {
+            key_only(content, content_type).await
+        } else {
+            client::insert_stream(&node, content, content_type).await
+        }
+    }
+    .await;
+    match result {
+        Ok(uri) => {
+            let uri = match name {
+                Some(name) => uri.with_path(name),
+                None => uri,
+            };
+            succeed(&reply, &uri.to_string(), !chk_only).await;
+        }
+        Err(err) => {
+            let failed = put_failed(
+                &reply.identifier,
+                reply.global,
+                insert_code(&err),
+                &err.to_string(),
+            );
+            reply.send(failed).await;
+        }
+    }
+}
+
+/// Starts a persistent put again after a restart: from its file, or, for
+/// content that came over the connection (not kept), a `PutFailed`.
+pub(super) async fn resume_put(node: NodeHandle, reply: Reply, resume: Resume) {
+    if let Resume::PutFile {
+        filename,
+        content_type,
+        name,
+        chk_only,
+    } = resume
+    {
+        let source = Source::File(PathBuf::from(filename));
+        run_put(node, reply, source, content_type, name, chk_only).await;
+    } else {
+        let failed = put_failed(
+            &reply.identifier,
+            reply.global,
+            Insert::Cancelled,
+            "the node restarted before this insert finished, and content sent over FCP is not kept; insert it again",
+        );
+        reply.send(failed).await;
+    }
+}
+
+/// `URIGenerated`, `PutFetchable` (when inserted), `PutSuccessful`.
+async fn succeed(reply: &Reply, uri: &str, inserted: bool) {
+    let generated = reply.message("URIGenerated").with("URI", uri);
+    if !reply.send(generated).await {
+        return;
+    }
+    if inserted {
+        reply
+            .send(reply.message("PutFetchable").with("URI", uri))
+            .await;
+    }
+    reply
+        .send(reply.message("PutSuccessful").with("URI", uri))
+        .await;
+}
+
+impl Session {
+    /// Checks a put's `URI`; `None` after answering.
+    async fn put_uri(&self, message: &Message, reply: &Reply) -> Option<String> {
+        let Some(raw) = message.get("URI") else {
+            self.refuse(message, Protocol::MissingField, "URI").await;
+            return None;
+        };
+        match strip_uri(raw) {
+            Ok(uri) if uri.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("CHK@")) => {
+                Some(uri.to_owned())
+            }
+            Ok(_) => {
+                self.refuse(message, Protocol::UriParseError, "not a CHK@ URI")
+                    .await;
+                None
+            }
+            Err(why) => {
+                let failed = put_failed(&reply.identifier, reply.global, Insert::InvalidUri, &why);
+                reply.send(failed).await;
+                None
+            }
+        }
+    }
+
+    /// Whether this connection may have the node read `path`: it proved it
+    /// can read the directory (TestDDA) or sent a matching `FileHash`.
+    async fn may_read(&self, path: &Path, message: &Message, identifier: &str) -> bool {
+        if !path.is_absolute() {
+            return false;
+        }
+        if self.dda.allows(path, false) {
+            return true;
+        }
+        match message.get("FileHash") {
+            Some(claimed) => {
+                dda::file_hash_matches(&self.connection_id, identifier, path, claimed).await
+            }
+            None => false,
+        }
+    }
+
+    pub(super) async fn client_put(&mut self, message: &Message) -> std::io::Result<Flow> {
+        let sink = self.start_put(message).await;
+        if let Some(len) = message.data_length {
+            self.pump(len, sink.as_ref()).await?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Starts a `ClientPut`; for `UploadFrom=direct` returns where the
+    /// payload goes.
+    async fn start_put(&mut self, message: &Message) -> Option<mpsc::Sender<Chunk>> {
+        let reply = self.claim(message).await?;
+        let uri = self.put_uri(message, &reply).await?;
+        let name = match target_name(message, &uri) {
+            Ok(name) => name,
+            Err(why) => {
+                self.refuse(message, Protocol::InvalidField, why).await;
+                return None;
+            }
+        };
+        let chk_only = match message.get_bool("GetCHKOnly") {
+            None => false,
+            Some(Ok(only)) => only,
+            Some(Err(_)) => {
+                self.refuse(message, Protocol::InvalidField, "GetCHKOnly")
+                    .await;
+                return None;
+            }
+        };
+        let content_type = message.get("Metadata.ContentType").map(str::to_owned);
+        let upload_from = message
+            .get("UploadFrom")
+            .unwrap_or("direct")
+            .to_ascii_lowercase();
+        let (source, sink) = match upload_from.as_str() {
+            "direct" => {
+                if message.data_length.is_none() {
+                    self.refuse(message, Protocol::MissingField, "DataLength (and Data)")
+                        .await;
+                    return None;
+                }
+                let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
+                (Source::Stream(rx), Some(tx))
+            }
+            "disk" => {
+                let Some(filename) = message.get("Filename") else {
+                    self.refuse(message, Protocol::MissingField, "Filename")
+                        .await;
+                    return None;
+                };
+                let path = PathBuf::from(filename);
+                if !path.is_file() {
+                    self.refuse(message, Protocol::FileNotFound, filename).await;
+                    return None;
+                }
+                if !self.may_read(&path, message, &reply.identifier).await {
+                    self.refuse(message, Protocol::DirectDiskAccessDenied, "")
+                        .await;
+                    return None;
+                }
+                (Source::File(path), None)
+            }
+            _ => {
+                self.refuse(
+                    message,
+                    Protocol::NotSupported,
+                    "UploadFrom must be direct or disk",
+                )
+                .await;
+                return None;
+            }
+        };
+        let mut fields = vec![
+            ("URI".to_owned(), uri.clone()),
+            ("UploadFrom".to_owned(), upload_from.clone()),
+        ];
+        let mut resume = Resume::NotResumable;
+        if let Source::File(path) = &source {
+            fields.push(("Filename".to_owned(), path.display().to_string()));
+            resume = Resume::PutFile {
+                filename: path.display().to_string(),
+                content_type: content_type.clone(),
+                name: name.clone(),
+                chk_only,
+            };
+        }
+        if let Some(name) = &name {
+            fields.push(("TargetFilename".to_owned(), name.clone()));
+        }
+        if let Some(content_type) = &content_type {
+            fields.push(("Metadata.ContentType".to_owned(), content_type.clone()));
+        }
+        let description = Description {
+            kind: "PersistentPut",
+            fields,
+            direct_uri: None,
+            resume,
+        };
+        let node = self.shared.node.clone();
+        let task_reply = reply.clone();
+        self.start(&reply, description, async move {
+            run_put(node, task_reply, source, content_type, name, chk_only).await;
+        })
+        .await;
+        sink
+    }
+
+    pub(super) async fn client_put_disk_dir(&mut self, message: &Message) -> Flow {
+        let Some(reply) = self.claim(message).await else {
+            return Flow::Continue;
+        };
+        if self.put_uri(message, &reply).await.is_none() {
+            return Flow::Continue;
+        }
+        let Some(dir) = message.get("Filename") else {
+            self.refuse(message, Protocol::MissingField, "Filename")
+                .await;
+            return Flow::Continue;
+        };
+        let dir = PathBuf::from(dir);
+        if !dir.is_absolute() || !self.dda.allows(&dir.join("any-file"), false) {
+            self.refuse(message, Protocol::DirectDiskAccessDenied, "")
+                .await;
+            return Flow::Continue;
+        }
+        let files = match tokio::task::spawn_blocking(move || walk(&dir)).await {
+            Ok(Ok(files)) => files,
+            Ok(Err(why)) => {
+                self.refuse(message, Protocol::CouldNotReadFile, &why).await;
+                return Flow::Continue;
+            }
+            Err(_) => {
+                self.refuse(message, Protocol::InternalError, "").await;
+                return Flow::Continue;
+            }
+        };
+        let node = self.shared.node.clone();
+        let task_reply = reply.clone();
+        let description = Description {
+            kind: "PersistentPutDir",
+            fields: vec![("Files".to_owned(), files.len().to_string())],
+            direct_uri: None,
+            resume: Resume::NotResumable,
+        };
+        self.start(&reply, description, async move {
+            run_site(node, task_reply, files).await;
+        })
+        .await;
+        Flow::Continue
+    }
+
+    pub(super) async fn client_put_complex_dir(
+        &mut self,
+        message: &Message,
+    ) -> std::io::Result<Flow> {
+        // The direct files' bytes follow the message, in the order of the files.
+        let mut attached: Vec<u64> = Vec::new();
+        let mut index = 0;
+        while let Some(name) = message.get(&format!("Files.{index}.Name")) {
+            let _ = name;
+            let from = message
+                .get(&format!("Files.{index}.UploadFrom"))
+                .unwrap_or("direct");
+            if from.eq_ignore_ascii_case("direct") {
+                let len = message
+                    .get(&format!("Files.{index}.DataLength"))
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let Some(len) = len else {
+                    self.refuse(
+                        message,
+                        Protocol::ErrorParsingNumber,
+                        &format!("Files.{index}.DataLength"),
+                    )
+                    .await;
+                    return Ok(Flow::Close);
+                };
+                attached.push(len);
+            }
+            index += 1;
+        }
+        let total = attached.iter().try_fold(0u64, |a, &b| a.checked_add(b));
+        if total.is_none_or(|t| t > MAX_DATA_LENGTH) {
+            self.refuse(
+                message,
+                Protocol::InvalidField,
+                "the files' DataLength add up to too much",
+            )
+            .await;
+            return Ok(Flow::Close);
+        }
+        let sinks = self.start_complex_dir(message, index).await;
+        match sinks {
+            Some(sinks) => {
+                for (len, tx) in attached.iter().zip(sinks) {
+                    self.pump(*len, Some(&tx)).await?;
+                }
+            }
+            None => {
+                for len in attached {
+                    self.pump(len, None).await?;
+                }
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Starts a `ClientPutComplexDir` of `count` files; returns the sinks of
+    /// its direct files, in order, or `None` after refusing it.
+    async fn start_complex_dir(
+        &mut self,
+        message: &Message,
+        count: usize,
+    ) -> Option<Vec<mpsc::Sender<Chunk>>> {
+        let reply = self.claim(message).await?;
+        self.put_uri(message, &reply).await?;
+        if count == 0 {
+            self.refuse(message, Protocol::MissingField, "Files.0.Name")
+                .await;
+            return None;
+        }
+        if count > MAX_SITE_FILES {
+            self.refuse(message, Protocol::TooManyFilesInInsert, "")
+                .await;
+            return None;
+        }
+        let mut files = Vec::with_capacity(count);
+        let mut sinks = Vec::new();
+        for index in 0..count {
+            let field = |f: &str| message.get(&format!("Files.{index}.{f}"));
+            let path = field("Name")
+                .unwrap_or_default()
+                .trim_matches('/')
+                .to_owned();
+            let content_type = field("Metadata.ContentType")
+                .map(str::to_owned)
+                .or_else(|| guess_type(&path));
+            let from = field("UploadFrom").unwrap_or("direct").to_ascii_lowercase();
+            let source = match from.as_str() {
+                "direct" => {
+                    let (tx, rx) = mpsc::channel(UPLOAD_QUEUE);
+                    sinks.push(tx);
+                    Source::Stream(rx)
+                }
+                "disk" => {
+                    let disk = PathBuf::from(field("Filename").unwrap_or_default());
+                    if !disk.is_file() || !self.may_read(&disk, message, &reply.identifier).await {
+                        self.refuse(
+                            message,
+                            Protocol::DirectDiskAccessDenied,
+                            &format!("Files.{index}.Filename"),
+                        )
+                        .await;
+                        return None;
+                    }
+                    Source::File(disk)
+                }
+                "redirect" => {
+                    let target = field("TargetURI")
+                        .and_then(|t| strip_uri(t).ok())
+                        .and_then(|t| t.parse().ok());
+                    let Some(target) = target else {
+                        self.refuse(
+                            message,
+                            Protocol::UriParseError,
+                            &format!("Files.{index}.TargetURI"),
+                        )
+                        .await;
+                        return None;
+                    };
+                    Source::Key(target)
+                }
+                _ => {
+                    self.refuse(
+                        message,
+                        Protocol::InvalidField,
+                        &format!("Files.{index}.UploadFrom"),
+                    )
+                    .await;
+                    return None;
+                }
+            };
+            files.push(SiteFile {
+                path,
+                source,
+                content_type,
+            });
+        }
+        let node = self.shared.node.clone();
+        let task_reply = reply.clone();
+        let description = Description {
+            kind: "PersistentPutDir",
+            fields: vec![("Files".to_owned(), files.len().to_string())],
+            direct_uri: None,
+            resume: Resume::NotResumable,
+        };
+        self.start(&reply, description, async move {
+            run_site(node, task_reply, files).await;
+        })
+        .await;
+        Some(sinks)
+    }
+}
+
+/// A content type from a file name's extension.
+fn guess_type(path: &str) -> Option<String> {
+    mime_guess::from_path(path)
+        .first()
+        .map(|m| m.essence_str().to_owned())
+}
+
+/// Every regular file under `dir` (symbolic links are not followed), with
+/// its path relative to `dir` in `/` form.
+fn walk(dir: &Path) -> Result<Vec<SiteFile>, String> {
+    let mut files = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new(), 0usize)];
+    while let Some((at, prefix, depth)) = stack.pop() {
+        if depth > MAX_SITE_DEPTH {
+            return Err(format!("more than {MAX_SITE_DEPTH} directory levels"));
+        }
+        let entries = std::fs::read_dir(&at).map_err(|e| format!("{}: {e}", at.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let kind = entry.file_type().map_err(|e| e.to_string())?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                return Err("a file name is not UTF-8".into());
+            };
+            let rel = format!("{prefix}{name}");
+            if kind.is_dir() {
+                stack.push((entry.path(), format!("{rel}/"), depth + 1));
+            } else if kind.is_file() {
+                if files.len() >= MAX_SITE_FILES {
+                    return Err(format!("more than {MAX_SITE_FILES} files"));
+                }
+                files.push(SiteFile {
+                    content_type: guess_type(&rel),
+                    path: rel,
+                    source: Source::File(entry.path()),
+                });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// Inserts a site's files one by one, then its manifest; reports progress
+/// per file with `SimpleProgress`.
+async fn run_site(node: NodeHandle, reply: Reply, files: Vec<SiteFile>) {
+    let total = files.len();
+    let mut entries = Vec::with_capacity(total);
+    let result: Result<ChkUri, ClientError> = async {
+        for (done, file) in files.into_iter().enumerate() {
+            let (uri, size) = match file.source {
+                Source::Key(uri) => {
+                    let fetch = client::fetch(&node, uri.clone()).await?;
+                    (uri, fetch.length)
+                }
+                source => {
+                    let counted = Counted::default();
+                    let content = open(source).await?;
+                    let seen = counted.clone();
+                    let content = content.inspect(move |c| {
+                        if let Ok(c) = c {
+                            seen.add(c.len() as u64);
+                        }
+                    });
+                    let uri =
+                        client::insert_stream(&node, content, file.content_type.clone()).await?;
+                    (uri, counted.get())
+                }
+            };
+            entries.push(SiteEntry {
+                path: file.path,
+                uri: uri.to_string(),
+                content_type: file.content_type,
+                size,
+            });
+            let progress = reply
+                .message("SimpleProgress")
+                .with("Total", total + 1)
+                .with("Required", total + 1)
+                .with("Failed", 0)
+                .with("FatallyFailed", 0)
+                .with("Succeeded", done + 1)
+                .with("FinalizedTotal", true);
+            reply.send(progress).await;
+        }
+        client::insert_site(&node, entries).await
+    }
+    .await;
+    match result {
+        Ok(uri) => succeed(&reply, &format!("{uri}/"), true).await,
+        Err(err) => {
+            let failed = put_failed(
+                &reply.identifier,
+                reply.global,
+                insert_code(&err),
+                &err.to_string(),
+            );
+            reply.send(failed).await;
+        }
+    }
+}
+
+/// A byte counter shared with a stream adapter.
+#[derive(Debug, Default, Clone)]
+struct Counted(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Counted {
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_names_come_from_the_field_or_the_uri() {
+        let plain = Message::new("ClientPut");
+        assert_eq!(target_name(&plain, "CHK@"), Ok(None));
+        assert_eq!(target_name(&plain, "CHK@/a.txt"), Ok(Some("a.txt".into())));
+        assert_eq!(target_name(&plain, "CHK@site/"), Ok(Some("site".into())));
+        assert_eq!(
+            target_name(&plain, "CHK@r,k,AA/x.png"),
+            Ok(Some("x.png".into()))
+        );
+        let named = Message::new("ClientPut").with("TargetFilename", "b.html");
+        assert_eq!(target_name(&named, "CHK@/a.txt"), Ok(Some("b.html".into())));
+        let bad = Message::new("ClientPut").with("TargetFilename", "a/b");
+        assert!(target_name(&bad, "CHK@").is_err());
+    }
+
+    #[test]
+    fn walking_a_directory_lists_files_in_order_with_slash_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("css")).unwrap();
+        std::fs::write(dir.path().join("index.html"), b"<p>").unwrap();
+        std::fs::write(dir.path().join("css/a.css"), b"p{}").unwrap();
+        let files = walk(dir.path()).unwrap();
+        let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["css/a.css", "index.html"]);
+        assert_eq!(files[1].content_type.as_deref(), Some("text/html"));
+    }
+}

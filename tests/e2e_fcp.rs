@@ -1,0 +1,118 @@
+//! FCP 2.0 with the real Freenet clients: pyfreenet3's Python API and its
+//! `fcpput`/`fcpget` insert and fetch through real Warren node processes,
+//! byte for byte; sites through raw FCP (`ClientPutComplexDir`,
+//! `ClientPutDiskDir`). pyfreenet3 comes from `scripts/install-test-deps.sh`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{random_file, TestNet};
+
+/// File sizes tried: one block, a few blocks, a multi-segment splitfile.
+const SIZES: [(usize, &str); 3] = [
+    (1024, "1k.bin"),
+    (100 * 1024, "100k.bin"),
+    (5 << 20, "5m.bin"),
+];
+
+/// The virtualenv the install script fills.
+fn venv() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-test/bin");
+    assert!(
+        venv.join("python").exists() && venv.join("fcpput").exists(),
+        "pyfreenet3 is not installed in {}: run `bash scripts/install-test-deps.sh`",
+        venv.display()
+    );
+    venv
+}
+
+/// Each node's FCP address, from the testnet's state file.
+fn fcp_ports(net: &TestNet) -> Vec<u16> {
+    net.nodes
+        .iter()
+        .map(|n| n.fcp.expect("every testnet node serves FCP").port())
+        .collect()
+}
+
+fn test_files(dir: &Path) -> Vec<PathBuf> {
+    SIZES
+        .iter()
+        .enumerate()
+        .map(|(seed, (len, name))| {
+            let path = dir.join(name);
+            random_file(&path, *len, 7 + seed as u64);
+            path
+        })
+        .collect()
+}
+
+#[test]
+fn pyfreenet_api_puts_and_gets_direct_and_from_disk() {
+    let venv = venv();
+    let net = TestNet::start(4);
+    let ports = fcp_ports(&net);
+    // Fetched at another node than the one that inserted.
+    let (far, hops) = net.farthest_from(0);
+    assert!(hops >= 1);
+    let work = tempfile::tempdir().expect("tempdir");
+    let files = test_files(work.path());
+    let out = Command::new(venv.join("python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fcp/api_roundtrip.py"))
+        .arg(ports[0].to_string())
+        .arg(ports[far].to_string())
+        .arg(work.path())
+        .args(&files)
+        .output()
+        .expect("run python");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pyfreenet API run failed:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Six checks per file plus a content-type check for multi-block files.
+    let oks = report.lines().filter(|l| l.starts_with("ok ")).count();
+    assert_eq!(oks, SIZES.len() * 6 - 1, "{report}");
+}
+
+#[test]
+fn fcpput_and_fcpget_round_trip_byte_for_byte() {
+    let venv = venv();
+    let net = TestNet::start(4);
+    let ports = fcp_ports(&net);
+    let (far, _) = net.farthest_from(0);
+    let work = tempfile::tempdir().expect("tempdir");
+    for file in test_files(work.path()) {
+        let put = Command::new(venv.join("fcpput"))
+            .args(["-P", &ports[0].to_string(), "CHK@"])
+            .arg(&file)
+            .output()
+            .expect("run fcpput");
+        let key = String::from_utf8_lossy(&put.stdout).trim().to_owned();
+        assert!(
+            put.status.success() && key.starts_with("CHK@"),
+            "fcpput {}: {key} {}",
+            file.display(),
+            String::from_utf8_lossy(&put.stderr)
+        );
+        let back = work.path().join("back");
+        let get = Command::new(venv.join("fcpget"))
+            .args(["-P", &ports[far].to_string(), &key])
+            .arg(&back)
+            .output()
+            .expect("run fcpget");
+        assert!(
+            get.status.success(),
+            "fcpget {key}: {}",
+            String::from_utf8_lossy(&get.stderr)
+        );
+        assert!(
+            std::fs::read(&back).expect("fetched file") == std::fs::read(&file).expect("file"),
+            "{} came back different",
+            file.display()
+        );
+        std::fs::remove_file(&back).expect("remove");
+    }
+}

@@ -1,0 +1,466 @@
+//! FCP 2.0 on raw sockets against real node processes: bad input is refused
+//! (a `ProtocolError`, a closed connection) while the node stays up and
+//! other clients are unaffected; sites through `ClientPutComplexDir` and
+//! `ClientPutDiskDir`; signed-key messages answered with their FCP errors.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::TestNet;
+
+/// Generous: a read that takes this long means the node hung.
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// Connections held open at once in the flood check.
+const HELD_CONNECTIONS: usize = 1000;
+
+#[derive(Debug, Default)]
+struct Reply {
+    name: String,
+    fields: HashMap<String, String>,
+    data: Vec<u8>,
+}
+
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("timeout");
+        Client {
+            writer: stream.try_clone().expect("clone"),
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn hello(port: u16) -> Client {
+        let mut client = Client::connect(port);
+        client.send(b"ClientHello\nName=raw\nExpectedVersion=2.0\nEndMessage\n");
+        let hello = client.read().expect("NodeHello");
+        assert_eq!(hello.name, "NodeHello");
+        assert!(hello.fields.contains_key("ConnectionIdentifier"));
+        client
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("send");
+    }
+
+    /// The next message, or `None` once the node closed the connection.
+    fn read(&mut self) -> Option<Reply> {
+        let mut reply = Reply::default();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).expect("read") == 0 {
+                return None;
+            }
+            let line = line.trim_end_matches('\n');
+            if reply.name.is_empty() {
+                line.clone_into(&mut reply.name);
+            } else if line == "EndMessage" {
+                return Some(reply);
+            } else if line == "Data" {
+                let len: usize = reply.fields["DataLength"].parse().expect("length");
+                reply.data = vec![0; len];
+                self.reader.read_exact(&mut reply.data).expect("data");
+                return Some(reply);
+            } else {
+                let (k, v) = line.split_once('=').expect("field");
+                reply.fields.insert(k.to_owned(), v.to_owned());
+            }
+        }
+    }
+
+    /// Reads until a message named one of `names` for `identifier`.
+    fn until(&mut self, identifier: &str, names: &[&str]) -> Reply {
+        loop {
+            let reply = self.read().expect("connection closed while waiting");
+            if reply.fields.get("Identifier").map(String::as_str) == Some(identifier)
+                && names.contains(&reply.name.as_str())
+            {
+                return reply;
+            }
+        }
+    }
+
+    fn closed(&mut self) -> bool {
+        while self.read().is_some() {}
+        true
+    }
+}
+
+fn fcp_ports(net: &TestNet) -> Vec<u16> {
+    net.nodes
+        .iter()
+        .map(|n| n.fcp.expect("every testnet node serves FCP").port())
+        .collect()
+}
+
+fn put(client: &mut Client, id: &str, data: &[u8]) -> String {
+    let mut message = format!(
+        "ClientPut\nIdentifier={id}\nURI=CHK@\nUploadFrom=direct\nDataLength={}\nData\n",
+        data.len()
+    )
+    .into_bytes();
+    message.extend_from_slice(data);
+    client.send(&message);
+    let done = client.until(id, &["PutSuccessful", "PutFailed", "ProtocolError"]);
+    assert_eq!(done.name, "PutSuccessful", "{done:?}");
+    done.fields["URI"].clone()
+}
+
+fn get(client: &mut Client, id: &str, uri: &str) -> Vec<u8> {
+    client.send(
+        format!("ClientGet\nIdentifier={id}\nURI={uri}\nReturnType=direct\nEndMessage\n")
+            .as_bytes(),
+    );
+    let found = client.until(id, &["DataFound", "GetFailed", "ProtocolError"]);
+    assert_eq!(found.name, "DataFound", "{found:?}");
+    client.until(id, &["AllData"]).data
+}
+
+/// A healthy client on `port` inserts and fetches a small file.
+fn still_works(port: u16, tag: &str) {
+    let mut client = Client::hello(port);
+    let data = format!("still works after {tag}").into_bytes();
+    let uri = put(&mut client, &format!("{tag}-put"), &data);
+    assert_eq!(get(&mut client, &format!("{tag}-get"), &uri), data);
+}
+
+fn protocol_error(reply: Option<Reply>) -> Reply {
+    let reply = reply.expect("a ProtocolError before the connection closed");
+    assert_eq!(reply.name, "ProtocolError", "{reply:?}");
+    reply
+}
+
+#[test]
+fn bad_input_is_refused_and_the_node_stays_up() {
+    let net = TestNet::start(2);
+    let port = fcp_ports(&net)[0];
+
+    // A message before ClientHello: code 1, then closed.
+    let mut c = Client::connect(port);
+    c.send(b"ClientGet\nIdentifier=x\nURI=CHK@\nEndMessage\n");
+    assert_eq!(protocol_error(c.read()).fields["Code"], "1");
+    assert!(c.closed());
+
+    // An unknown message: code 7, and the connection stays usable.
+    let mut c = Client::hello(port);
+    c.send(b"FrobnicateKeys\nIdentifier=u1\nEndMessage\n");
+    let e = protocol_error(c.read());
+    assert_eq!(
+        (e.fields["Code"].as_str(), e.fields["Identifier"].as_str()),
+        ("7", "u1")
+    );
+    c.send(b"ListPersistentRequests\nEndMessage\n");
+    assert_eq!(c.read().expect("reply").name, "EndListPersistentRequests");
+    // Signed keys do not exist yet: their FCP errors, naming the request.
+    c.send(b"GenerateSSK\nIdentifier=g1\nEndMessage\n");
+    let e = protocol_error(c.read());
+    assert_eq!(
+        (e.fields["Code"].as_str(), e.fields["Identifier"].as_str()),
+        ("16", "g1")
+    );
+    c.send(b"ClientGet\nIdentifier=s1\nURI=USK@abc,def,AQACAAE/site/3\nEndMessage\n");
+    let failed = c.until("s1", &["GetFailed"]);
+    assert_eq!(failed.fields["Code"], "20");
+    // A late ClientHello (2), an unknown request to remove (15), a bad URI (4).
+    c.send(b"ClientHello\nName=again\nExpectedVersion=2.0\nEndMessage\n");
+    assert_eq!(protocol_error(c.read()).fields["Code"], "2");
+    c.send(b"RemoveRequest\nIdentifier=nope\nEndMessage\n");
+    assert_eq!(protocol_error(c.read()).fields["Code"], "15");
+    c.send(b"ClientGet\nIdentifier=b1\nURI=CHK@not-a-key\nEndMessage\n");
+    let e = protocol_error(c.read());
+    assert_eq!(
+        (e.fields["Code"].as_str(), e.fields["Identifier"].as_str()),
+        ("4", "b1")
+    );
+
+    // A malformed line, a 10 MB field, a huge and a negative DataLength:
+    // a ProtocolError, then the connection is closed.
+    let mut ten_mb = b"ClientPut\nIdentifier=big\nURI=".to_vec();
+    ten_mb.extend(std::iter::repeat_n(b'x', 10_000_000));
+    ten_mb.extend_from_slice(b"\nEndMessage\n");
+    let cases: [(&str, Vec<u8>); 4] = [
+        (
+            "malformed",
+            b"ClientPut\nthis line has no equals sign\nEndMessage\n".to_vec(),
+        ),
+        ("10 MB field", ten_mb),
+        (
+            "huge DataLength",
+            b"ClientPut\nIdentifier=h\nURI=CHK@\nDataLength=99999999999999999\nData\n".to_vec(),
+        ),
+        (
+            "negative DataLength",
+            b"ClientPut\nIdentifier=n\nURI=CHK@\nDataLength=-5\nData\n".to_vec(),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let mut c = Client::hello(port);
+        // The node may close before taking all of a 10 MB line.
+        let _ = c.writer.write_all(&bytes);
+        protocol_error(c.read());
+        assert!(c.closed(), "{what}");
+    }
+
+    // A client that disconnects half way through an upload.
+    let mut c = Client::hello(port);
+    c.send(b"ClientPut\nIdentifier=cut\nURI=CHK@\nUploadFrom=direct\nDataLength=1000000\nData\n");
+    c.send(&vec![7u8; 300_000]);
+    drop(c);
+
+    // A thousand connections held open, half of them past the hello.
+    let mut held = Vec::with_capacity(HELD_CONNECTIONS);
+    for i in 0..HELD_CONNECTIONS {
+        held.push(if i % 2 == 0 {
+            Client::connect(port)
+        } else {
+            Client::hello(port)
+        });
+    }
+    still_works(port, "abuse");
+    drop(held);
+    assert!(net.status(0).is_some(), "node 0 stopped answering its API");
+}
+
+#[test]
+fn sites_through_complex_dir_and_disk_dir() {
+    let net = TestNet::start(3);
+    let ports = fcp_ports(&net);
+    let mut c = Client::hello(ports[0]);
+    // ClientPutComplexDir: one file direct (bytes after the message), one by key.
+    let css = b"p { color: red }";
+    let css_uri = put(&mut c, "css", css);
+    let index = b"<html><a href='css/s.css'>s</a></html>";
+    let mut message = format!(
+        "ClientPutComplexDir\nIdentifier=site1\nURI=CHK@site/\nDefaultName=index.html\n\
+         Files.0.Name=index.html\nFiles.0.UploadFrom=direct\nFiles.0.DataLength={}\n\
+         Files.1.Name=css/s.css\nFiles.1.UploadFrom=redirect\nFiles.1.TargetURI={css_uri}\n\
+         Files.1.Metadata.ContentType=text/css\nEndMessage\n",
+        index.len()
+    )
+    .into_bytes();
+    message.extend_from_slice(index);
+    c.send(&message);
+    let done = c.until("site1", &["PutSuccessful", "PutFailed", "ProtocolError"]);
+    assert_eq!(done.name, "PutSuccessful", "{done:?}");
+    let site = done.fields["URI"].clone();
+    let mut f = Client::hello(ports[2]);
+    assert_eq!(get(&mut f, "g1", &format!("{site}index.html")), index);
+    assert_eq!(get(&mut f, "g2", &format!("{site}css/s.css")), css);
+
+    // ClientPutDiskDir: refused without TestDDA, accepted after it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("css")).expect("mkdir");
+    std::fs::write(dir.path().join("index.html"), index).expect("write");
+    std::fs::write(dir.path().join("css/s.css"), css).expect("write");
+    let dir_path = std::fs::canonicalize(dir.path()).expect("canonical");
+    let dir_name = dir_path.display().to_string();
+    let put_dir =
+        format!("ClientPutDiskDir\nIdentifier=site2\nURI=CHK@\nFilename={dir_name}\nEndMessage\n");
+    c.send(put_dir.as_bytes());
+    let e = c.until("site2", &["ProtocolError"]);
+    assert_eq!(e.fields["Code"], "25");
+    c.send(
+        format!("TestDDARequest\nDirectory={dir_name}\nWantReadDirectory=true\nEndMessage\n")
+            .as_bytes(),
+    );
+    let dda = c.read().expect("TestDDAReply");
+    assert_eq!(dda.name, "TestDDAReply");
+    let content = std::fs::read_to_string(&dda.fields["ReadFilename"]).expect("read test file");
+    c.send(
+        format!("TestDDAResponse\nDirectory={dir_name}\nReadContent={content}\nEndMessage\n")
+            .as_bytes(),
+    );
+    let complete = c.read().expect("TestDDAComplete");
+    assert_eq!(complete.fields["ReadDirectoryAllowed"], "true");
+    c.send(put_dir.replace("site2", "site3").as_bytes());
+    let done = c.until("site3", &["PutSuccessful", "PutFailed", "ProtocolError"]);
+    assert_eq!(done.name, "PutSuccessful", "{done:?}");
+    let site = done.fields["URI"].clone();
+    assert_eq!(get(&mut f, "g3", &format!("{site}css/s.css")), css);
+    assert_eq!(get(&mut f, "g4", &format!("{site}index.html")), index);
+}
+
+/// Lists `client`'s persistent requests: each Identifier with the names of
+/// the messages that described it.
+fn list(client: &mut Client) -> HashMap<String, Vec<String>> {
+    client.send(b"ListPersistentRequests\nEndMessage\n");
+    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    loop {
+        let reply = client.read().expect("listing");
+        if reply.name == "EndListPersistentRequests" {
+            return seen;
+        }
+        if let Some(id) = reply.fields.get("Identifier") {
+            seen.entry(id.clone()).or_default().push(reply.name);
+        }
+    }
+}
+
+#[test]
+fn persistent_requests_outlive_their_connection() {
+    let net = TestNet::start(2);
+    let ports = fcp_ports(&net);
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    // Alice starts an insert and goes away before it finishes.
+    let mut alice = Client::connect(ports[0]);
+    alice.send(b"ClientHello\nName=alice\nExpectedVersion=2.0\nEndMessage\n");
+    assert_eq!(alice.read().expect("hello").name, "NodeHello");
+    let mut put = format!(
+        "ClientPut\nIdentifier=p1\nURI=CHK@\nPersistence=reboot\nUploadFrom=direct\nDataLength={}\nData\n",
+        data.len()
+    )
+    .into_bytes();
+    put.extend_from_slice(&data);
+    alice.send(&put);
+    drop(alice);
+    // Alice again, on a new connection: the insert is listed, and finishes.
+    let mut again = Client::connect(ports[0]);
+    again.send(b"ClientHello\nName=alice\nExpectedVersion=2.0\nEndMessage\n");
+    assert_eq!(again.read().expect("hello").name, "NodeHello");
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    let states = loop {
+        let listed = list(&mut again);
+        let states = listed
+            .get("p1")
+            .cloned()
+            .expect("p1 is listed to its client");
+        // (Events for p1 may arrive amid the listing: this is Alice too.)
+        assert!(states.contains(&"PersistentPut".to_owned()), "{states:?}");
+        if states
+            .iter()
+            .any(|s| s == "PutSuccessful" || s == "PutFailed")
+        {
+            break states;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "p1 never finished: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(states.contains(&"PutSuccessful".to_owned()), "{states:?}");
+    again.send(b"GetRequestStatus\nIdentifier=p1\nEndMessage\n");
+    let done = again.until("p1", &["PutSuccessful"]);
+    let uri = done.fields["URI"].clone();
+    // Another client does not see Alice's requests.
+    let mut bob = Client::hello(ports[0]);
+    assert!(!list(&mut bob).contains_key("p1"));
+    // A global persistent get, started on node 1 by Carol, who leaves.
+    let mut carol = Client::hello(ports[1]);
+    carol.send(format!("ClientGet\nIdentifier=g1\nURI={uri}\nGlobal=true\nPersistence=forever\nReturnType=direct\nEndMessage\n").as_bytes());
+    drop(carol);
+    // The global queue is the node's: a watcher on node 1 sees g1.
+    let mut watcher = Client::hello(ports[1]);
+    watcher.send(b"WatchGlobal\nEnabled=true\nEndMessage\n");
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    loop {
+        let listed = list(&mut watcher);
+        let states = listed.get("g1").cloned().unwrap_or_default();
+        if states.iter().any(|s| s == "DataFound") {
+            break;
+        }
+        assert!(!states.iter().any(|s| s == "GetFailed"), "{states:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "g1 never finished: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Its data, on request (fetched again), then removal.
+    watcher.send(b"GetRequestStatus\nIdentifier=g1\nGlobal=true\nEndMessage\n");
+    assert_eq!(watcher.until("g1", &["AllData"]).data, data);
+    watcher.send(b"RemoveRequest\nIdentifier=g1\nGlobal=true\nEndMessage\n");
+    watcher.until("g1", &["PersistentRequestRemoved"]);
+    assert!(!list(&mut watcher).contains_key("g1"));
+}
+
+fn hello_as(client: &mut Client, name: &str) {
+    client.send(format!("ClientHello\nName={name}\nExpectedVersion=2.0\nEndMessage\n").as_bytes());
+    assert_eq!(client.read().expect("hello").name, "NodeHello");
+}
+
+#[test]
+fn forever_downloads_survive_a_node_crash_and_restart() {
+    let mut net = TestNet::start(3);
+    let ports = fcp_ports(&net);
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let uri = put(&mut Client::hello(ports[0]), "src", &data);
+
+    // At node 2: a Persistence=forever download to disk, after TestDDA.
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let out_dir_name = std::fs::canonicalize(out_dir.path())
+        .expect("dir")
+        .display()
+        .to_string();
+    let target = format!("{out_dir_name}/out.bin");
+    let mut c = Client::connect(ports[2]);
+    hello_as(&mut c, "downloader");
+    c.send(
+        format!("TestDDARequest\nDirectory={out_dir_name}\nWantWriteDirectory=true\nEndMessage\n")
+            .as_bytes(),
+    );
+    let reply = c.read().expect("TestDDAReply");
+    std::fs::write(
+        &reply.fields["WriteFilename"],
+        &reply.fields["ContentToWrite"],
+    )
+    .expect("write");
+    c.send(format!("TestDDAResponse\nDirectory={out_dir_name}\nEndMessage\n").as_bytes());
+    assert_eq!(
+        c.read().expect("complete").fields["WriteDirectoryAllowed"],
+        "true"
+    );
+    c.send(
+        format!(
+            "ClientGet\nIdentifier=d1\nURI={uri}\nPersistence=forever\nReturnType=disk\nFilename={target}\nEndMessage\n"
+        )
+        .as_bytes(),
+    );
+    // Once the queue file names it, crash the node.
+    let node = net.nodes[2].clone();
+    let queue_file = node.data_dir.join("fcp-queue.json");
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    while !std::fs::read_to_string(&queue_file).is_ok_and(|t| t.contains("\"d1\"")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "d1 never reached the queue file"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    net.kill(2);
+    net.restart(2).expect("restart node 2");
+    // The same client name on the new process: d1 is there and finishes.
+    let mut again = Client::connect(fcp_ports(&net)[2]);
+    hello_as(&mut again, "downloader");
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    loop {
+        let states = list(&mut again).get("d1").cloned();
+        let states = states.expect("d1 survived the restart");
+        assert!(!states.iter().any(|s| s == "GetFailed"), "{states:?}");
+        if states.iter().any(|s| s == "DataFound") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "d1 never finished: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        std::fs::read(&target).expect("downloaded file") == data,
+        "the download differs"
+    );
+}
