@@ -555,12 +555,24 @@ impl Driver {
     }
 
     fn status(&self) -> NodeStatus {
+        let kinds: std::collections::HashMap<PeerId, PeerKind> = self.core.peer_kinds().collect();
         let peers = self
             .peers
             .links()
             .map(|slot| {
                 let link = slot.handle.stats();
+                let kind = self
+                    .peers
+                    .id_of(&slot.noderef.identity)
+                    .and_then(|id| kinds.get(&id).copied());
                 PeerStatus {
+                    kind: match kind {
+                        Some(PeerKind::Friend) => "friend",
+                        Some(PeerKind::Seed) => "seed",
+                        Some(PeerKind::Opennet) => "opennet",
+                        // Up at the link layer, not yet announced to the core.
+                        None => "starting",
+                    },
                     identity: slot.noderef.identity.to_string(),
                     location: slot.noderef.location.as_fraction(),
                     address: slot.noderef.address,
@@ -576,6 +588,7 @@ impl Driver {
             peers,
             live_requests: self.core.live_requests(),
             routing: routing_json(self.core.stats()),
+            opennet: serde_json::to_value(self.core.opennet_stats()).unwrap_or_default(),
             store: store_json(&self.store.stats()),
             store_flushes: self.flushes.load(std::sync::atomic::Ordering::Relaxed),
             store_writes_shed: self.writer.shed(),

@@ -170,6 +170,8 @@ pub struct NodeStatus {
     pub peers: Vec<PeerStatus>,
     pub live_requests: usize,
     pub routing: serde_json::Value,
+    /// Announcements, folds and peer drops since start (`OpennetStats`).
+    pub opennet: serde_json::Value,
     pub store: serde_json::Value,
     /// Store flushes completed since start: every block stored before a
     /// flush began is durable once this count has passed it.
@@ -181,6 +183,9 @@ pub struct NodeStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerStatus {
+    /// How the peer was met: "friend" (configured), "opennet" (announced,
+    /// folded, or dialled in), "seed" (a link used only to announce).
+    pub kind: &'static str,
     pub identity: String,
     pub location: f64,
     pub address: SocketAddr,

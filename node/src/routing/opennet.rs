@@ -18,6 +18,14 @@ use crate::wire::{Message, RequestId};
 
 /// Peers an opennet node aims for (Fred derives 14-40 from bandwidth).
 pub const DEFAULT_TARGET_PEERS: usize = 30;
+/// A node takes announced newcomers up to its target plus this share of it
+/// (at least [`MIN_NEWCOMER_SLACK`]); the surplus is trimmed back to the target
+/// once the protected newcomers' grace runs out. Without it, nodes that joined
+/// together fill each other up and a later arrival finds nobody willing: it
+/// could join only a group of its own, cut off once the seed links close.
+pub const NEWCOMER_SLACK_SHARE: f64 = 0.2;
+/// See [`NEWCOMER_SLACK_SHARE`].
+pub const MIN_NEWCOMER_SLACK: usize = 2;
 /// Announcement threshold is min(this, target / 2), as in Fred.
 pub const MAX_ANNOUNCE_THRESHOLD: usize = 10;
 /// A new peer cannot be dropped for this long.
@@ -170,6 +178,13 @@ impl OpennetStats {
     }
 }
 
+/// How many opennet peers a node at `target` holds at most while taking
+/// announced newcomers (see [`NEWCOMER_SLACK_SHARE`]).
+pub fn newcomer_limit(target: usize) -> usize {
+    let slack = (target as f64 * NEWCOMER_SLACK_SHARE).ceil() as usize;
+    target + slack.max(MIN_NEWCOMER_SLACK)
+}
+
 impl Node {
     fn opennet_enabled(&self) -> bool {
         self.config.opennet.is_some() && self.opennet.own.is_some()
@@ -228,6 +243,20 @@ impl Node {
             return false;
         }
         self.opennet_count() < cfg.target_peers || self.drop_candidate(now, location).is_some()
+    }
+
+    /// Whether this node takes the announcer of an announcement passing
+    /// through it: below its target plus the newcomer slack, or able to drop
+    /// a peer for it.
+    fn takes_newcomer(&self, now: Time, location: Location) -> bool {
+        let Some(cfg) = self.config.opennet.as_ref() else {
+            return false;
+        };
+        if self.opennet.own.is_none() || self.peers.len() >= self.config.max_peers {
+            return false;
+        }
+        self.opennet_count() < newcomer_limit(cfg.target_peers)
+            || self.drop_candidate(now, Some(location)).is_some()
     }
 
     /// The opennet peer to drop to make room for one at `incoming`: out of its
@@ -419,18 +448,25 @@ impl Node {
             return self.send(from, Message::AnnounceEnd { id, htl: 0 });
         }
         let htl = self.decrement(idx, htl.min(self.config.max_htl));
-        // The announcer may be a peer already (the first hop's sender is).
-        if !self.is_peer_at(noderef.location) && self.wants_peer(now, Some(noderef.location)) {
+        // The first hop (a seed, usually) is linked to the announcer already:
+        // its offer keeps that link as a real one. Without that a seed never
+        // gains peers of its own and is cut off from the network it seeded.
+        let first_hop = self.peers[idx].location == noderef.location;
+        if (first_hop || !self.is_peer_at(noderef.location))
+            && self.takes_newcomer(now, noderef.location)
+        {
             if let Some(own) = self.opennet.own.clone() {
                 self.opennet_stats.announce_replies_sent += 1;
                 self.send(from, Message::AnnounceReply { id, noderef: own });
                 // The announcer dials the replies it accepts (so one that
-                // cannot accept links still joins); a relay below its target
-                // dials too, whichever side is reachable wins. The driver's
+                // cannot accept links still joins); a relay that is still
+                // joining itself dials too, whichever side is reachable wins.
+                // (One that dialled every announcer while it had room would
+                // fill up with newcomers alone: nodes arriving together would
+                // form a clique cut off from the rest.) The driver's
                 // per-address dial limit stops an announcement naming a third
                 // party from making nodes dial it over and over.
-                if self.opennet_count() < self.config.opennet.as_ref().map_or(0, |c| c.target_peers)
-                {
+                if !first_hop && !self.has_enough_peers() {
                     self.connect(noderef.clone(), ConnectReason::Announced);
                 }
             }
@@ -567,6 +603,19 @@ impl Node {
             .as_ref()
             .map_or(0, |c| c.announce_threshold);
         let room = self.routing_peers() + (self.opennet.own_gained as usize) < threshold;
+        if room {
+            // The first hop offering itself: keep its seed link as a real one.
+            if let Some(p) = self
+                .peers
+                .iter_mut()
+                .find(|p| p.location == noderef.location && p.kind == PeerKind::Seed)
+            {
+                p.kind = PeerKind::Opennet;
+                p.connected_at = now;
+                self.opennet.own_gained += 1;
+                return;
+            }
+        }
         if room
             && self.plausible(&noderef)
             && !self.is_peer_at(noderef.location)

@@ -102,6 +102,58 @@ fn announce(id: u64, htl: u8, ix: u32, at: Location) -> Message {
 }
 
 #[test]
+fn a_relay_still_joining_dials_the_announcer_as_well() {
+    let mut one = One::new(0, ME, OpennetConfig::with_target(4));
+    one.up(1, loc(0.9), PeerKind::Opennet);
+    let out = one.msg(1, announce(7, 10, 50, loc(0.5)));
+    assert!(
+        matches!(sends(&out)[0], (1, Message::AnnounceReply { .. })),
+        "{out:?}"
+    );
+    assert_eq!(
+        connects(&out).len(),
+        1,
+        "below its threshold the relay dials too"
+    );
+}
+
+#[test]
+fn the_first_hop_offers_itself_and_the_announcer_keeps_its_seed_link() {
+    // The announcer: its only link is to the seed.
+    let mut newcomer = One::new(0, ME, OpennetConfig::with_target(4));
+    newcomer.up(1, loc(0.9), PeerKind::Seed);
+    let out = newcomer.advance(Time::from_millis(1));
+    let sent = sends(&out);
+    let [(1, Message::Announce { id, noderef, .. })] = sent[..] else {
+        panic!("no announcement to the seed: {out:?}");
+    };
+    let (id, own) = (*id, noderef.clone());
+    // The seed, with room, answers its direct announcer with its own noderef.
+    let mut seed = One::new(1, loc(0.9), OpennetConfig::with_target(4));
+    seed.up(0, ME, PeerKind::Opennet);
+    let out = seed.msg(
+        0,
+        Message::Announce {
+            id,
+            htl: 10,
+            noderef: own,
+        },
+    );
+    let reply = match sends(&out).first() {
+        Some((0, m @ Message::AnnounceReply { .. })) => (*m).clone(),
+        _ => panic!("the seed did not offer itself: {out:?}"),
+    };
+    assert!(connects(&out).is_empty(), "linked already: {out:?}");
+    // The newcomer turns the seed link into a real peer, without a dial.
+    let out = newcomer.msg(1, reply);
+    assert!(connects(&out).is_empty(), "{out:?}");
+    assert!(newcomer
+        .node
+        .peer_kinds()
+        .all(|(_, k)| k == PeerKind::Opennet));
+}
+
+#[test]
 fn a_relay_that_wants_peers_answers_an_announcement_and_routes_it_toward_the_announcer() {
     let mut one = One::new(0, ME, OpennetConfig::with_target(4));
     one.up(1, loc(0.9), PeerKind::Opennet);
@@ -119,10 +171,9 @@ fn a_relay_that_wants_peers_answers_an_announcement_and_routes_it_toward_the_ann
         matches!(sent[1], (2, Message::Announce { htl: 9, .. })),
         "{out:?}"
     );
-    assert_eq!(
-        connects(&out).len(),
-        1,
-        "below its target the relay dials too"
+    assert!(
+        connects(&out).is_empty(),
+        "a relay past its own threshold leaves the dialling to the announcer: {out:?}"
     );
     // Replies from downstream go back upstream; the end goes back too.
     let other = sim_noderef(60, loc(0.52));
