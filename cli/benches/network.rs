@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use warren_cli::testnet::topology::farthest_from;
-use warren_cli::testnet::{StartOptions, Testnet, STARTUP_TIMEOUT};
+use warren_cli::testnet::{StartOptions, Testnet, Wiring, STARTUP_TIMEOUT};
 
 const WARREN: &str = env!("CARGO_BIN_EXE_warren");
 /// Empty nodes between the fetcher and the network.
@@ -280,10 +280,11 @@ struct Net {
 
 impl Net {
     fn start(work: &Path) -> Net {
-        let net = Testnet::start(&StartOptions {
+        let mut net = Testnet::start(&StartOptions {
             nodes: CORE_NODES,
             dir: work.join("net"),
             seed: 1,
+            wiring: Wiring::Wired,
             exe: PathBuf::from(WARREN),
         })
         .expect("start the testnet");
@@ -401,10 +402,11 @@ impl Drop for Net {
 
 /// RSS of a fresh node with two peers, idle for `idle_s` seconds.
 fn fresh_idle_node(work: &Path, idle_s: usize) -> f64 {
-    let net = Testnet::start(&StartOptions {
+    let mut net = Testnet::start(&StartOptions {
         nodes: 3,
         dir: work.join("idle"),
         seed: 1,
+        wiring: Wiring::Wired,
         exe: PathBuf::from(WARREN),
     })
     .expect("start the idle testnet");

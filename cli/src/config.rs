@@ -59,6 +59,13 @@ pub struct FileConfig {
     pub store_mib: Option<u64>,
     /// Cache size in MiB.
     pub cache_mib: Option<u64>,
+    /// Only the configured `peers`: no announcement, no path folding, no strangers kept.
+    pub friends_only: Option<bool>,
+    /// Opennet seeds' noderefs (besides `seednodes.txt` in the data directory).
+    #[serde(default)]
+    pub seeds: Vec<String>,
+    /// Opennet peers this node aims for.
+    pub target_peers: Option<usize>,
 }
 
 impl FileConfig {

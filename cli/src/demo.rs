@@ -56,6 +56,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         dir: dir.join("net"),
         seed: 1,
         detach: false,
+        wired: false,
     })?;
     // The fetcher hangs off the node farthest from the inserter, behind a
     // chain of empty nodes: the only way to the data is through all of them.

@@ -46,6 +46,16 @@ pub struct NodeArgs {
     /// A peer's noderef (repeatable); added to those in the config file.
     #[arg(long = "peer")]
     pub peers: Vec<String>,
+    /// An opennet seed's noderef (repeatable): dialled to announce through
+    /// while this node has too few peers. Also read from `seednodes.txt`.
+    #[arg(long = "seed")]
+    pub seeds: Vec<String>,
+    /// Only the configured peers: no announcement, no path folding.
+    #[arg(long)]
+    pub friends_only: bool,
+    /// Opennet peers to aim for [default: 30].
+    #[arg(long, env = "WARREN_TARGET_PEERS")]
+    pub target_peers: Option<usize>,
     /// Long-term store size in MiB.
     #[arg(long, env = "WARREN_STORE_MIB")]
     pub store_mib: Option<u64>,
@@ -120,6 +130,7 @@ struct Resolved {
     fcp: (SocketAddr, bool),
     location: Location,
     peers: Vec<NodeRef>,
+    seeds: Vec<NodeRef>,
 }
 
 fn resolve(args: &NodeArgs) -> Result<Resolved> {
@@ -165,6 +176,13 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
                 .with_context(|| format!("bad peer noderef {text:?}"))?,
         );
     }
+    let mut seeds = Vec::new();
+    for text in file.seeds.iter().chain(&args.seeds) {
+        seeds.push(
+            text.parse::<NodeRef>()
+                .with_context(|| format!("bad seed noderef {text:?}"))?,
+        );
+    }
     Ok(Resolved {
         data_dir,
         file,
@@ -176,6 +194,7 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
         fcp,
         location,
         peers,
+        seeds,
     })
 }
 
@@ -199,6 +218,21 @@ pub fn run(args: &NodeArgs) -> Result<()> {
     );
     config.advertise = Some(resolved.advertise);
     config.peers.clone_from(&resolved.peers);
+    config.seeds.clone_from(&resolved.seeds);
+    let friends_only = args.friends_only || resolved.file.friends_only.unwrap_or(false);
+    if !friends_only {
+        let target = args
+            .target_peers
+            .or(resolved.file.target_peers)
+            .unwrap_or(warren_node::routing::DEFAULT_TARGET_PEERS);
+        if target == 0 || target > config.routing.max_peers {
+            anyhow::bail!(
+                "--target-peers must be between 1 and {}",
+                config.routing.max_peers
+            );
+        }
+        config.routing.opennet = Some(warren_node::routing::OpennetConfig::with_target(target));
+    }
     config.store.store_bytes = store_mib * MIB;
     config.store.cache_bytes = cache_mib * MIB;
 
@@ -432,6 +466,9 @@ pub fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
         gateway: None,
         fcp: None,
         peers: Vec::new(),
+        seeds: Vec::new(),
+        friends_only: false,
+        target_peers: None,
         store_mib: None,
         cache_mib: None,
     })?;

@@ -11,6 +11,11 @@ enum TopologyArg {
     Ideal,
     /// Random graph of the same degree: the control.
     Random,
+    /// Opennet: a few random links per node, reshaped by announcement and
+    /// path folding while requests flow (`--rounds` rounds of requests).
+    Folded,
+    /// Opennet: nodes arrive one at a time through one seed, then fold.
+    Join,
 }
 
 #[derive(Debug, Args)]
@@ -33,6 +38,10 @@ pub struct SimArgs {
     /// Fraction of nodes offline at any moment of the fetch phase (0 to <1).
     #[arg(long, default_value_t = 0.0)]
     churn: f64,
+    /// Opennet topologies: rounds of `--requests` inserts and fetches while
+    /// the graph folds, before the measured round.
+    #[arg(long, default_value_t = sim::DEFAULT_FOLD_ROUNDS)]
+    rounds: usize,
     /// Seed: the same seed gives the same figures.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -56,7 +65,10 @@ pub fn run(args: &SimArgs) -> Result<()> {
         topology: match args.topology {
             TopologyArg::Ideal => Topology::Ideal,
             TopologyArg::Random => Topology::Random,
+            TopologyArg::Folded => Topology::Folded,
+            TopologyArg::Join => Topology::Join,
         },
+        fold_rounds: args.rounds,
         churn: args.churn,
         seed: args.seed,
         ..SimConfig::default()
@@ -80,6 +92,31 @@ pub fn run(args: &SimArgs) -> Result<()> {
         "messages per insert   {:.1}",
         report.insert_messages_per_request
     );
+    if let Some(join) = &report.join {
+        println!(
+            "join                  {} of {} newcomers reached their threshold; {:.1} announcements and {:.0} messages per join; {:.1} s mean, {:.1} s worst (virtual)",
+            join.joined, join.newcomers, join.announcements_per_join, join.messages_per_join, join.join_s_mean, join.join_s_max
+        );
+    }
+    if !report.curve.is_empty() {
+        println!(
+            "long links (> 0.01)   {:.1} %",
+            report.long_link_share * 100.0
+        );
+        println!("curve: requests served | success % | mean hops | mean degree | long links % | links made | dropped");
+        for p in &report.curve {
+            println!(
+                "  {:>8} | {:>6.2} | {:>5.2} | {:>5.1} | {:>5.1} | {:>7} | {:>7}",
+                p.requests_served,
+                p.success_rate * 100.0,
+                p.hops_mean,
+                p.degree_mean,
+                p.long_link_share * 100.0,
+                p.links_made,
+                p.links_dropped
+            );
+        }
+    }
     println!("wall time             {:.2} s", report.wall_s);
     println!("peak resident memory  {:.0} MB", report.peak_rss_mb);
     println!("(--json prints every figure)");

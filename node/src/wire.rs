@@ -7,8 +7,10 @@
 //! sequence of integers), and are only *carried* here: the routing core checks
 //! them against the routing key it asked for.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
 use serde::{Deserialize, Serialize};
-use warren_crypto::{RoutingKey, BLOCK_LEN};
+use warren_crypto::{Location, NodePublicKey, NodeRef, RoutingKey, BLOCK_LEN, PROTOCOL_VERSION};
 
 /// Version of the message encoding; the first byte of every message.
 pub const WIRE_VERSION: u8 = 1;
@@ -69,6 +71,38 @@ pub enum Message {
     InsertReply { id: RequestId },
     /// An insert met different data already stored under its key.
     InsertCollision { id: RequestId },
+    /// A node looking for peers near its own location: routed greedily toward
+    /// `noderef.location` with `htl` hops left. Every node on the path that
+    /// wants a peer answers with an `AnnounceReply` and connects to `noderef`.
+    Announce {
+        id: RequestId,
+        htl: u8,
+        #[serde(with = "noderef_bytes")]
+        noderef: NodeRef,
+    },
+    /// A node on an announcement's path offers itself as a peer; relayed back
+    /// to the announcing node.
+    AnnounceReply {
+        id: RequestId,
+        #[serde(with = "noderef_bytes")]
+        noderef: NodeRef,
+    },
+    /// An announcement's route ended; `htl` hops are left over.
+    AnnounceEnd { id: RequestId, htl: u8 },
+    /// Path folding: after a `DataFound`, the data source (or a hop that put
+    /// itself in its place) offers its noderef back along the request's path.
+    FoldOffer {
+        id: RequestId,
+        #[serde(with = "noderef_bytes")]
+        noderef: NodeRef,
+    },
+    /// The hop that took a `FoldOffer` answers with its own noderef, relayed
+    /// back to the node that made the offer, so either side can dial.
+    FoldReply {
+        id: RequestId,
+        #[serde(with = "noderef_bytes")]
+        noderef: NodeRef,
+    },
 }
 
 impl Message {
@@ -85,7 +119,12 @@ impl Message {
             | Message::RejectedLoop { id }
             | Message::Overloaded { id }
             | Message::InsertReply { id }
-            | Message::InsertCollision { id } => *id,
+            | Message::InsertCollision { id }
+            | Message::Announce { id, .. }
+            | Message::AnnounceReply { id, .. }
+            | Message::AnnounceEnd { id, .. }
+            | Message::FoldOffer { id, .. }
+            | Message::FoldReply { id, .. } => *id,
         }
     }
 
@@ -103,6 +142,11 @@ impl Message {
             Message::Overloaded { .. } => "Overloaded",
             Message::InsertReply { .. } => "InsertReply",
             Message::InsertCollision { .. } => "InsertCollision",
+            Message::Announce { .. } => "Announce",
+            Message::AnnounceReply { .. } => "AnnounceReply",
+            Message::AnnounceEnd { .. } => "AnnounceEnd",
+            Message::FoldOffer { .. } => "FoldOffer",
+            Message::FoldReply { .. } => "FoldReply",
         }
     }
 }
@@ -122,7 +166,22 @@ impl core::fmt::Debug for Message {
                 .field("id", id)
                 .field("block_len", &block.len())
                 .finish(),
-            Message::DataNotFound { id, htl } | Message::RouteNotFound { id, htl } => f
+            Message::Announce { id, htl, noderef } => f
+                .debug_struct(self.kind())
+                .field("id", id)
+                .field("htl", htl)
+                .field("noderef", noderef)
+                .finish(),
+            Message::AnnounceReply { id, noderef }
+            | Message::FoldOffer { id, noderef }
+            | Message::FoldReply { id, noderef } => f
+                .debug_struct(self.kind())
+                .field("id", id)
+                .field("noderef", noderef)
+                .finish(),
+            Message::DataNotFound { id, htl }
+            | Message::RouteNotFound { id, htl }
+            | Message::AnnounceEnd { id, htl } => f
                 .debug_struct(self.kind())
                 .field("id", id)
                 .field("htl", htl)
@@ -185,6 +244,106 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
     Ok(msg)
 }
 
+/// Bytes of a noderef inside a message: every noderef on the wire has this
+/// one size, whatever its address family.
+pub const NODEREF_WIRE_LEN: usize = 64;
+/// Address family bytes in a packed noderef.
+const FAMILY_V4: u8 = 4;
+const FAMILY_V6: u8 = 6;
+/// Offsets of the packed noderef's fields: version (u16 BE), identity (32
+/// bytes), location (u64 BE), family, IP (16 bytes, IPv4 in the first 4),
+/// port (u16 BE), then zero padding.
+const AT_IDENTITY: usize = 2;
+const AT_LOCATION: usize = AT_IDENTITY + 32;
+const AT_FAMILY: usize = AT_LOCATION + 8;
+const AT_IP: usize = AT_FAMILY + 1;
+const AT_PORT: usize = AT_IP + 16;
+const PACKED_END: usize = AT_PORT + 2;
+const _: () = assert!(PACKED_END <= NODEREF_WIRE_LEN);
+
+/// Why bytes are not a packed noderef.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PackedNodeRefError {
+    #[error("a packed noderef is {NODEREF_WIRE_LEN} bytes, not {0}")]
+    Length(usize),
+    #[error("noderef version {0} is not one this node speaks")]
+    Version(u16),
+    #[error("unknown address family {0}")]
+    Family(u8),
+    #[error("bytes after the fields are not zero (an IPv4 address with IPv6 bytes, or padding)")]
+    NonZeroPadding,
+}
+
+/// A noderef as its fixed-size wire form.
+pub fn pack_noderef(noderef: &NodeRef) -> [u8; NODEREF_WIRE_LEN] {
+    let mut out = [0u8; NODEREF_WIRE_LEN];
+    out[..AT_IDENTITY].copy_from_slice(&noderef.version.to_be_bytes());
+    out[AT_IDENTITY..AT_LOCATION].copy_from_slice(&noderef.identity.0);
+    out[AT_LOCATION..AT_FAMILY].copy_from_slice(&noderef.location.0.to_be_bytes());
+    match noderef.address.ip() {
+        IpAddr::V4(ip) => {
+            out[AT_FAMILY] = FAMILY_V4;
+            out[AT_IP..AT_IP + 4].copy_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out[AT_FAMILY] = FAMILY_V6;
+            out[AT_IP..AT_PORT].copy_from_slice(&ip.octets());
+        }
+    }
+    out[AT_PORT..PACKED_END].copy_from_slice(&noderef.address.port().to_be_bytes());
+    out
+}
+
+/// Parses a packed noderef; one noderef has exactly one packed form.
+pub fn unpack_noderef(bytes: &[u8]) -> Result<NodeRef, PackedNodeRefError> {
+    let bytes: &[u8; NODEREF_WIRE_LEN] = bytes
+        .try_into()
+        .map_err(|_| PackedNodeRefError::Length(bytes.len()))?;
+    let version = u16::from_be_bytes([bytes[0], bytes[1]]);
+    if version == 0 || version > PROTOCOL_VERSION {
+        return Err(PackedNodeRefError::Version(version));
+    }
+    let mut identity = [0u8; 32];
+    identity.copy_from_slice(&bytes[AT_IDENTITY..AT_LOCATION]);
+    let mut location = [0u8; 8];
+    location.copy_from_slice(&bytes[AT_LOCATION..AT_FAMILY]);
+    let mut ip = [0u8; 16];
+    ip.copy_from_slice(&bytes[AT_IP..AT_PORT]);
+    let ip = match bytes[AT_FAMILY] {
+        FAMILY_V4 => {
+            if ip[4..].iter().any(|&b| b != 0) {
+                return Err(PackedNodeRefError::NonZeroPadding);
+            }
+            IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]))
+        }
+        FAMILY_V6 => IpAddr::V6(Ipv6Addr::from(ip)),
+        other => return Err(PackedNodeRefError::Family(other)),
+    };
+    if bytes[PACKED_END..].iter().any(|&b| b != 0) {
+        return Err(PackedNodeRefError::NonZeroPadding);
+    }
+    let port = u16::from_be_bytes([bytes[AT_PORT], bytes[AT_PORT + 1]]);
+    Ok(NodeRef {
+        identity: NodePublicKey(identity),
+        location: Location(u64::from_be_bytes(location)),
+        address: SocketAddr::new(ip, port),
+        version,
+    })
+}
+
+/// The packed-noderef fuzz target's body: never panics, and whatever parses
+/// packs back to the same bytes.
+pub fn fuzz_unpack_noderef(bytes: &[u8]) {
+    if let Ok(noderef) = unpack_noderef(bytes) {
+        assert_eq!(
+            &pack_noderef(&noderef)[..],
+            bytes,
+            "one noderef, one packing"
+        );
+    }
+}
+
 /// The fuzz target's body: decoding arbitrary bytes never panics, and whatever
 /// decodes survives a re-encode unchanged. (postcard accepts over-long varints,
 /// so the bytes themselves need not match.)
@@ -200,6 +359,35 @@ pub fn fuzz_decode(bytes: &[u8]) {
             Some(msg),
             "re-encoding changed the message"
         );
+    }
+}
+
+/// Serde helper: a noderef as its fixed-size packed bytes.
+mod noderef_bytes {
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+    use warren_crypto::NodeRef;
+
+    pub(super) fn serialize<S: Serializer>(noderef: &NodeRef, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&super::pack_noderef(noderef))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NodeRef, D::Error> {
+        d.deserialize_bytes(PackedVisitor)
+    }
+
+    struct PackedVisitor;
+
+    impl Visitor<'_> for PackedVisitor {
+        type Value = NodeRef;
+
+        fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            f.write_str("a packed noderef")
+        }
+
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<NodeRef, E> {
+            super::unpack_noderef(v).map_err(E::custom)
+        }
     }
 }
 
@@ -290,8 +478,40 @@ mod tests {
             id.clone().prop_map(|id| Message::RejectedLoop { id }),
             id.clone().prop_map(|id| Message::Overloaded { id }),
             id.clone().prop_map(|id| Message::InsertReply { id }),
-            id.prop_map(|id| Message::InsertCollision { id }),
+            id.clone().prop_map(|id| Message::InsertCollision { id }),
+            (id.clone(), any::<u8>(), noderef_strategy())
+                .prop_map(|(id, htl, noderef)| Message::Announce { id, htl, noderef }),
+            (id.clone(), noderef_strategy())
+                .prop_map(|(id, noderef)| Message::AnnounceReply { id, noderef }),
+            (id.clone(), any::<u8>()).prop_map(|(id, htl)| Message::AnnounceEnd { id, htl }),
+            (id.clone(), noderef_strategy())
+                .prop_map(|(id, noderef)| Message::FoldOffer { id, noderef }),
+            (id, noderef_strategy()).prop_map(|(id, noderef)| Message::FoldReply { id, noderef }),
         ]
+    }
+
+    fn noderef_strategy() -> impl Strategy<Value = NodeRef> {
+        let ip = prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(IpAddr::from),
+        ];
+        (any::<[u8; 32]>(), any::<u64>(), ip, any::<u16>()).prop_map(|(key, loc, ip, port)| {
+            NodeRef {
+                identity: NodePublicKey(key),
+                location: Location(loc),
+                address: SocketAddr::new(ip, port),
+                version: PROTOCOL_VERSION,
+            }
+        })
+    }
+
+    fn sample_noderef() -> NodeRef {
+        NodeRef {
+            identity: NodePublicKey([0x11; 32]),
+            location: Location(0x0123_4567_89ab_cdef),
+            address: "192.0.2.7:9470".parse().unwrap(),
+            version: PROTOCOL_VERSION,
+        }
     }
 
     /// The id, key and block every pinned vector uses.
@@ -344,6 +564,39 @@ mod tests {
             (Message::Overloaded { id }, "01 08 ef9bafcdf8acd19101"),
             (Message::InsertReply { id }, "01 09 ef9bafcdf8acd19101"),
             (Message::InsertCollision { id }, "01 0a ef9bafcdf8acd19101"),
+            (
+                Message::Announce {
+                    id,
+                    htl: 18,
+                    noderef: sample_noderef(),
+                },
+                "01 0b ef9bafcdf8acd19101 12 40 000111111111111111111111111111111111111111111111111111111111111111110123456789abcdef04c000020700000000000000000000000024fe000000",
+            ),
+            (
+                Message::AnnounceReply {
+                    id,
+                    noderef: sample_noderef(),
+                },
+                "01 0c ef9bafcdf8acd19101 40 000111111111111111111111111111111111111111111111111111111111111111110123456789abcdef04c000020700000000000000000000000024fe000000",
+            ),
+            (
+                Message::AnnounceEnd { id, htl: 3 },
+                "01 0d ef9bafcdf8acd19101 03",
+            ),
+            (
+                Message::FoldOffer {
+                    id,
+                    noderef: sample_noderef(),
+                },
+                "01 0e ef9bafcdf8acd19101 40 000111111111111111111111111111111111111111111111111111111111111111110123456789abcdef04c000020700000000000000000000000024fe000000",
+            ),
+            (
+                Message::FoldReply {
+                    id,
+                    noderef: sample_noderef(),
+                },
+                "01 0f ef9bafcdf8acd19101 40 000111111111111111111111111111111111111111111111111111111111111111110123456789abcdef04c000020700000000000000000000000024fe000000",
+            ),
         ]
     }
 
@@ -363,6 +616,11 @@ mod tests {
             Message::Overloaded { .. } => 8,
             Message::InsertReply { .. } => 9,
             Message::InsertCollision { .. } => 10,
+            Message::Announce { .. } => 11,
+            Message::AnnounceReply { .. } => 12,
+            Message::AnnounceEnd { .. } => 13,
+            Message::FoldOffer { .. } => 14,
+            Message::FoldReply { .. } => 15,
         }
     }
 
@@ -393,6 +651,80 @@ mod tests {
             assert_eq!(to_hex(&encode(&msg)), to_hex(&expected), "{msg:?}");
             assert_eq!(decode(&expected).unwrap(), msg, "{hex}");
         }
+    }
+
+    #[test]
+    fn packed_noderefs_have_one_size_and_pinned_bytes() {
+        let v4 = sample_noderef();
+        let packed = pack_noderef(&v4);
+        let mut expected = vec![0x00, 0x01];
+        expected.extend([0x11; 32]);
+        expected.extend([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+        expected.push(4);
+        expected.extend([192, 0, 2, 7]);
+        expected.extend([0; 12]);
+        expected.extend(9470u16.to_be_bytes());
+        expected.resize(NODEREF_WIRE_LEN, 0);
+        assert_eq!(packed.to_vec(), expected);
+        let v6 = NodeRef {
+            address: "[2001:db8::1]:1".parse().unwrap(),
+            ..v4.clone()
+        };
+        // Same size whatever the family: the size says nothing about the address.
+        let a = encode(&Message::AnnounceReply {
+            id: RequestId(1),
+            noderef: v4,
+        });
+        let b = encode(&Message::AnnounceReply {
+            id: RequestId(1),
+            noderef: v6,
+        });
+        assert_eq!(a.len(), b.len());
+        // Pinned: version, tag 12, id, length 64, packed noderef.
+        assert_eq!(&a[..4], &[WIRE_VERSION, 12, 1, 64]);
+    }
+
+    #[test]
+    fn self_contradictory_packed_noderefs_are_refused() {
+        let good = pack_noderef(&sample_noderef());
+        assert_eq!(
+            unpack_noderef(&good[..63]),
+            Err(PackedNodeRefError::Length(63))
+        );
+        let mut v4_with_v6_bytes = good;
+        v4_with_v6_bytes[AT_IP + 8] = 1;
+        assert_eq!(
+            unpack_noderef(&v4_with_v6_bytes),
+            Err(PackedNodeRefError::NonZeroPadding)
+        );
+        let mut padded = good;
+        padded[NODEREF_WIRE_LEN - 1] = 1;
+        assert_eq!(
+            unpack_noderef(&padded),
+            Err(PackedNodeRefError::NonZeroPadding)
+        );
+        let mut family = good;
+        family[AT_FAMILY] = 5;
+        assert_eq!(unpack_noderef(&family), Err(PackedNodeRefError::Family(5)));
+        let mut version = good;
+        version[1] = 0;
+        assert_eq!(
+            unpack_noderef(&version),
+            Err(PackedNodeRefError::Version(0))
+        );
+        version[1] = 9;
+        assert_eq!(
+            unpack_noderef(&version),
+            Err(PackedNodeRefError::Version(9))
+        );
+        // Inside a message, a bad noderef makes the message malformed.
+        let mut msg = encode(&Message::FoldOffer {
+            id: RequestId(1),
+            noderef: sample_noderef(),
+        });
+        let at = msg.len() - NODEREF_WIRE_LEN + AT_FAMILY;
+        msg[at] = 7;
+        assert!(matches!(decode(&msg), Err(WireError::Malformed(_))));
     }
 
     #[test]
@@ -506,6 +838,18 @@ mod tests {
             let mut versioned = bytes;
             versioned.insert(0, WIRE_VERSION);
             fuzz_decode(&versioned);
+        }
+
+        #[test]
+        fn packed_noderefs_round_trip(noderef in noderef_strategy()) {
+            let packed = pack_noderef(&noderef);
+            prop_assert_eq!(unpack_noderef(&packed), Ok(noderef));
+            fuzz_unpack_noderef(&packed);
+        }
+
+        #[test]
+        fn random_packed_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            fuzz_unpack_noderef(&bytes);
         }
 
         #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use warren_cli::testnet::{StartOptions, Testnet};
+use warren_cli::testnet::{StartOptions, Testnet, Wiring};
 
 pub const WARREN: &str = env!("CARGO_BIN_EXE_warren");
 /// How long a test network may take to link up on a loaded 2-core machine.
@@ -52,10 +52,11 @@ impl TestNet {
             nodes,
             dir: dir.path().join("net"),
             seed: 1,
+            wiring: Wiring::Wired,
             exe: PathBuf::from(WARREN),
         })
         .unwrap_or_else(|err| panic!("testnet failed to start: {err:#}"));
-        let net = TestNet {
+        let mut net = TestNet {
             net: Some(net),
             dir,
         };
@@ -64,8 +65,9 @@ impl TestNet {
     }
 
     /// Waits until every node has a link to each planned neighbour.
-    pub fn wait_linked(&self) {
-        if let Err(err) = self.net().wait_linked(LINK_TIMEOUT) {
+    pub fn wait_linked(&mut self) {
+        let net = self.net.as_mut().expect("testnet running");
+        if let Err(err) = net.wait_linked(LINK_TIMEOUT) {
             panic!("{err}");
         }
     }

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-pub use self::net::{NotLinked, StartOptions, Testnet, STARTUP_TIMEOUT, STOP_TIMEOUT};
+pub use self::net::{
+    testnet_target_peers, NotLinked, StartOptions, Testnet, Wiring, STARTUP_TIMEOUT, STOP_TIMEOUT,
+};
 use self::signals::StopSignals;
 pub use self::state::{NodeInfo, TestnetState, STATE_FILE};
 
@@ -61,6 +63,11 @@ pub struct StartArgs {
     /// Leave the nodes running and return; stop them with `warren testnet stop`.
     #[arg(long)]
     pub detach: bool,
+    /// Wire the nodes as a known small world of configured friends instead
+    /// of letting them join through node 0 by announcement (for runs that
+    /// need known routes).
+    #[arg(long)]
+    pub wired: bool,
 }
 
 impl StartArgs {
@@ -71,6 +78,11 @@ impl StartArgs {
             dir: self.dir.clone(),
             seed: self.seed,
             exe: std::env::current_exe().context("cannot find the warren executable")?,
+            wiring: if self.wired {
+                Wiring::Wired
+            } else {
+                Wiring::Opennet
+            },
         })
     }
 }
@@ -90,7 +102,7 @@ pub fn run(args: TestnetArgs) -> Result<()> {
 /// Starts a testnet and waits until every planned link is up; a node that is
 /// late is named, not fatal (it keeps dialling and the rest works meanwhile).
 pub fn start_linked(args: &StartArgs) -> Result<Testnet> {
-    let net = Testnet::start(&args.options()?)?;
+    let mut net = Testnet::start(&args.options()?)?;
     if let Err(late) = net.wait_linked(STARTUP_TIMEOUT) {
         eprintln!("warning: {late}; they keep trying");
     }

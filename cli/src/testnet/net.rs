@@ -1,10 +1,13 @@
-//! A running testnet: node processes on loopback, wired as a small world.
+//! A running testnet: node processes on loopback, either joined by
+//! announcement through node 0 (the default of `warren testnet`) or wired as a
+//! known small world (what tests and benchmarks that need a known route use).
 //!
 //! Nodes bind port 0 and report what they got in their run file, so no port
-//! is ever picked by one process and bound later by another. Node `i` is
-//! started knowing the noderefs of its neighbours started before it and dials
-//! them; each link is made by exactly one side, and every node waits for the
-//! ones before it.
+//! is ever picked by one process and bound later by another. Wired, node `i`
+//! is started knowing the noderefs of its neighbours started before it and
+//! dials them; each link is made by exactly one side, and every node waits for
+//! the ones before it. Opennet, node 0 is the seed and every other node is
+//! started knowing only its noderef, one after another, as newcomers arrive.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use warren_crypto::Location;
+use warren_node::routing::OpennetConfig;
 
 use super::process::{self, is_our_node, send_signal, spawn_node, wait_running, POLL};
 use super::state::{prepare_dir, NodeInfo, TestnetState};
@@ -30,6 +34,28 @@ pub const TESTNET_CACHE_MIB: u64 = 256;
 /// Log filter for node processes when `RUST_LOG` is not set.
 const DEFAULT_LOG_FILTER: &str = "info";
 
+/// Pause between two newcomers of an opennet testnet: they arrive one after
+/// another, as they would in a real network, not all in the same instant.
+const ARRIVAL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How the nodes of a testnet find each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Wiring {
+    /// Node 0 is the seed; the others know only its noderef and join by
+    /// announcement, aiming at `target_peers` peers each.
+    #[default]
+    Opennet,
+    /// A known small world of configured friends (friends-only nodes): the
+    /// routes benchmarks and tests reason about.
+    Wired,
+}
+
+/// Opennet peers each testnet node aims for: a fraction of the network, so
+/// the threshold (half of it) can be met in a network of a few nodes.
+pub fn testnet_target_peers(nodes: usize) -> usize {
+    (nodes / 2).clamp(2, warren_node::routing::DEFAULT_TARGET_PEERS)
+}
+
 /// How to start a testnet.
 #[derive(Debug, Clone)]
 pub struct StartOptions {
@@ -42,6 +68,7 @@ pub struct StartOptions {
     pub seed: u64,
     /// The `warren` executable to run the nodes with.
     pub exe: PathBuf,
+    pub wiring: Wiring,
 }
 
 /// A running testnet whose processes this one started (or adopted).
@@ -50,6 +77,10 @@ pub struct Testnet {
     pub dir: PathBuf,
     pub nodes: Vec<NodeInfo>,
     exe: PathBuf,
+    wiring: Wiring,
+    /// Nodes that joined by announcement: 0..announced (opennet wiring; nodes
+    /// added by `add_chain` after them are wired).
+    announced: usize,
     /// Children by node index; `None` once killed, or handed over by `detach`.
     children: Vec<Option<Child>>,
 }
@@ -69,50 +100,89 @@ impl Testnet {
         }
         crate::node::set_private_umask();
         prepare_dir(&options.dir)?;
-        let neighbours = small_world(options.nodes, options.seed);
         let mut net = Testnet {
             dir: options.dir.clone(),
             nodes: Vec::new(),
             exe: options.exe.clone(),
+            wiring: options.wiring,
+            announced: 0,
             children: Vec::new(),
         };
-        for (index, planned) in neighbours.iter().enumerate() {
-            // Evenly spaced: a testnet is small enough that random spacing only adds noise.
-            let location =
-                Location(((index as u128) << 64).div_euclid(options.nodes as u128) as u64);
-            let dials: Vec<usize> = planned.iter().copied().filter(|&j| j < index).collect();
-            if let Err(err) = net.add_node(location, &dials, planned.clone()) {
-                let _ = net.stop();
-                return Err(err);
+        // Evenly spaced: a testnet is small enough that random spacing only adds noise.
+        let location = |index: usize| {
+            Location(((index as u128) << 64).div_euclid(options.nodes as u128) as u64)
+        };
+        let started = match options.wiring {
+            Wiring::Wired => {
+                let neighbours = small_world(options.nodes, options.seed);
+                neighbours
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(index, planned)| {
+                        let dials: Vec<usize> =
+                            planned.iter().copied().filter(|&j| j < index).collect();
+                        let joining = Joining::Wired {
+                            dials: &dials,
+                            neighbours: planned.clone(),
+                        };
+                        net.add_node(location(index), joining).map(drop)
+                    })
             }
+            Wiring::Opennet => {
+                let target = testnet_target_peers(options.nodes);
+                (0..options.nodes).try_for_each(|index| {
+                    if index > 1 {
+                        std::thread::sleep(ARRIVAL_INTERVAL);
+                    }
+                    let seed = net.nodes.first().map(|n| n.noderef.clone());
+                    let joining = Joining::Opennet { seed, target };
+                    net.add_node(location(index), joining).map(drop)
+                })
+            }
+        };
+        if let Err(err) = started {
+            let _ = net.stop();
+            return Err(err);
+        }
+        if options.wiring == Wiring::Opennet {
+            net.announced = net.nodes.len();
         }
         Ok(net)
     }
 
-    /// Starts one more node that dials `dials`; records it with `neighbours`.
-    fn add_node(
-        &mut self,
-        location: Location,
-        dials: &[usize],
-        neighbours: Vec<usize>,
-    ) -> Result<usize> {
+    /// Starts one more node; records it.
+    fn add_node(&mut self, location: Location, joining: Joining<'_>) -> Result<usize> {
         let index = self.nodes.len();
         let data_dir = self.dir.join(format!("node-{index}"));
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
-        let config = FileConfig {
+        let mut config = FileConfig {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             api: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             gateway: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             fcp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-            peers: dials
-                .iter()
-                .map(|&j| self.nodes[j].noderef.clone())
-                .collect(),
             store_mib: Some(TESTNET_STORE_MIB),
             cache_mib: Some(TESTNET_CACHE_MIB),
             location: Some(location.0),
             ..FileConfig::default()
+        };
+        let neighbours = match joining {
+            Joining::Wired { dials, neighbours } => {
+                config.peers = dials
+                    .iter()
+                    .map(|&j| self.nodes[j].noderef.clone())
+                    .collect();
+                // The wired small world: a known graph, no announcement or folding.
+                config.friends_only = Some(true);
+                neighbours
+            }
+            Joining::Opennet { seed, target } => {
+                config.seeds = seed.into_iter().collect();
+                config.target_peers = Some(target);
+                config.friends_only = Some(false);
+                // Learnt from the nodes once they have joined (`wait_linked`).
+                Vec::new()
+            }
         };
         config.save(&data_dir)?;
         let mut child = spawn_node(&self.exe, &data_dir, &log_filter())?;
@@ -150,7 +220,11 @@ impl Testnet {
             let location = self
                 .location(prev)
                 .map_or(Location(0), |l| Location(l.0 ^ 1));
-            let index = self.add_node(location, &[prev], vec![prev])?;
+            let joining = Joining::Wired {
+                dials: &[prev],
+                neighbours: vec![prev],
+            };
+            let index = self.add_node(location, joining)?;
             self.nodes[prev].neighbours.push(index);
             prev = index;
         }
@@ -187,18 +261,19 @@ impl Testnet {
             .unwrap_or(0)
     }
 
-    /// Waits until every node has a link to each planned neighbour: before
-    /// that, an insert and a fetch can land in parts of the graph not yet
-    /// joined, and the fetch then finds nothing.
-    pub fn wait_linked(&self, limit: Duration) -> Result<(), NotLinked> {
+    /// Waits until the network is one: wired, until every node has a link to
+    /// each planned neighbour; opennet, until every node but the seed has
+    /// reached its announcement threshold and the links that stay (seed links
+    /// close) join every node, and then records those links as the nodes'
+    /// neighbours. Before that, an insert and a fetch can land in parts of
+    /// the graph not yet joined, and the fetch then finds nothing.
+    pub fn wait_linked(&mut self, limit: Duration) -> Result<(), NotLinked> {
         let deadline = Instant::now() + limit;
         loop {
-            let waiting: Vec<usize> = self
-                .nodes
-                .iter()
-                .filter(|n| self.peer_count(n.index) < n.neighbours.len())
-                .map(|n| n.index)
-                .collect();
+            let waiting = match self.wiring {
+                Wiring::Wired => self.wired_waiting(),
+                Wiring::Opennet => self.opennet_waiting(),
+            };
             if waiting.is_empty() {
                 return Ok(());
             }
@@ -207,6 +282,60 @@ impl Testnet {
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    fn wired_waiting(&self) -> Vec<usize> {
+        self.nodes
+            .iter()
+            .filter(|n| self.peer_count(n.index) < n.neighbours.len())
+            .map(|n| n.index)
+            .collect()
+    }
+
+    /// Opennet nodes not yet joined (all of them while the graph is in pieces);
+    /// once none is, their lasting links become `neighbours`.
+    fn opennet_waiting(&mut self) -> Vec<usize> {
+        let threshold =
+            OpennetConfig::with_target(testnet_target_peers(self.nodes.len())).announce_threshold;
+        let statuses: Vec<Option<serde_json::Value>> = (0..self.nodes.len())
+            .map(|i| self.api(i).status().ok())
+            .collect();
+        let identities: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                n.noderef
+                    .parse::<warren_crypto::NodeRef>()
+                    .map(|r| r.identity.to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let adjacency = lasting_links(&statuses, &identities);
+        let joined: Vec<bool> = adjacency
+            .iter()
+            .enumerate()
+            .map(|(i, peers)| match i {
+                0 => true,
+                // Chain nodes added later are wired.
+                i if i >= self.announced => peers.len() >= self.nodes[i].neighbours.len(),
+                _ => peers.len() >= threshold,
+            })
+            .collect();
+        let waiting: Vec<usize> = (0..self.nodes.len()).filter(|&i| !joined[i]).collect();
+        if !waiting.is_empty() {
+            return waiting;
+        }
+        let reached = bfs_distances(&adjacency, 0);
+        let apart: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| reached[i].is_none())
+            .collect();
+        if apart.is_empty() {
+            for (node, peers) in self.nodes.iter_mut().zip(adjacency) {
+                node.neighbours = peers;
+            }
+            let _ = self.save_state();
+        }
+        apart
     }
 
     /// Hops between two nodes in the testnet graph.
@@ -305,6 +434,53 @@ impl Drop for Testnet {
             let _ = child.wait();
         }
     }
+}
+
+/// How a new node joins: dialling configured friends, or through a seed.
+enum Joining<'a> {
+    Wired {
+        dials: &'a [usize],
+        neighbours: Vec<usize>,
+    },
+    Opennet {
+        seed: Option<String>,
+        target: usize,
+    },
+}
+
+/// The links both ends report, seed links left out (they close once a node
+/// has enough peers): node i's neighbours by index.
+fn lasting_links(statuses: &[Option<serde_json::Value>], identities: &[String]) -> Vec<Vec<usize>> {
+    let lasting = |i: usize| -> Vec<usize> {
+        let Some(status) = &statuses[i] else {
+            return Vec::new();
+        };
+        let peers = status["peers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        peers
+            .iter()
+            .filter(|p| p["kind"] != "seed")
+            .filter_map(|p| {
+                identities
+                    .iter()
+                    .position(|id| p["identity"] == id.as_str())
+            })
+            .collect()
+    };
+    let one_way: Vec<Vec<usize>> = (0..statuses.len()).map(lasting).collect();
+    one_way
+        .iter()
+        .enumerate()
+        .map(|(i, peers)| {
+            let mut both: Vec<usize> = peers
+                .iter()
+                .copied()
+                .filter(|&j| one_way[j].contains(&i))
+                .collect();
+            both.sort_unstable();
+            both.dedup();
+            both
+        })
+        .collect()
 }
 
 fn log_filter() -> String {

@@ -1,6 +1,7 @@
 //! The node's event loop: one task owning the routing core.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,14 +15,17 @@ use tokio_util::task::AbortOnDropHandle;
 use warren_crypto::{ChkBlock, NodeIdentity, NodePublicKey, NodeRef, RoutingKey};
 use warren_store::BlockStore;
 
+use super::admission::{AdmissionConfig, DialLimiter, LinkCounts, Origin};
 use super::peers::{Admit, PeerTable};
 use super::store_writer::StoreWriter;
 use super::{
     Command, LinkTotals, NodeConfig, NodeStatus, PeerStatus, RequestError, FLUSH_INTERVAL,
-    LINK_EVENT_QUEUE, NEW_LINK_QUEUE,
+    LINK_EVENT_QUEUE, MAX_SEEDS, NEW_LINK_QUEUE, SEEDS_FILE, SEED_CHECK_INTERVAL,
 };
 use crate::link::{self, Backoff, Link, LinkConfig, LinkEvent, LinkSendError, Listener};
-use crate::routing::{self, Action, Area, BlockLookup, ClientId, Event, PeerId, Time};
+use crate::routing::{
+    self, Action, Area, BlockLookup, ClientId, ConnectReason, Event, PeerId, PeerKind, Time,
+};
 use crate::wire;
 
 /// How long closing the links may take at shutdown.
@@ -85,8 +89,20 @@ pub(super) struct Driver {
     noderef: NodeRef,
     link_config: LinkConfig,
     initial_peers: Vec<NodeRef>,
-    /// Links kept at most: the routing core's peer limit.
-    max_links: usize,
+    /// Configured peers: reserved slots, never dropped by the opennet.
+    friends: HashSet<NodePublicKey>,
+    admission: AdmissionConfig,
+    counts: LinkCounts,
+    /// Per live link: the address and origin it was admitted with.
+    origins: HashMap<PeerId, (IpAddr, Origin)>,
+    dial_limiter: DialLimiter,
+    opennet_dialers: HashMap<NodePublicKey, AbortOnDropHandle<()>>,
+    /// Seeds from the config and `seednodes.txt`; their links are `PeerKind::Seed`.
+    seeds: Vec<NodeRef>,
+    flag_seeds: Vec<NodeRef>,
+    seeds_file: std::path::PathBuf,
+    /// When the node last had enough peers with seed links still up.
+    enough_since: Option<Instant>,
     cancel: CancellationToken,
     totals: LinkTotals,
     /// Store flushes completed (shared with the flushing thread).
@@ -102,8 +118,13 @@ impl Driver {
         let peers = PeerTable::new(parts.noderef.identity, &parts.config.data_dir);
         let mut initial_peers = parts.config.peers.clone();
         initial_peers.extend(peers.load_saved());
+        let friends = parts.config.peers.iter().map(|p| p.identity).collect();
+        let mut core = routing::Node::new(parts.config.routing.clone(), parts.config.location);
+        if parts.config.routing.opennet.is_some() {
+            core.set_noderef(parts.noderef.clone());
+        }
         Driver {
-            core: routing::Node::new(parts.config.routing.clone(), parts.config.location),
+            core,
             rng: StdRng::from_entropy(),
             epoch: Instant::now(),
             store: parts.store,
@@ -123,7 +144,16 @@ impl Driver {
             noderef: parts.noderef,
             link_config: parts.config.link,
             initial_peers,
-            max_links: parts.config.routing.max_peers,
+            friends,
+            admission: AdmissionConfig::new(parts.config.routing.max_peers),
+            counts: LinkCounts::default(),
+            origins: HashMap::new(),
+            dial_limiter: DialLimiter::default(),
+            opennet_dialers: HashMap::new(),
+            seeds: Vec::new(),
+            flag_seeds: parts.config.seeds.clone(),
+            seeds_file: parts.config.data_dir.join(SEEDS_FILE),
+            enough_since: None,
             cancel: parts.cancel,
             totals: LinkTotals::default(),
             flushes: Arc::default(),
@@ -141,6 +171,8 @@ impl Driver {
             self.peers.remember(peer.clone());
             self.dial(peer);
         }
+        let mut seed_tick = tokio::time::interval(SEED_CHECK_INTERVAL);
+        seed_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut flush_tick = tokio::time::interval(FLUSH_INTERVAL);
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut flushing: Option<tokio::task::JoinHandle<()>> = None;
@@ -156,13 +188,14 @@ impl Driver {
                 () = self.cancel.cancelled() => break,
                 () = sleep_until(deadline) => {
                     let now = self.now();
-                    self.core.handle_timeout(now);
+                    self.core.handle_timeout(now, &mut self.rng);
                 }
                 Some(command) = self.commands.recv() => self.on_command(command),
                 Some(event) = self.link_events.recv() => self.on_link_event(event),
                 Some(new) = self.new_links.recv() => self.on_new_link(new),
                 Some(link) = self.listener.accept() => self.on_new_link(NewLink { link, outbound: false }),
                 _ = flush_tick.tick() => self.flush_in_background(&mut flushing),
+                _ = seed_tick.tick() => self.check_seeds(),
             }
             self.drain_actions();
         }
@@ -235,6 +268,9 @@ impl Driver {
             LinkEvent::Closed { peer, link, reason } => {
                 if let Some(id) = self.peers.closed(&peer, link) {
                     tracing::info!(peer = ?peer, %reason, "link closed");
+                    if let Some((ip, origin)) = self.origins.remove(&id) {
+                        self.counts.remove(ip, origin);
+                    }
                     self.feed(Event::PeerDown { peer: id });
                     let flaps = match self.flaps.get(&peer) {
                         Some(&(up, count)) if up.elapsed() < STABLE_LINK => count + 1,
@@ -257,9 +293,21 @@ impl Driver {
             return;
         }
         let admit = self.peers.admit(&peer, new.outbound);
-        if admit == Admit::New && self.peers.link_count() >= self.max_links {
-            tracing::info!(peer = ?peer.identity, "too many links; refusing another");
-            return;
+        let origin = if self.friends.contains(&peer.identity) {
+            Origin::Friend
+        } else if new.outbound {
+            Origin::Chosen
+        } else {
+            Origin::Stranger
+        };
+        let ip = peer.address.ip();
+        if admit == Admit::New {
+            // Direction-aware: strangers dialling in get a bounded share, so
+            // they can never block links to friends or peers we chose.
+            if let Err(why) = self.counts.check(&self.admission, ip, origin) {
+                tracing::info!(peer = ?peer.identity, %ip, ?origin, %why, "link refused");
+                return;
+            }
         }
         if admit == Admit::Reject {
             tracing::debug!(peer = ?peer.identity, "duplicate link dropped");
@@ -268,6 +316,10 @@ impl Driver {
         self.dialers.remove(&peer.identity);
         let handle = new.link.spawn(self.link_events_tx.clone());
         let id = self.peers.insert(handle, new.outbound);
+        if admit == Admit::New {
+            self.counts.add(ip, origin);
+            self.origins.insert(id, (ip, origin));
+        }
         let flaps = self
             .flaps
             .get(&peer.identity)
@@ -275,9 +327,17 @@ impl Driver {
         self.flaps.insert(peer.identity, (Instant::now(), flaps));
         if admit == Admit::New {
             tracing::info!(peer = ?peer.identity, location = %peer.location, address = %peer.address, "link up");
+            let kind = if self.friends.contains(&peer.identity) {
+                PeerKind::Friend
+            } else if self.seeds.iter().any(|s| s.identity == peer.identity) {
+                PeerKind::Seed
+            } else {
+                PeerKind::Opennet
+            };
             self.feed(Event::PeerUp {
                 peer: id,
                 location: peer.location,
+                kind,
             });
         }
     }
@@ -333,6 +393,109 @@ impl Driver {
         self.dialers.insert(key, AbortOnDropHandle::new(task));
     }
 
+    /// Dials a noderef the routing core learnt from the network (one attempt,
+    /// rate-limited per address, a bounded number at once).
+    /// `limited`: the noderef came from the network, so the per-address rate
+    /// limit applies; seeds the user configured are retried every seed check.
+    fn opennet_dial(&mut self, peer: NodeRef, reason: ConnectReason, limited: bool) {
+        if peer.identity == self.noderef.identity
+            || self.peers.is_connected(&peer.identity)
+            || self.dialers.contains_key(&peer.identity)
+            || self.opennet_dialers.contains_key(&peer.identity)
+        {
+            return;
+        }
+        self.opennet_dialers.retain(|_, task| !task.is_finished());
+        let in_flight = self.opennet_dialers.len();
+        if limited
+            && !self
+                .dial_limiter
+                .allow(peer.address, Instant::now(), in_flight)
+        {
+            tracing::debug!(peer = ?peer.identity, address = %peer.address, ?reason, "opennet dial refused by the rate limit");
+            return;
+        }
+        let (identity, local, config) = (
+            self.identity.clone(),
+            self.noderef.clone(),
+            self.link_config.clone(),
+        );
+        let links = self.new_links_tx.clone();
+        let cancel = self.cancel.child_token();
+        let key = peer.identity;
+        let task = tokio::spawn(async move {
+            let attempt = link::connect(identity, local, &peer, &config);
+            let result = tokio::select! {
+                () = cancel.cancelled() => return,
+                result = attempt => result,
+            };
+            match result {
+                Ok(link) => {
+                    let _ = links
+                        .send(NewLink {
+                            link,
+                            outbound: true,
+                        })
+                        .await;
+                }
+                Err(err) => {
+                    tracing::debug!(peer = ?peer.identity, address = %peer.address, %err, "opennet dial failed");
+                }
+            }
+        });
+        self.opennet_dialers
+            .insert(key, AbortOnDropHandle::new(task));
+    }
+
+    /// Opennet upkeep: rereads the seed list; below the threshold, dials the
+    /// seeds and lets the core announce again; above it, closes seed links a
+    /// while after the threshold was reached.
+    fn check_seeds(&mut self) {
+        if self.core.config().opennet.is_none() {
+            return;
+        }
+        let mut seeds = self.flag_seeds.clone();
+        seeds.extend(read_seeds(&self.seeds_file));
+        seeds.retain(|s| s.identity != self.noderef.identity);
+        seeds.truncate(MAX_SEEDS);
+        self.seeds = seeds;
+        let seed_links: Vec<PeerId> = self
+            .core
+            .peer_kinds()
+            .filter(|(_, kind)| *kind == PeerKind::Seed)
+            .map(|(id, _)| id)
+            .collect();
+        if self.core.has_enough_peers() {
+            let since = *self.enough_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= super::SEED_CHECK_INTERVAL * 3 {
+                for id in seed_links {
+                    tracing::info!(peer = ?id, "enough peers: closing the seed link");
+                    self.forget_and_disconnect(id);
+                }
+            }
+            return;
+        }
+        self.enough_since = None;
+        let now = self.now();
+        self.core.retry_announce(now);
+        if seed_links.is_empty() {
+            for seed in self.seeds.clone() {
+                self.opennet_dial(seed, ConnectReason::Announced, false);
+            }
+        }
+    }
+
+    /// Closes the link to a peer the opennet dropped, and stops redialling it.
+    fn forget_and_disconnect(&mut self, peer: PeerId) {
+        if let Some(slot) = self.peers.link(peer) {
+            let key = slot.noderef.identity;
+            if !self.friends.contains(&key) {
+                self.peers.forget(&key);
+            }
+        }
+        self.disconnect(peer);
+    }
+
     fn disconnect(&mut self, peer: PeerId) {
         if let Some(slot) = self.peers.link(peer) {
             slot.handle.close();
@@ -364,6 +527,11 @@ impl Driver {
                     tracing::info!(?peer, ?reason, "peer broke the protocol; disconnecting");
                     self.disconnect(peer);
                 }
+                Action::Connect { noderef, reason } => self.opennet_dial(noderef, reason, true),
+                Action::Disconnect { peer } => {
+                    tracing::info!(?peer, "dropping the least useful peer to make room");
+                    self.forget_and_disconnect(peer);
+                }
             }
         }
     }
@@ -387,12 +555,24 @@ impl Driver {
     }
 
     fn status(&self) -> NodeStatus {
+        let kinds: std::collections::HashMap<PeerId, PeerKind> = self.core.peer_kinds().collect();
         let peers = self
             .peers
             .links()
             .map(|slot| {
                 let link = slot.handle.stats();
+                let kind = self
+                    .peers
+                    .id_of(&slot.noderef.identity)
+                    .and_then(|id| kinds.get(&id).copied());
                 PeerStatus {
+                    kind: match kind {
+                        Some(PeerKind::Friend) => "friend",
+                        Some(PeerKind::Seed) => "seed",
+                        Some(PeerKind::Opennet) => "opennet",
+                        // Up at the link layer, not yet announced to the core.
+                        None => "starting",
+                    },
                     identity: slot.noderef.identity.to_string(),
                     location: slot.noderef.location.as_fraction(),
                     address: slot.noderef.address,
@@ -408,6 +588,7 @@ impl Driver {
             peers,
             live_requests: self.core.live_requests(),
             routing: routing_json(self.core.stats()),
+            opennet: serde_json::to_value(self.core.opennet_stats()).unwrap_or_default(),
             store: store_json(&self.store.stats()),
             store_flushes: self.flushes.load(std::sync::atomic::Ordering::Relaxed),
             store_writes_shed: self.writer.shed(),
@@ -466,6 +647,25 @@ fn store_json(stats: &warren_store::StoreStats) -> serde_json::Value {
         })
     };
     serde_json::json!({ "store": area(&stats.store), "cache": area(&stats.cache), "misses": stats.misses })
+}
+
+/// Noderefs in the seed file; bad lines are logged and skipped.
+fn read_seeds(path: &std::path::Path) -> Vec<NodeRef> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| match line.parse::<NodeRef>() {
+            Ok(noderef) => Some(noderef),
+            Err(err) => {
+                tracing::warn!(file = %path.display(), %err, "skipping a bad seed");
+                None
+            }
+        })
+        .take(MAX_SEEDS)
+        .collect()
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

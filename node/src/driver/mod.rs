@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 mod event_loop;
 mod peers;
 mod store_writer;
@@ -59,6 +60,13 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 pub const STORE_DIR: &str = "store";
 /// Name of the known-peers file inside the data directory.
 pub const PEERS_FILE: &str = "peers.txt";
+/// Name of the seed list inside the data directory: one noderef a line,
+/// reread every [`SEED_CHECK_INTERVAL`] so it can change without a restart.
+pub const SEEDS_FILE: &str = "seednodes.txt";
+/// How often an opennet node checks its seeds and its peer threshold.
+pub const SEED_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// Seeds read from the file and flags at most.
+pub const MAX_SEEDS: usize = 64;
 
 /// Everything a node runs with.
 #[derive(Debug, Clone)]
@@ -69,8 +77,12 @@ pub struct NodeConfig {
     /// Address peers should dial, if not the listen address.
     pub advertise: Option<SocketAddr>,
     pub location: Location,
-    /// Peers to connect to (and reconnect to, for as long as the node runs).
+    /// Peers to connect to (and reconnect to, for as long as the node runs):
+    /// friends, with reserved slots.
     pub peers: Vec<NodeRef>,
+    /// Opennet seeds (besides `seednodes.txt`): dialled while the node is
+    /// below its peer threshold, to announce through; dropped once it is not.
+    pub seeds: Vec<NodeRef>,
     pub store: StoreConfig,
     pub routing: RoutingConfig,
     pub link: LinkConfig,
@@ -88,6 +100,7 @@ impl NodeConfig {
             advertise: None,
             location,
             peers: Vec::new(),
+            seeds: Vec::new(),
             store: StoreConfig::default(),
             routing: RoutingConfig::default(),
             link,
@@ -157,6 +170,8 @@ pub struct NodeStatus {
     pub peers: Vec<PeerStatus>,
     pub live_requests: usize,
     pub routing: serde_json::Value,
+    /// Announcements, folds and peer drops since start (`OpennetStats`).
+    pub opennet: serde_json::Value,
     pub store: serde_json::Value,
     /// Store flushes completed since start: every block stored before a
     /// flush began is durable once this count has passed it.
@@ -168,6 +183,9 @@ pub struct NodeStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerStatus {
+    /// How the peer was met: "friend" (configured), "opennet" (announced,
+    /// folded, or dialled in), "seed" (a link used only to announce).
+    pub kind: &'static str,
     pub identity: String,
     pub location: f64,
     pub address: SocketAddr,

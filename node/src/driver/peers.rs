@@ -159,10 +159,6 @@ impl PeerTable {
         None
     }
 
-    pub(super) fn link_count(&self) -> usize {
-        self.links.len()
-    }
-
     /// Drops the retiring links (closed already) at shutdown.
     pub(super) fn close_retiring(&mut self) {
         self.retiring.clear();
@@ -204,6 +200,13 @@ impl PeerTable {
         }
         self.known.insert(noderef.identity, noderef);
         self.save();
+    }
+
+    /// Stops remembering a peer (it is not redialled) and saves the list.
+    pub(super) fn forget(&mut self, key: &NodePublicKey) {
+        if self.known.remove(key).is_some() {
+            self.save();
+        }
     }
 
     /// Peers remembered from earlier runs.

@@ -68,6 +68,7 @@ pub const DEFAULT_OUTBOX_BUDGET_BYTES: u64 = 96 * 1024 * 1024;
 pub const DEFAULT_MAX_HANDSHAKES: usize = 32;
 /// Handshakes one source address may have in progress at once: one host
 /// cannot hold every slot. A further caller from it is hung up on at once.
+/// Callers on this machine (127.0.0.1, ::1) share only the global cap.
 pub const DEFAULT_MAX_HANDSHAKES_PER_IP: usize = 4;
 /// An inbound caller must send its first handshake message within this, or
 /// it is hung up on: an idle connection cannot hold a slot for the whole

@@ -14,14 +14,23 @@
 
 mod failure_table;
 mod node;
+mod opennet;
 mod request;
 
 use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use warren_crypto::{ChkBlock, Location, RoutingKey};
+use warren_crypto::{ChkBlock, Location, NodeRef, RoutingKey};
 
 pub use self::node::{Node, NodeStats};
+pub use self::opennet::{
+    newcomer_limit, OpennetConfig, OpennetStats, DEFAULT_ANNOUNCE_INTERVAL,
+    DEFAULT_ANNOUNCE_TIMEOUT, DEFAULT_FOLD_REPLACE_PROBABILITY, DEFAULT_FOLD_ROUTE_TTL,
+    DEFAULT_LONG_LINK_DISTANCE, DEFAULT_LONG_LINK_SHARE, DEFAULT_MAX_ANNOUNCES,
+    DEFAULT_MAX_ANNOUNCE_FAILURES, DEFAULT_MIN_DROP_INTERVAL, DEFAULT_NOT_FOUND_LIMIT,
+    DEFAULT_PEER_GRACE, DEFAULT_TARGET_PEERS, MAX_ANNOUNCE_REPLIES, MAX_ANNOUNCE_THRESHOLD,
+    MAX_FOLD_ROUTES, MIN_NEWCOMER_SLACK, NEWCOMER_SLACK_SHARE,
+};
 use crate::wire::Message;
 
 /// Virtual or real time in milliseconds since an epoch the driver chooses.
@@ -80,11 +89,38 @@ impl BlockLookup for NoStore {
     }
 }
 
+/// How this node came to know a peer, which decides whether it may be dropped.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
+pub enum PeerKind {
+    /// Configured by hand (darknet): never dropped by the opennet policy.
+    Friend,
+    /// Met through the opennet (announced, folded, or a stranger dialling in):
+    /// counts toward the target and may be replaced by a more useful one.
+    #[default]
+    Opennet,
+    /// A seed link used to announce: not counted, closed by the driver once
+    /// the node has enough peers.
+    Seed,
+}
+
+/// Why the core asks the driver to connect to a noderef.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ConnectReason {
+    /// A node on an announcement's path (ours, or one we relayed).
+    Announced,
+    /// Path folding after a successful fetch.
+    Folded,
+}
+
 /// An input to the core.
 #[derive(Debug)]
 pub enum Event {
     /// A link to `peer` is up; `location` is its place on the circle.
-    PeerUp { peer: PeerId, location: Location },
+    PeerUp {
+        peer: PeerId,
+        location: Location,
+        kind: PeerKind,
+    },
     /// The link to `peer` is gone.
     PeerDown { peer: PeerId },
     /// A message from `from`, already decoded.
@@ -114,6 +150,15 @@ pub enum Action {
     },
     /// `peer` broke the protocol; the driver should disconnect it.
     Misbehaved { peer: PeerId, reason: Misbehaviour },
+    /// Opennet: dial this node and, once linked, report it with `PeerUp`.
+    /// The driver applies its own admission limits (per address, per subnet,
+    /// dial rate) before dialling; the noderef comes from the network.
+    Connect {
+        noderef: NodeRef,
+        reason: ConnectReason,
+    },
+    /// Opennet: close the link to `peer` to make room (the core gets `PeerDown`).
+    Disconnect { peer: PeerId },
 }
 
 /// Why a local fetch failed.
@@ -212,6 +257,9 @@ pub struct RoutingConfig {
     pub failure_ttl: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// Opennet rules; `None` is a friends-only node (no announcement, no folding).
+    #[serde(default)]
+    pub opennet: Option<OpennetConfig>,
 }
 
 impl Default for RoutingConfig {
@@ -233,6 +281,7 @@ impl Default for RoutingConfig {
             failure_ttl: DEFAULT_FAILURE_TTL,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            opennet: None,
         }
     }
 }

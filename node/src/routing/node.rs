@@ -7,9 +7,10 @@ use rand_core::RngCore;
 use warren_crypto::{ChkBlock, Location, RoutingKey};
 
 use super::failure_table::FailureTable;
+use super::opennet::{Opennet, OpennetStats};
 use super::request::{Kind, Outcome, PendingInsert, Request, Waiter};
 use super::{
-    Action, BlockLookup, ClientId, Event, FetchError, InsertError, Misbehaviour, PeerId,
+    Action, BlockLookup, ClientId, Event, FetchError, InsertError, Misbehaviour, PeerId, PeerKind,
     RoutingConfig, Time,
 };
 use crate::wire::{Message, RequestId};
@@ -27,10 +28,16 @@ pub(super) struct Peer {
     /// at HTL 1 end here.
     decrement_at_max: bool,
     decrement_at_min: bool,
-    backoff_until: Time,
+    pub(super) backoff_until: Time,
     backoff: Duration,
     /// Requests from this peer this node is working on.
     pub(super) serving: u32,
+    pub(super) kind: PeerKind,
+    pub(super) connected_at: Time,
+    /// When it last returned data for a request routed to it.
+    pub(super) last_success: Option<Time>,
+    /// `DataNotFound` answers in a row.
+    pub(super) not_found_streak: u32,
 }
 
 /// Counters for status pages and tests.
@@ -67,6 +74,8 @@ pub struct Node {
     pub(super) awaiting_data: HashMap<RequestId, PendingInsert>,
     pub(super) actions: VecDeque<Action>,
     pub(super) stats: NodeStats,
+    pub(super) opennet: Opennet,
+    pub(super) opennet_stats: OpennetStats,
     /// Peers that recently answered "not found" per key.
     pub(super) failures: FailureTable,
 }
@@ -84,6 +93,8 @@ impl Node {
             awaiting_data: HashMap::new(),
             actions: VecDeque::new(),
             stats: NodeStats::default(),
+            opennet: Opennet::default(),
+            opennet_stats: OpennetStats::default(),
         }
     }
 
@@ -97,6 +108,15 @@ impl Node {
 
     pub fn stats(&self) -> &NodeStats {
         &self.stats
+    }
+
+    pub fn opennet_stats(&self) -> &OpennetStats {
+        &self.opennet_stats
+    }
+
+    /// Connected peers with how they were met.
+    pub fn peer_kinds(&self) -> impl Iterator<Item = (PeerId, PeerKind)> + '_ {
+        self.peers.iter().map(|p| (p.id, p.kind))
     }
 
     /// Connected peers and their locations.
@@ -116,9 +136,13 @@ impl Node {
         S: BlockLookup + ?Sized,
     {
         match event {
-            Event::PeerUp { peer, location } => self.peer_up(rng, peer, location),
+            Event::PeerUp {
+                peer,
+                location,
+                kind,
+            } => self.peer_up(now, rng, peer, location, kind),
             Event::PeerDown { peer } => self.peer_down(now, peer),
-            Event::Message { from, msg } => self.on_message(now, store, from, msg),
+            Event::Message { from, msg } => self.on_message(now, rng, store, from, msg),
             Event::Fetch { client, key } => self.local_fetch(now, rng, store, client, key),
             Event::Insert { client, block } => self.local_insert(now, rng, store, client, block),
         }
@@ -134,11 +158,13 @@ impl Node {
         let requests = self.requests.values().map(|r| r.deadline);
         requests
             .chain(self.awaiting_data.values().map(|p| p.deadline))
+            .chain(self.opennet_timeout())
             .min()
     }
 
     /// Fires every deadline at or before `now`.
-    pub fn handle_timeout(&mut self, now: Time) {
+    pub fn handle_timeout<R: RngCore + ?Sized>(&mut self, now: Time, rng: &mut R) {
+        self.opennet_on_timeout(now, rng);
         self.expire_awaiting_data(now);
         let mut due: Vec<RequestId> = self
             .requests
@@ -165,9 +191,17 @@ impl Node {
         }
     }
 
-    fn peer_up<R: RngCore + ?Sized>(&mut self, rng: &mut R, peer: PeerId, location: Location) {
+    fn peer_up<R: RngCore + ?Sized>(
+        &mut self,
+        now: Time,
+        rng: &mut R,
+        peer: PeerId,
+        location: Location,
+        kind: PeerKind,
+    ) {
         if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
             p.location = location;
+            p.kind = kind;
             return;
         }
         if self.peers.len() >= self.config.max_peers {
@@ -184,11 +218,19 @@ impl Node {
             backoff_until: Time::ZERO,
             backoff: Duration::ZERO,
             serving: 0,
+            kind,
+            connected_at: now,
+            last_success: None,
+            not_found_streak: 0,
         });
+        if kind == PeerKind::Opennet {
+            self.trim_peers(now);
+        }
     }
 
     fn peer_down(&mut self, now: Time, peer: PeerId) {
         self.peers.retain(|p| p.id != peer);
+        self.lost_peer();
         self.awaiting_data.retain(|_, p| p.from != peer);
         let mut affected: Vec<RequestId> = self
             .requests
@@ -216,13 +258,11 @@ impl Node {
         }
     }
 
-    fn on_message<S: BlockLookup + ?Sized>(
-        &mut self,
-        now: Time,
-        store: &S,
-        from: PeerId,
-        msg: Message,
-    ) {
+    fn on_message<R, S>(&mut self, now: Time, rng: &mut R, store: &S, from: PeerId, msg: Message)
+    where
+        R: RngCore + ?Sized,
+        S: BlockLookup + ?Sized,
+    {
         let Some(from_idx) = self.peer_index(from) else {
             // Not (or no longer) a peer: the driver raced a PeerDown. Ignore.
             return;
@@ -233,6 +273,19 @@ impl Node {
             }
             Message::Insert { id, key, htl } => self.on_insert(now, from_idx, id, key, htl),
             Message::InsertData { id, block } => self.on_insert_data(now, store, from, id, block),
+            Message::Announce { id, htl, noderef } => {
+                self.on_announce(now, from_idx, id, htl, noderef);
+            }
+            Message::FoldOffer { id, noderef } => self.on_fold_offer(now, rng, from, id, noderef),
+            Message::FoldReply { id, noderef } => self.on_fold_reply(now, from, id, noderef),
+            reply @ (Message::AnnounceReply { .. } | Message::AnnounceEnd { .. }) => {
+                self.on_announce_reply(now, from, reply);
+            }
+            reply @ (Message::RejectedLoop { .. } | Message::Overloaded { .. })
+                if self.is_announce(reply.id()) =>
+            {
+                self.on_announce_reply(now, from, reply);
+            }
             reply => self.on_reply(now, from, reply),
         }
     }
@@ -320,6 +373,7 @@ impl Node {
         self.requests.contains_key(&id)
             || self.aliases.contains_key(&id)
             || self.awaiting_data.contains_key(&id)
+            || self.is_announce(id)
     }
 
     fn local_fetch<R, S>(
@@ -420,6 +474,6 @@ pub(super) fn lookup<S: BlockLookup + ?Sized>(store: &S, key: &RoutingKey) -> Op
 const U32_RANGE: f64 = 4_294_967_296.0;
 
 /// A biased coin from the RNG: true with probability `p` (0 never, 1 always).
-fn coin<R: RngCore + ?Sized>(rng: &mut R, p: f64) -> bool {
+pub(super) fn coin<R: RngCore + ?Sized>(rng: &mut R, p: f64) -> bool {
     f64::from(rng.next_u32()) < p * U32_RANGE
 }

@@ -178,6 +178,7 @@ impl Node {
             self.stats.answered_from_store += 1;
             let block = block.into_bytes();
             self.send(from, Message::DataFound { id, block });
+            self.offer_fold(now, from, id, htl.min(self.config.max_htl));
             return;
         }
         if !self.has_capacity(idx) {
@@ -377,6 +378,7 @@ impl Node {
                 self.route_next(now, id);
             }
             Message::DataNotFound { htl, .. } | Message::RouteNotFound { htl, .. } => {
+                let not_found = matches!(msg, Message::DataNotFound { .. }) && !insert;
                 let key = req.key;
                 self.failures.record(now, key, from);
                 let Some(req) = self.requests.get_mut(&id) else {
@@ -391,9 +393,20 @@ impl Node {
                 } else {
                     self.finish(id, Outcome::NotFound { htl: 0 });
                 }
+                if not_found {
+                    self.note_not_found(now, from);
+                }
             }
             Message::DataFound { block, .. } if !insert => {
                 if let Ok(block) = ChkBlock::verify(req.key, block) {
+                    let upstream = match req.waiters.first() {
+                        Some(&Waiter::Peer { peer, id: up }) => Some(((peer, up), req.htl_in)),
+                        _ => None,
+                    };
+                    self.note_success(now, from);
+                    if let Some((upstream, htl_in)) = upstream {
+                        self.note_fold_route(now, id, upstream, Some(from), htl_in);
+                    }
                     self.finish(id, Outcome::Found(block));
                 } else {
                     // Penalise the forger; the request goes on elsewhere.
@@ -473,6 +486,7 @@ impl Node {
         let Some(mut req) = self.forget(id) else {
             return;
         };
+
         for w in &req.waiters {
             if let Some(p) = w
                 .peer()

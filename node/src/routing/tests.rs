@@ -46,7 +46,14 @@ impl One {
 
     fn up(&mut self, peer: u64, location: Location) {
         let peer = PeerId(peer);
-        assert!(self.handle(Event::PeerUp { peer, location }).is_empty());
+        let kind = PeerKind::Friend;
+        assert!(self
+            .handle(Event::PeerUp {
+                peer,
+                location,
+                kind
+            })
+            .is_empty());
     }
 
     fn msg(&mut self, from: u64, msg: Message) -> Vec<Action> {
@@ -58,7 +65,7 @@ impl One {
 
     fn advance(&mut self, to: Time) -> Vec<Action> {
         self.now = to;
-        self.node.handle_timeout(to);
+        self.node.handle_timeout(to, &mut self.rng);
         std::iter::from_fn(|| self.node.poll_action()).collect()
     }
 }
@@ -854,7 +861,7 @@ fn a_peer_that_said_not_found_is_tried_last_for_that_key_until_the_entry_expires
     assert!(first == 2 || first == 3);
     // Once the entry is old, peer 2 is first again for the key.
     one.now = one.now.after(DEFAULT_FAILURE_TTL);
-    one.node.handle_timeout(one.now);
+    one.node.handle_timeout(one.now, &mut one.rng);
     while one.node.poll_action().is_some() {}
     let out = one.msg(1, request(10, key, 10));
     assert_eq!(sends(&out)[1].0, 2);

@@ -6,6 +6,7 @@
 //! so the same [`SimConfig`] gives the same [`SimReport`] (apart from `wall_s`
 //! and `peak_rss_mb`, which measure the machine).
 
+pub mod folding;
 pub mod net;
 pub mod topology;
 
@@ -17,10 +18,12 @@ use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 use warren_crypto::{ChkBlock, RoutingKey};
 
-pub use self::net::{Completion, Intercept, Interceptor, Net, NetParams, NodeIx};
+pub use self::folding::{CurvePoint, JoinReport, DEFAULT_FOLD_ROUNDS};
+pub use self::net::{sim_noderef, Completion, Intercept, Interceptor, Net, NetParams, NodeIx};
 pub use self::topology::{Topology, TopologyError};
 use crate::routing::{
-    ClientId, FetchError, RoutingConfig, Time, DEFAULT_MAX_HTL, DEFAULT_SINK_SECOND_COPY,
+    ClientId, FetchError, OpennetStats, RoutingConfig, Time, DEFAULT_MAX_HTL,
+    DEFAULT_SINK_SECOND_COPY,
 };
 
 /// Default number of simulated nodes.
@@ -36,7 +39,7 @@ pub const DEFAULT_LATENCY_MS: (u64, u64) = (20, 100);
 /// Blocks each simulated cache holds.
 pub const DEFAULT_CACHE_CAPACITY: usize = 1024;
 /// Safety net on events per phase: far above what any configuration needs.
-const MAX_EVENTS: u64 = 1 << 40;
+pub(crate) const MAX_EVENTS: u64 = 1 << 40;
 /// Bytes in a mebibyte, for memory figures.
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -61,6 +64,14 @@ pub struct SimConfig {
     /// (`RoutingConfig::sink_second_copy`).
     #[serde(default = "default_sink_second_copy")]
     pub sink_second_copy: bool,
+    /// Opennet topologies: rounds of `requests` inserts and fetches while
+    /// the graph folds, before the measured round.
+    #[serde(default = "default_fold_rounds")]
+    pub fold_rounds: usize,
+}
+
+fn default_fold_rounds() -> usize {
+    DEFAULT_FOLD_ROUNDS
 }
 
 fn default_sink_second_copy() -> bool {
@@ -81,6 +92,7 @@ impl Default for SimConfig {
             latency_ms: DEFAULT_LATENCY_MS,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             sink_second_copy: DEFAULT_SINK_SECOND_COPY,
+            fold_rounds: DEFAULT_FOLD_ROUNDS,
         }
     }
 }
@@ -133,6 +145,19 @@ pub struct SimReport {
     pub virtual_s: f64,
     pub wall_s: f64,
     pub peak_rss_mb: f64,
+    /// Opennet topologies: one point per round while the graph folded (the
+    /// measured round is the last).
+    #[serde(default)]
+    pub curve: Vec<CurvePoint>,
+    /// Share of links longer than 0.01 of the circle at the end.
+    #[serde(default)]
+    pub long_link_share: f64,
+    /// `join` topology: what the newcomers' joins cost.
+    #[serde(default)]
+    pub join: Option<JoinReport>,
+    /// Opennet counters summed over all nodes, for the whole run.
+    #[serde(default)]
+    pub opennet: OpennetStats,
 }
 
 impl SimReport {
@@ -155,6 +180,10 @@ pub fn run(config: &SimConfig) -> SimReport {
     let routing = RoutingConfig {
         max_htl: config.htl,
         sink_second_copy: config.sink_second_copy,
+        opennet: config
+            .topology
+            .is_opennet()
+            .then(|| folding::sim_opennet(config.degree)),
         ..RoutingConfig::default()
     };
     let params = NetParams {
@@ -173,10 +202,60 @@ pub fn run(config: &SimConfig) -> SimReport {
         seed: config.seed,
         ..SimReport::default()
     };
-    if config.nodes >= 2 {
-        let (keys, inserters) = insert_phase(&mut net, &mut rng, config, &mut report);
-        fetch_phase(&mut net, &mut rng, config, &keys, &inserters, &mut report);
+    if config.nodes >= 2 && config.topology == Topology::Join {
+        report.join = Some(folding::join(&mut net, config));
     }
+    let rounds = if config.topology.is_opennet() {
+        config.fold_rounds
+    } else {
+        0
+    };
+    let mut served = 0u64;
+    if config.nodes >= 2 {
+        for round in 0..=rounds {
+            // Every round but the measured last one starts from fresh figures.
+            let mut round_report = report.clone();
+            net.reset_counters();
+            let before = net.opennet_totals();
+            let first = round * config.requests;
+            let (keys, inserters) =
+                insert_phase(&mut net, &mut rng, config, first, &mut round_report);
+            fetch_phase(
+                &mut net,
+                &mut rng,
+                config,
+                &keys,
+                &inserters,
+                &mut round_report,
+            );
+            served += keys.len() as u64;
+            if config.topology.is_opennet() {
+                let (degree_mean, long_link_share) = folding::graph_shape(&net);
+                let (links_made, links_dropped) = net.link_churn();
+                let after = net.opennet_totals();
+                round_report.curve.push(CurvePoint {
+                    folds: after.folds_taken - before.folds_taken,
+                    fold_offers: after.fold_offers_made - before.fold_offers_made,
+                    requests_served: served,
+                    success_rate: round_report.success_rate,
+                    hops_mean: round_report.hops_mean,
+                    degree_mean,
+                    long_link_share,
+                    links_made,
+                    links_dropped,
+                });
+            }
+            if round == rounds {
+                report = round_report;
+            } else {
+                report.curve = round_report.curve;
+            }
+        }
+    }
+    let (degree_mean, long_link_share) = folding::graph_shape(&net);
+    report.degree_mean = degree_mean;
+    report.long_link_share = long_link_share;
+    report.opennet = net.opennet_totals();
     report.loops_rejected = net.sum_stats(|s| s.loops_rejected);
     report.overloaded_sent = net.sum_stats(|s| s.overloaded_sent);
     report.merged = net.sum_stats(|s| s.merged);
@@ -199,10 +278,12 @@ pub fn sim_block(seed: u64, i: usize) -> ChkBlock {
     }
 }
 
+/// Inserts blocks `first..first + requests` from random nodes.
 fn insert_phase(
     net: &mut Net,
     rng: &mut ChaCha8Rng,
     config: &SimConfig,
+    first: usize,
     report: &mut SimReport,
 ) -> (Vec<RoutingKey>, Vec<NodeIx>) {
     let n = net.len();
@@ -214,7 +295,7 @@ fn insert_phase(
         let at = Time(start.0 + i as u64 * config.request_interval_ms);
         // Run up to each start so only the inserts in flight hold blocks.
         net.run_until(at, MAX_EVENTS);
-        let block = sim_block(config.seed, i);
+        let block = sim_block(config.seed, first + i);
         let x = rng.gen_range(0..n) as NodeIx;
         keys.push(block.routing_key());
         inserters.push(x);
@@ -312,7 +393,7 @@ fn random_online(net: &Net, rng: &mut ChaCha8Rng, not: Option<NodeIx>) -> NodeIx
     }
 }
 
-fn ratio(num: u64, den: u64) -> f64 {
+pub(crate) fn ratio(num: u64, den: u64) -> f64 {
     if den == 0 {
         0.0
     } else {

@@ -13,11 +13,11 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use warren_crypto::{ChkBlock, Location, RoutingKey};
+use warren_crypto::{ChkBlock, Location, NodePublicKey, NodeRef, RoutingKey, PROTOCOL_VERSION};
 
 use crate::routing::{
     Action, Area, BlockLookup, ClientId, Event, FetchError, InsertError, Misbehaviour, Node,
-    PeerId, RoutingConfig, Time,
+    PeerId, PeerKind, RoutingConfig, Time,
 };
 use crate::wire::{Message, RequestId};
 
@@ -99,6 +99,37 @@ enum Pending {
     Local(NodeIx, Event),
     Down(NodeIx),
     Up(NodeIx),
+    /// A dial asked for by `Action::Connect` reaches its target.
+    Link(NodeIx, NodeIx),
+}
+
+/// Port every simulated node "listens" on.
+const SIM_PORT: u16 = 9470;
+/// Filler for the identity bytes after the node index.
+const SIM_IDENTITY_FILL: u8 = 0x5a;
+
+/// The noderef a simulated node hands out: its index in the identity key and
+/// a private address, so `Action::Connect` finds it again.
+pub fn sim_noderef(x: NodeIx, location: Location) -> NodeRef {
+    let mut identity = [SIM_IDENTITY_FILL; 32];
+    identity[..4].copy_from_slice(&x.to_le_bytes());
+    let [_, b, c, d] = x.to_be_bytes();
+    NodeRef {
+        identity: NodePublicKey(identity),
+        location,
+        address: std::net::SocketAddr::from(([10, b, c, d], SIM_PORT)),
+        version: PROTOCOL_VERSION,
+    }
+}
+
+/// The simulated node a noderef names, if it is one of `n`.
+fn sim_index(noderef: &NodeRef, n: usize) -> Option<NodeIx> {
+    let id = &noderef.identity.0;
+    if id[4..].iter().any(|&b| b != SIM_IDENTITY_FILL) {
+        return None;
+    }
+    let x = u32::from_le_bytes([id[0], id[1], id[2], id[3]]);
+    ((x as usize) < n).then_some(x)
 }
 
 /// Queue entry ordered by (time, sequence) only.
@@ -149,6 +180,9 @@ pub struct Net {
     interceptor: Option<Interceptor>,
     counters: Counters,
     hits: [Cell<u64>; 2],
+    /// Links made and dropped by the opennet since the last counter reset.
+    links_made: u64,
+    links_dropped: u64,
 }
 
 impl core::fmt::Debug for Net {
@@ -207,11 +241,40 @@ impl Net {
             interceptor: None,
             counters: Counters::default(),
             hits: [Cell::new(0), Cell::new(0)],
+            links_made: 0,
+            links_dropped: 0,
         };
         for x in 0..n as NodeIx {
+            net.set_noderef(x);
             net.connect_all(x);
         }
         net
+    }
+
+    /// Gives an opennet node its noderef (nothing for friends-only ones).
+    fn set_noderef(&mut self, x: NodeIx) {
+        let node = &mut self.nodes[x as usize];
+        if node.config().opennet.is_some() {
+            let own = sim_noderef(x, node.location());
+            node.set_noderef(own);
+        }
+    }
+
+    /// Links made and dropped by opennet decisions since the last reset.
+    pub fn link_churn(&self) -> (u64, u64) {
+        (self.links_made, self.links_dropped)
+    }
+
+    /// Links newcomer `x` to `seed` at once, a seed link at both ends.
+    pub fn link_seed(&mut self, x: NodeIx, seed: NodeIx) {
+        self.make_link(x, seed, PeerKind::Seed);
+    }
+
+    /// Closes the link between `x` and `seed`, if any.
+    pub fn unlink_seed(&mut self, x: NodeIx, seed: NodeIx) {
+        if self.unlink(x, seed) {
+            self.peer_down_pair(x, seed);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -246,6 +309,8 @@ impl Net {
     }
 
     pub fn reset_counters(&mut self) {
+        self.links_made = 0;
+        self.links_dropped = 0;
         self.counters = Counters::default();
         self.hits = [Cell::new(0), Cell::new(0)];
     }
@@ -254,6 +319,7 @@ impl Net {
     pub fn set_node_config(&mut self, x: NodeIx, config: RoutingConfig) {
         let location = self.nodes[x as usize].location();
         self.nodes[x as usize] = Node::new(config, location);
+        self.set_noderef(x);
         self.connect_all(x);
     }
 
@@ -382,13 +448,14 @@ impl Net {
             Pending::Timer(x) => {
                 if self.armed[x as usize] == Some(self.now) {
                     self.armed[x as usize] = None;
-                    self.nodes[x as usize].handle_timeout(self.now);
+                    self.nodes[x as usize].handle_timeout(self.now, &mut self.rng);
                     self.drain(x);
                 }
             }
             Pending::Local(x, event) => self.local(x, event),
             Pending::Down(x) => self.down(x),
             Pending::Up(x) => self.up(x),
+            Pending::Link(x, y) => self.make_link(x, y, PeerKind::Opennet),
         }
     }
 
@@ -455,6 +522,8 @@ impl Net {
 
     fn arm(&mut self, x: NodeIx) {
         if let Some(at) = self.nodes[x as usize].poll_timeout() {
+            // A deadline already past fires now.
+            let at = at.max(self.now);
             let armed = &mut self.armed[x as usize];
             if armed.is_none_or(|t| at < t) {
                 *armed = Some(at);
@@ -484,7 +553,58 @@ impl Net {
                 self.cut.insert((peer, x));
                 self.peer_down_pair(x, peer);
             }
+            Action::Connect { noderef, .. } => {
+                if let Some(y) = sim_index(&noderef, self.nodes.len()) {
+                    // Like a dial: it takes one message latency.
+                    let (lo, hi) = self.latency_ms;
+                    let at = Time(self.now.0 + self.rng.gen_range(lo..=hi.max(lo)));
+                    self.schedule(at, Pending::Link(x, y));
+                }
+            }
+            Action::Disconnect { peer } => {
+                let y = peer.0 as NodeIx;
+                if self.unlink(x, y) {
+                    self.links_dropped += 1;
+                    self.peer_down_pair(x, y);
+                }
+            }
         }
+    }
+
+    /// Links `x` and `y` if both are up, distinct and not linked already.
+    fn make_link(&mut self, x: NodeIx, y: NodeIx, kind: PeerKind) {
+        let (xi, yi) = (x as usize, y as usize);
+        if x == y
+            || !self.online[xi]
+            || !self.online[yi]
+            || self.cut.contains(&(x, y))
+            || self.adjacency[xi].contains(&y)
+        {
+            return;
+        }
+        self.adjacency[xi].push(y);
+        self.adjacency[yi].push(x);
+        self.links_made += 1;
+        for (a, b) in [(x, y), (y, x)] {
+            let location = self.nodes[b as usize].location();
+            let peer = PeerId(u64::from(b));
+            self.handle(
+                a,
+                Event::PeerUp {
+                    peer,
+                    location,
+                    kind,
+                },
+            );
+        }
+    }
+
+    /// Removes the link between `x` and `y`; whether there was one.
+    fn unlink(&mut self, x: NodeIx, y: NodeIx) -> bool {
+        let before = self.adjacency[x as usize].len();
+        self.adjacency[x as usize].retain(|&z| z != y);
+        self.adjacency[y as usize].retain(|&z| z != x);
+        before != self.adjacency[x as usize].len()
     }
 
     fn send(&mut self, from: NodeIx, to: NodeIx, msg: Message) {
@@ -544,7 +664,15 @@ impl Net {
             if self.online[y as usize] && !self.cut.contains(&(x, y)) {
                 let location = self.nodes[y as usize].location();
                 let peer = PeerId(u64::from(y));
-                self.handle(x, Event::PeerUp { peer, location });
+                let kind = PeerKind::Opennet;
+                self.handle(
+                    x,
+                    Event::PeerUp {
+                        peer,
+                        location,
+                        kind,
+                    },
+                );
             }
         }
     }
@@ -574,6 +702,7 @@ impl Net {
         self.epoch[x as usize] += 1;
         let location = self.nodes[x as usize].location();
         self.nodes[x as usize] = Node::new(self.config.clone(), location);
+        self.set_noderef(x);
         self.armed[x as usize] = None;
         let completions = &mut self.completions;
         self.pending.retain(|client, at| {
@@ -607,7 +736,15 @@ impl Net {
             let y = self.adjacency[x as usize][i];
             if self.online[y as usize] && !self.cut.contains(&(y, x)) {
                 let peer = PeerId(u64::from(x));
-                self.handle(y, Event::PeerUp { peer, location });
+                let kind = PeerKind::Opennet;
+                self.handle(
+                    y,
+                    Event::PeerUp {
+                        peer,
+                        location,
+                        kind,
+                    },
+                );
             }
         }
     }
@@ -625,6 +762,20 @@ impl Net {
     /// Sum of a statistic over all nodes.
     pub fn sum_stats(&self, f: impl Fn(&crate::routing::NodeStats) -> u64) -> u64 {
         self.nodes.iter().map(|n| f(n.stats())).sum()
+    }
+
+    /// Every opennet counter summed over all nodes.
+    pub fn opennet_totals(&self) -> crate::routing::OpennetStats {
+        let mut total = crate::routing::OpennetStats::default();
+        for node in &self.nodes {
+            total.add(node.opennet_stats());
+        }
+        total
+    }
+
+    /// Sum of an opennet statistic over all nodes.
+    pub fn sum_stats_opennet(&self, f: impl Fn(&crate::routing::OpennetStats) -> u64) -> u64 {
+        self.nodes.iter().map(|n| f(n.opennet_stats())).sum()
     }
 
     /// Requests still live anywhere (zero once everything has settled).

@@ -305,3 +305,57 @@ fn the_random_control_collapses_as_the_network_grows() {
         "500 nodes: {small}, 6000 nodes: {large}"
     );
 }
+
+#[test]
+fn path_folding_reshapes_a_random_start_into_a_better_graph() {
+    let config = SimConfig {
+        nodes: 1_000,
+        requests: 500,
+        topology: Topology::Folded,
+        fold_rounds: 12,
+        seed: 3,
+        ..SimConfig::default()
+    };
+    let report = run(&config);
+    let first = &report.curve[0];
+    let last = report.curve.last().unwrap();
+    assert_eq!(report.curve.len(), 13);
+    assert!(report.opennet.folds_taken > 0, "{:?}", report.opennet);
+    assert!(report.opennet.announcements_started > 0);
+    assert!(last.success_rate > first.success_rate, "{:?}", report.curve);
+    assert!(last.hops_mean < first.hops_mean, "{:?}", report.curve);
+    // Fewer long links than the random start: folding makes short ones.
+    assert!(
+        last.long_link_share < first.long_link_share,
+        "{:?}",
+        report.curve
+    );
+    let random = run(&SimConfig {
+        topology: Topology::Random,
+        ..config
+    });
+    assert!(report.success_rate > random.success_rate, "{random:?}");
+}
+
+#[test]
+fn newcomers_joining_through_one_seed_reach_their_threshold() {
+    let config = SimConfig {
+        nodes: 300,
+        requests: 100,
+        topology: Topology::Join,
+        fold_rounds: 1,
+        seed: 4,
+        ..SimConfig::default()
+    };
+    let report = run(&config);
+    let join = report.join.clone().unwrap();
+    assert_eq!(join.newcomers, 299);
+    assert!(
+        join.joined as f64 >= 0.9 * join.newcomers as f64,
+        "{join:?}"
+    );
+    assert!(join.announcements_per_join >= 1.0, "{join:?}");
+    // Seed links are gone at the end: the seed is not everyone's peer.
+    assert!(report.degree_mean > 5.0, "{report:?}");
+    assert!(report.success_rate > 0.0, "{report:?}");
+}

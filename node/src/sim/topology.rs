@@ -26,6 +26,23 @@ pub enum Topology {
     /// Links to uniformly random nodes: the control, where greedy routing
     /// should fail.
     Random,
+    /// Opennet: each node starts with a few random links
+    /// ([`FOLDED_INITIAL_DEGREE`]) and announcement and path folding reshape
+    /// the graph while requests flow.
+    Folded,
+    /// Opennet: nodes arrive one at a time knowing only node 0 (the seed) and
+    /// join by announcement; then path folding, as in `Folded`.
+    Join,
+}
+
+/// Mean degree the folded topology starts from.
+pub const FOLDED_INITIAL_DEGREE: usize = 4;
+
+impl Topology {
+    /// Whether nodes run the opennet (announcement, folding) in this topology.
+    pub fn is_opennet(self) -> bool {
+        matches!(self, Topology::Folded | Topology::Join)
+    }
 }
 
 impl fmt::Display for Topology {
@@ -33,13 +50,15 @@ impl fmt::Display for Topology {
         f.write_str(match self {
             Topology::Ideal => "ideal",
             Topology::Random => "random",
+            Topology::Folded => "folded",
+            Topology::Join => "join",
         })
     }
 }
 
-/// A topology name that is not `ideal` or `random`.
+/// A topology name that is not one of the four.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown topology {0:?}: expected \"ideal\" or \"random\"")]
+#[error("unknown topology {0:?}: expected \"ideal\", \"random\", \"folded\" or \"join\"")]
 pub struct TopologyError(String);
 
 impl FromStr for Topology {
@@ -49,6 +68,8 @@ impl FromStr for Topology {
         match s {
             "ideal" => Ok(Topology::Ideal),
             "random" => Ok(Topology::Random),
+            "folded" => Ok(Topology::Folded),
+            "join" => Ok(Topology::Join),
             other => Err(TopologyError(other.to_owned())),
         }
     }
@@ -71,6 +92,8 @@ pub fn build<R: Rng + ?Sized>(
     match topology {
         Topology::Ideal => ideal(rng, &mut adjacency, degree),
         Topology::Random => random(rng, &mut adjacency, degree),
+        Topology::Folded => random(rng, &mut adjacency, FOLDED_INITIAL_DEGREE),
+        Topology::Join => {}
     }
     for list in &mut adjacency {
         list.sort_unstable();
