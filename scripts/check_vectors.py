@@ -271,7 +271,11 @@ class Checker:
         message_id, id_varint, block = int(inputs.group(1), 16), inputs.group(2), inputs.group(3).encode()
         self.expect("routing id varint", id_varint, varint(message_id).hex())
         vectors = re.findall(r"^\| `(\w+)(?: \{ (\w+): ([^}]+) \})?` \| `([0-9a-f ]+)` \|$", part3, re.M)
-        self.expect("routing vectors: one per message, in order", [v[0] for v in vectors], order)
+        # Messages that carry a packed noderef (the opennet ones) are pinned in
+        # node/src/wire.rs's tests; the document pins every other one.
+        pinned = [name for name in order if "noderef" not in fields[name]]
+        self.expect("routing vectors: one per message without a noderef, in order",
+                    [v[0] for v in vectors], pinned)
         for name, field, value, stated in vectors:
             values = {"id": varint(message_id), "key": bytes(range(32)), "block": varint(len(block)) + block}
             if field == "htl":
