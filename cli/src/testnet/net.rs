@@ -455,7 +455,7 @@ fn lasting_links(statuses: &[Option<serde_json::Value>], identities: &[String]) 
         let Some(status) = &statuses[i] else {
             return Vec::new();
         };
-        let peers = status["peers"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let peers = status["peers"].as_array().map_or(&[][..], Vec::as_slice);
         peers
             .iter()
             .filter(|p| p["kind"] != "seed")
