@@ -16,6 +16,7 @@ mod failure_table;
 mod node;
 mod opennet;
 mod request;
+mod traffic;
 
 use core::time::Duration;
 
@@ -31,6 +32,7 @@ pub use self::opennet::{
     DEFAULT_PEER_GRACE, DEFAULT_TARGET_PEERS, MAX_ANNOUNCE_REPLIES, MAX_ANNOUNCE_THRESHOLD,
     MAX_FOLD_ROUTES, MIN_NEWCOMER_SLACK, NEWCOMER_SLACK_SHARE,
 };
+pub use self::traffic::{LocalRoutes, Outcomes, PeerTraffic, Tally, TALLY_MAX};
 use crate::wire::Message;
 
 /// Virtual or real time in milliseconds since an epoch the driver chooses.

@@ -9,6 +9,7 @@ use warren_crypto::{ChkBlock, Location, RoutingKey};
 use super::failure_table::FailureTable;
 use super::opennet::{Opennet, OpennetStats};
 use super::request::{Kind, Outcome, PendingInsert, Request, Waiter};
+use super::traffic::{Ended, LocalRoutes, Outcomes, PeerTraffic};
 use super::{
     Action, BlockLookup, ClientId, Event, FetchError, InsertError, Misbehaviour, PeerId, PeerKind,
     RoutingConfig, Time,
@@ -38,6 +39,8 @@ pub(super) struct Peer {
     pub(super) last_success: Option<Time>,
     /// `DataNotFound` answers in a row.
     pub(super) not_found_streak: u32,
+    /// Outcomes over this link (the in-flight counts are filled in when read).
+    pub(super) traffic: PeerTraffic,
 }
 
 /// Counters for status pages and tests.
@@ -57,6 +60,12 @@ pub struct NodeStats {
     pub unknown_replies: u64,
     pub peers_refused: u64,
     pub timeouts: u64,
+    /// How peers answered requests routed to them, all peers since start.
+    pub to_peers: Outcomes,
+    /// How this node answered requests from peers, since start.
+    pub from_peers: Outcomes,
+    /// This node's own requests: peers asked and HTL used.
+    pub local: LocalRoutes,
 }
 
 /// The routing state of one node. See the module docs for how to drive it.
@@ -176,6 +185,10 @@ impl Node {
         due.sort_unstable();
         for id in due {
             self.stats.timeouts += 1;
+            // The peer it waited on did not answer in time.
+            if let Some(peer) = self.requests.get(&id).and_then(|r| r.downstream) {
+                self.note_to_peer(peer, Ended::Timeout);
+            }
             let Some(req) = self.requests.get_mut(&id) else {
                 continue;
             };
@@ -222,6 +235,7 @@ impl Node {
             connected_at: now,
             last_success: None,
             not_found_streak: 0,
+            traffic: PeerTraffic::default(),
         });
         if kind == PeerKind::Opennet {
             self.trim_peers(now);
@@ -354,6 +368,9 @@ impl Node {
             Misbehaviour::DuplicateReply => self.stats.duplicate_replies += 1,
             Misbehaviour::FalseCollision => self.stats.false_collisions += 1,
         }
+        if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
+            p.traffic.misbehaved += 1;
+        }
         self.actions.push_back(Action::Misbehaved { peer, reason });
     }
 
@@ -388,6 +405,7 @@ impl Node {
         S: BlockLookup + ?Sized,
     {
         if let Some(block) = lookup(store, &key) {
+            self.stats.local.fetch_peers_asked.record(0);
             let result = Ok(block);
             self.actions.push_back(Action::FetchDone { client, result });
             return;

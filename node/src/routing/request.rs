@@ -3,6 +3,7 @@
 use warren_crypto::{ChkBlock, Location, RoutingKey};
 
 use super::node::{lookup, Node};
+use super::traffic::Ended;
 use super::{Action, Area, BlockLookup, FetchError, InsertError, Misbehaviour, PeerId, Time};
 use crate::routing::ClientId;
 use crate::wire::{Message, RequestId};
@@ -152,12 +153,14 @@ impl Node {
             return false;
         }
         self.stats.loops_rejected += 1;
+        self.note_from_peer(from, Ended::RejectedLoop);
         self.send(from, Message::RejectedLoop { id });
         true
     }
 
     fn refuse_overloaded(&mut self, to: PeerId, id: RequestId) {
         self.stats.overloaded_sent += 1;
+        self.note_from_peer(to, Ended::Overloaded);
         self.send(to, Message::Overloaded { id });
     }
 
@@ -176,6 +179,7 @@ impl Node {
         }
         if let Some(block) = lookup(store, &key) {
             self.stats.answered_from_store += 1;
+            self.note_from_peer(from, Ended::Success);
             let block = block.into_bytes();
             self.send(from, Message::DataFound { id, block });
             self.offer_fold(now, from, id, htl.min(self.config.max_htl));
@@ -188,6 +192,7 @@ impl Node {
         let htl_in = htl.min(self.config.max_htl);
         let htl = self.decrement(idx, htl_in);
         if htl == 0 {
+            self.note_from_peer(from, Ended::NotFound);
             self.send(from, Message::DataNotFound { id, htl: 0 });
             return;
         }
@@ -331,6 +336,7 @@ impl Node {
         for (id, from) in expired {
             self.stats.timeouts += 1;
             self.awaiting_data.remove(&id);
+            self.note_from_peer(from, Ended::Timeout);
             self.release(from);
         }
     }
@@ -372,14 +378,24 @@ impl Node {
                 }
                 self.reset_backoff(from);
             }
-            Message::RejectedLoop { .. } => self.route_next(now, id),
+            Message::RejectedLoop { .. } => {
+                self.note_to_peer(from, Ended::RejectedLoop);
+                self.route_next(now, id);
+            }
             Message::Overloaded { .. } => {
+                self.note_to_peer(from, Ended::Overloaded);
                 self.back_off(now, from);
                 self.route_next(now, id);
             }
             Message::DataNotFound { htl, .. } | Message::RouteNotFound { htl, .. } => {
                 let not_found = matches!(msg, Message::DataNotFound { .. }) && !insert;
                 let key = req.key;
+                let ended = if matches!(msg, Message::DataNotFound { .. }) {
+                    Ended::NotFound
+                } else {
+                    Ended::RouteNotFound
+                };
+                self.note_to_peer(from, ended);
                 self.failures.record(now, key, from);
                 let Some(req) = self.requests.get_mut(&id) else {
                     return;
@@ -404,6 +420,7 @@ impl Node {
                         _ => None,
                     };
                     self.note_success(now, from);
+                    self.note_to_peer(from, Ended::Success);
                     if let Some((upstream, htl_in)) = upstream {
                         self.note_fold_route(now, id, upstream, Some(from), htl_in);
                     }
@@ -414,7 +431,10 @@ impl Node {
                     self.route_next(now, id);
                 }
             }
-            Message::InsertReply { .. } if insert => self.finish(id, Outcome::Inserted),
+            Message::InsertReply { .. } if insert => {
+                self.note_to_peer(from, Ended::Success);
+                self.finish(id, Outcome::Inserted);
+            }
             Message::InsertCollision { .. } if insert => {
                 // A CHK's key is the hash of its block: different data under
                 // the same key needs a SHA-256 collision. The peer is lying;
@@ -513,13 +533,16 @@ impl Node {
                     block,
                 });
             }
+            let asked = peers_asked(req);
             for w in &req.waiters {
                 match *w {
                     Waiter::Peer { peer, id } => {
+                        self.note_from_peer(peer, Ended::Success);
                         let block = block.as_bytes().to_vec();
                         self.send(peer, Message::DataFound { id, block });
                     }
                     Waiter::Client(client) => {
+                        self.stats.local.fetch_peers_asked.record(asked);
                         let result = Ok(block.clone());
                         self.actions.push_back(Action::FetchDone { client, result });
                     }
@@ -533,13 +556,26 @@ impl Node {
             Outcome::Timeout => (false, 0, FetchError::Timeout),
             _ => (false, 0, FetchError::DataNotFound),
         };
+        let ended = match error {
+            FetchError::RouteNotFound => Ended::RouteNotFound,
+            FetchError::Timeout => Ended::Timeout,
+            _ => Ended::NotFound,
+        };
+        let used = self.config.max_htl.saturating_sub(htl);
         for w in &req.waiters {
             match *w {
                 Waiter::Peer { peer, id } if route => {
+                    self.note_from_peer(peer, ended);
                     self.send(peer, Message::RouteNotFound { id, htl });
                 }
-                Waiter::Peer { peer, id } => self.send(peer, Message::DataNotFound { id, htl }),
+                Waiter::Peer { peer, id } => {
+                    self.note_from_peer(peer, ended);
+                    self.send(peer, Message::DataNotFound { id, htl });
+                }
                 Waiter::Client(client) => {
+                    if ended != Ended::Timeout {
+                        self.stats.local.fetch_htl_used.record(u32::from(used));
+                    }
                     let result = Err(error);
                     self.actions.push_back(Action::FetchDone { client, result });
                 }
@@ -556,13 +592,16 @@ impl Node {
                 if let Some(area) = self.insert_area(req) {
                     self.actions.push_back(Action::Store { area, block });
                 }
-                let msg = match *outcome {
+                let (msg, ended) = match *outcome {
                     // A sink stored the block whatever became of its second copy.
-                    _ if req.sink => Message::InsertReply { id },
-                    Outcome::RouteNotFound { htl } => Message::RouteNotFound { id, htl },
-                    Outcome::Timeout => Message::RouteNotFound { id, htl: 0 },
-                    _ => Message::InsertReply { id },
+                    _ if req.sink => (Message::InsertReply { id }, Ended::Success),
+                    Outcome::RouteNotFound { htl } => {
+                        (Message::RouteNotFound { id, htl }, Ended::RouteNotFound)
+                    }
+                    Outcome::Timeout => (Message::RouteNotFound { id, htl: 0 }, Ended::Timeout),
+                    _ => (Message::InsertReply { id }, Ended::Success),
                 };
+                self.note_from_peer(peer, ended);
                 self.send(peer, msg);
             }
             Waiter::Client(client) => {
@@ -572,6 +611,13 @@ impl Node {
                     _ if req.reached => Ok(()),
                     _ => Err(InsertError::RouteNotFound),
                 };
+                if result.is_ok() {
+                    self.stats.local.insert_peers_asked.record(peers_asked(req));
+                }
+                if let Outcome::RouteNotFound { htl } = *outcome {
+                    let used = self.config.max_htl.saturating_sub(htl);
+                    self.stats.local.insert_htl_used.record(u32::from(used));
+                }
                 self.actions
                     .push_back(Action::InsertDone { client, result });
             }
@@ -621,4 +667,9 @@ impl Node {
             None
         }
     }
+}
+
+/// Peers a request was routed to here.
+fn peers_asked(req: &Request) -> u32 {
+    u32::try_from(req.tried.len()).unwrap_or(u32::MAX)
 }

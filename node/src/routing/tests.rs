@@ -866,3 +866,149 @@ fn a_peer_that_said_not_found_is_tried_last_for_that_key_until_the_entry_expires
     let out = one.msg(1, request(10, key, 10));
     assert_eq!(sends(&out)[1].0, 2);
 }
+
+fn traffic(one: &One, peer: u64) -> PeerTraffic {
+    one.node
+        .peer_traffic()
+        .find(|(id, _)| id.0 == peer)
+        .map(|(_, t)| t)
+        .unwrap()
+}
+
+#[test]
+fn each_peer_has_its_requests_in_flight_and_their_outcomes_counted() {
+    let block = sim_block(1, 21);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    // Peer 1 asks; peer 2 (closest) has the request now.
+    one.msg(1, request(7, key, 10));
+    assert_eq!(traffic(&one, 1).from_peer_in_flight, 1);
+    assert_eq!(traffic(&one, 2).to_peer_in_flight, 1);
+    // Peer 2 says route not found, peer 3 is overloaded, and peer 2 is
+    // tried no more: the request ends with route not found for peer 1.
+    one.msg(
+        2,
+        Message::RouteNotFound {
+            id: RequestId(7),
+            htl: 5,
+        },
+    );
+    assert_eq!(traffic(&one, 2).to_peer_in_flight, 0);
+    assert_eq!(traffic(&one, 3).to_peer_in_flight, 1);
+    let out = one.msg(3, Message::Overloaded { id: RequestId(7) });
+    assert_eq!(
+        sends(&out),
+        vec![(
+            1,
+            &Message::RouteNotFound {
+                id: RequestId(7),
+                htl: 5
+            }
+        )]
+    );
+    let (p1, p2, p3) = (traffic(&one, 1), traffic(&one, 2), traffic(&one, 3));
+    assert_eq!(p1.from_peer.route_not_found, 1);
+    assert_eq!(p1.from_peer_in_flight, 0);
+    assert_eq!(p2.to_peer.route_not_found, 1);
+    assert_eq!(p3.to_peer.overloaded, 1);
+    // Peer 1 asks again; peer 2 finds it; a second request for the same id
+    // while it is live is a loop; a forged answer is misbehaviour.
+    one.msg(1, request(8, key, 10));
+    one.msg(3, request(8, key, 10));
+    one.msg(2, data_found(8, &block));
+    assert_eq!(traffic(&one, 2).to_peer.success, 1);
+    assert_eq!(traffic(&one, 1).from_peer.success, 1);
+    assert_eq!(traffic(&one, 3).from_peer.rejected_loop, 1);
+    // Peer 3's back-off is over by the next request.
+    one.now = one.now.after(DEFAULT_BACKOFF_INITIAL);
+    one.msg(1, request(9, key, 10));
+    let mut forged = block.as_bytes().to_vec();
+    forged[7] ^= 1;
+    one.msg(
+        2,
+        Message::DataFound {
+            id: RequestId(9),
+            block: forged,
+        },
+    );
+    assert_eq!(traffic(&one, 2).misbehaved, 1);
+    // Peer 3 has it now and never answers: a timeout for peer 3.
+    assert_eq!(traffic(&one, 3).to_peer_in_flight, 1);
+    one.advance(one.now.after(DEFAULT_ACCEPT_TIMEOUT));
+    assert_eq!(traffic(&one, 3).to_peer.timeout, 1);
+    // The node-wide sums agree.
+    let stats = one.node.stats();
+    assert_eq!(stats.to_peers.success, 1);
+    assert_eq!(stats.to_peers.route_not_found, 1);
+    assert_eq!(stats.to_peers.overloaded, 1);
+    assert_eq!(stats.to_peers.timeout, 1);
+    assert_eq!(stats.from_peers.success, 1);
+    assert_eq!(stats.from_peers.rejected_loop, 1);
+}
+
+#[test]
+fn own_requests_count_peers_asked_and_htl_used() {
+    let block = sim_block(1, 22);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    // Found at the second peer asked.
+    let out = one.handle(Event::Fetch {
+        client: ClientId(1),
+        key,
+    });
+    let Message::Request { id, .. } = sends(&out)[0].1 else {
+        panic!()
+    };
+    let id = id.0;
+    one.msg(
+        2,
+        Message::DataNotFound {
+            id: RequestId(id),
+            htl: 4,
+        },
+    );
+    let out = one.msg(3, data_found(id, &block));
+    assert!(matches!(
+        &out[..],
+        [Action::FetchDone { result: Ok(_), .. }]
+    ));
+    // Found in the node's own store: no peer asked.
+    one.store.0.insert(key, block.clone());
+    one.handle(Event::Fetch {
+        client: ClientId(2),
+        key,
+    });
+    one.store.0.clear();
+    let asked: Vec<(u32, u64)> = one.node.stats().local.fetch_peers_asked.iter().collect();
+    assert_eq!(asked, vec![(0, 1), (2, 1)]);
+    // Not found anywhere: the HTL the last answer left says how far it went.
+    let other = sim_block(1, 23).routing_key();
+    let out = one.handle(Event::Fetch {
+        client: ClientId(3),
+        key: other,
+    });
+    let Message::Request { id, .. } = sends(&out)[0].1 else {
+        panic!()
+    };
+    let out = one.msg(sends(&out)[0].0, Message::DataNotFound { id: *id, htl: 0 });
+    assert!(matches!(
+        &out[..],
+        [Action::FetchDone {
+            result: Err(FetchError::DataNotFound),
+            ..
+        }]
+    ));
+    let used: Vec<(u32, u64)> = one.node.stats().local.fetch_htl_used.iter().collect();
+    assert_eq!(used, vec![(u32::from(DEFAULT_MAX_HTL), 1)]);
+    assert_eq!(one.node.stats().local.fetch_htl_used.sum(), 18);
+}
+
+#[test]
+fn a_tally_is_bounded_however_large_the_values() {
+    let mut tally = Tally::default();
+    for v in 0..10_000 {
+        tally.record(v);
+    }
+    assert_eq!(tally.count(), 10_000);
+    assert!(tally.iter().count() <= TALLY_MAX as usize + 1);
+}
