@@ -34,6 +34,33 @@ fn num(value: &Value, path: &[&str]) -> u64 {
         .unwrap_or(0)
 }
 
+/// `found/not found/no route/overloaded/loop/timed out` of an outcomes object.
+fn outcomes(value: &Value) -> String {
+    [
+        "success",
+        "not_found",
+        "route_not_found",
+        "overloaded",
+        "rejected_loop",
+        "timeout",
+    ]
+    .iter()
+    .map(|k| num(value, &[k]).to_string())
+    .collect::<Vec<_>>()
+    .join("/")
+}
+
+/// `key n, key n` of an object of counts (a tally's keys are values).
+fn counts(value: &Value, sep: &str) -> String {
+    let Some(map) = value.as_object().filter(|m| !m.is_empty()) else {
+        return "none".to_owned();
+    };
+    map.iter()
+        .map(|(k, v)| format!("{}{sep}{}", k.replace('_', " "), v.as_u64().unwrap_or(0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1u32 << 20)
 }
@@ -63,6 +90,15 @@ pub fn summary(status: &Value) -> String {
             mib(num(peer, &["bytes_sent"])),
             mib(num(peer, &["bytes_received"]))
         );
+        let _ = writeln!(
+            out,
+            "    in flight {} to, {} from; its answers {}, ours {} (found/not found/no route/overloaded/loop/timed out); {} protocol breaks",
+            num(peer, &["to_peer_in_flight"]),
+            num(peer, &["from_peer_in_flight"]),
+            outcomes(&peer["to_peer"]),
+            outcomes(&peer["from_peer"]),
+            num(peer, &["misbehaved"])
+        );
     }
     let _ = writeln!(
         out,
@@ -71,6 +107,42 @@ pub fn summary(status: &Value) -> String {
         mib(num(status, &["links", "bytes_received"])),
         num(status, &["links", "messages_shed"]),
         num(status, &["links", "bad_messages"])
+    );
+    let _ = writeln!(
+        out,
+        "links opened: {} inbound, {} outbound; refused: {}",
+        num(status, &["links", "opened_inbound"]),
+        num(status, &["links", "opened_outbound"]),
+        counts(
+            &Value::Object(
+                status["links"]["refused"]
+                    .as_object()
+                    .map(|m| m.iter().filter(|(_, v)| v.as_u64().unwrap_or(0) > 0))
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            ),
+            " "
+        )
+    );
+    let _ = writeln!(
+        out,
+        "own blocks: fetches {}; inserts {}",
+        counts(&status["local"]["fetch"], " "),
+        counts(&status["local"]["insert"], " ")
+    );
+    let _ = writeln!(
+        out,
+        "hops: own fetches found by peers asked {}; not found by HTL used {}",
+        counts(&status["hops"]["fetch_peers_asked"], ": "),
+        counts(&status["hops"]["fetch_htl_used"], ": ")
+    );
+    let _ = writeln!(
+        out,
+        "all peers: their answers {}, ours {}",
+        outcomes(&status["to_peers"]),
+        outcomes(&status["from_peers"])
     );
     for area in ["store", "cache"] {
         let _ = writeln!(
@@ -104,8 +176,14 @@ mod tests {
     fn the_summary_names_peers_and_store_figures() {
         let status = serde_json::json!({
             "location": 0.25, "uptime_s": 7, "live_requests": 1,
-            "peers": [{"location": 0.5, "address": "127.0.0.1:4000", "identity": "abcdefghijklmnop", "bytes_sent": 1_048_576}],
-            "links": {"bytes_sent": 2_097_152, "bytes_received": 0, "messages_shed": 0, "bad_messages": 0},
+            "peers": [{"location": 0.5, "address": "127.0.0.1:4000", "identity": "abcdefghijklmnop", "bytes_sent": 1_048_576,
+                       "to_peer_in_flight": 2, "from_peer_in_flight": 1,
+                       "to_peer": {"success": 4, "not_found": 1, "route_not_found": 0, "overloaded": 0, "rejected_loop": 0, "timeout": 3},
+                       "from_peer": {"success": 0}, "misbehaved": 1}],
+            "links": {"bytes_sent": 2_097_152, "bytes_received": 0, "messages_shed": 0, "bad_messages": 0,
+                      "opened_inbound": 1, "opened_outbound": 2, "refused": {"handshake_failed": 5, "per_ip": 0}},
+            "local": {"fetch": {"success": 9}, "insert": {}},
+            "hops": {"fetch_peers_asked": {"1": 8, "2": 1}, "fetch_htl_used": {}},
             "store": {"store": {"blocks": 3, "bytes": 98_304, "capacity_bytes": 1_048_576}, "cache": {}},
             "routing": {"requests_accepted": 5},
         });
@@ -118,5 +196,19 @@ mod tests {
         assert!(text.contains("2.0 MiB sent"), "{text}");
         assert!(text.contains("store: 3 blocks"), "{text}");
         assert!(text.contains("5 requests"), "{text}");
+        assert!(
+            text.contains("in flight 2 to, 1 from; its answers 4/1/0/0/0/3, ours 0/0/0/0/0/0"),
+            "{text}"
+        );
+        assert!(text.contains("1 protocol breaks"), "{text}");
+        assert!(
+            text.contains("1 inbound, 2 outbound; refused: handshake failed 5\n"),
+            "{text}"
+        );
+        assert!(text.contains("fetches success 9; inserts none"), "{text}");
+        assert!(
+            text.contains("peers asked 1: 8, 2: 1; not found by HTL used none"),
+            "{text}"
+        );
     }
 }

@@ -15,12 +15,12 @@ use tokio_util::task::AbortOnDropHandle;
 use warren_crypto::{ChkBlock, NodeIdentity, NodePublicKey, NodeRef, RoutingKey};
 use warren_store::BlockStore;
 
-use super::admission::{AdmissionConfig, DialLimiter, LinkCounts, Origin};
+use super::admission::{AdmissionConfig, DialLimiter, LinkCounts, Origin, Refusal};
 use super::peers::{Admit, PeerTable};
 use super::store_writer::StoreWriter;
 use super::{
-    Command, LinkTotals, NodeConfig, NodeStatus, PeerStatus, RequestError, FLUSH_INTERVAL,
-    LINK_EVENT_QUEUE, MAX_SEEDS, NEW_LINK_QUEUE, SEEDS_FILE, SEED_CHECK_INTERVAL,
+    Command, LinkTotals, LocalRequests, NodeConfig, NodeStatus, PeerStatus, RequestError,
+    FLUSH_INTERVAL, LINK_EVENT_QUEUE, MAX_SEEDS, NEW_LINK_QUEUE, SEEDS_FILE, SEED_CHECK_INTERVAL,
 };
 use crate::link::{self, Backoff, Link, LinkConfig, LinkEvent, LinkSendError, Listener};
 use crate::routing::{
@@ -105,6 +105,9 @@ pub(super) struct Driver {
     enough_since: Option<Instant>,
     cancel: CancellationToken,
     totals: LinkTotals,
+    /// Opennet dials that failed (counted by the dialling tasks).
+    dials_failed: Arc<std::sync::atomic::AtomicU64>,
+    local: LocalRequests,
     /// Store flushes completed (shared with the flushing thread).
     flushes: Arc<std::sync::atomic::AtomicU64>,
     /// Block writes, off the loop.
@@ -156,6 +159,8 @@ impl Driver {
             enough_since: None,
             cancel: parts.cancel,
             totals: LinkTotals::default(),
+            dials_failed: Arc::default(),
+            local: LocalRequests::default(),
             flushes: Arc::default(),
             writer: parts.writer,
         }
@@ -306,11 +311,19 @@ impl Driver {
             // they can never block links to friends or peers we chose.
             if let Err(why) = self.counts.check(&self.admission, ip, origin) {
                 tracing::info!(peer = ?peer.identity, %ip, ?origin, %why, "link refused");
+                let refused = &mut self.totals.refused;
+                *match why {
+                    Refusal::StrangersFull => &mut refused.stranger_slots_full,
+                    Refusal::PerIp => &mut refused.per_ip,
+                    Refusal::PerSubnet => &mut refused.per_subnet,
+                    _ => &mut refused.slots_full,
+                } += 1;
                 return;
             }
         }
         if admit == Admit::Reject {
             tracing::debug!(peer = ?peer.identity, "duplicate link dropped");
+            self.totals.refused.duplicate += 1;
             return;
         }
         self.dialers.remove(&peer.identity);
@@ -326,6 +339,11 @@ impl Driver {
             .map_or(0, |&(_, count)| count);
         self.flaps.insert(peer.identity, (Instant::now(), flaps));
         if admit == Admit::New {
+            if new.outbound {
+                self.totals.opened_outbound += 1;
+            } else {
+                self.totals.opened_inbound += 1;
+            }
             tracing::info!(peer = ?peer.identity, location = %peer.location, address = %peer.address, "link up");
             let kind = if self.friends.contains(&peer.identity) {
                 PeerKind::Friend
@@ -423,6 +441,7 @@ impl Driver {
         let links = self.new_links_tx.clone();
         let cancel = self.cancel.child_token();
         let key = peer.identity;
+        let failed = self.dials_failed.clone();
         let task = tokio::spawn(async move {
             let attempt = link::connect(identity, local, &peer, &config);
             let result = tokio::select! {
@@ -439,6 +458,7 @@ impl Driver {
                         .await;
                 }
                 Err(err) => {
+                    failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::debug!(peer = ?peer.identity, address = %peer.address, %err, "opennet dial failed");
                 }
             }
@@ -514,11 +534,13 @@ impl Driver {
                     self.writer.write(area, block);
                 }
                 Action::FetchDone { client, result } => {
+                    self.local.count_fetch(result.as_ref().map(|_| ()));
                     if let Some(reply) = self.fetches.remove(&client) {
                         let _ = reply.send(result.map_err(RequestError::from));
                     }
                 }
                 Action::InsertDone { client, result } => {
+                    self.local.count_insert(result.as_ref().copied());
                     if let Some(reply) = self.inserts.remove(&client) {
                         let _ = reply.send(result.map_err(RequestError::from));
                     }
@@ -556,15 +578,15 @@ impl Driver {
 
     fn status(&self) -> NodeStatus {
         let kinds: std::collections::HashMap<PeerId, PeerKind> = self.core.peer_kinds().collect();
+        let traffic: std::collections::HashMap<PeerId, crate::routing::PeerTraffic> =
+            self.core.peer_traffic().collect();
         let peers = self
             .peers
             .links()
             .map(|slot| {
                 let link = slot.handle.stats();
-                let kind = self
-                    .peers
-                    .id_of(&slot.noderef.identity)
-                    .and_then(|id| kinds.get(&id).copied());
+                let id = self.peers.id_of(&slot.noderef.identity);
+                let kind = id.and_then(|id| kinds.get(&id).copied());
                 PeerStatus {
                     kind: match kind {
                         Some(PeerKind::Friend) => "friend",
@@ -578,21 +600,38 @@ impl Driver {
                     address: slot.noderef.address,
                     bytes_sent: link.bytes_sent,
                     bytes_received: link.bytes_received,
+                    traffic: id
+                        .and_then(|id| traffic.get(&id).copied())
+                        .unwrap_or_default(),
                 }
             })
             .collect();
+        let stats = self.core.stats();
         NodeStatus {
             noderef: self.noderef.to_string(),
             location: self.noderef.location.as_fraction(),
             uptime_s: self.epoch.elapsed().as_secs(),
             peers,
             live_requests: self.core.live_requests(),
-            routing: routing_json(self.core.stats()),
+            routing: routing_json(stats),
             opennet: serde_json::to_value(self.core.opennet_stats()).unwrap_or_default(),
             store: store_json(&self.store.stats()),
             store_flushes: self.flushes.load(std::sync::atomic::Ordering::Relaxed),
             store_writes_shed: self.writer.shed(),
-            links: self.totals.clone(),
+            links: LinkTotals {
+                refused: self
+                    .totals
+                    .refused
+                    .clone()
+                    .with_listener(self.listener.counts()),
+                dials_failed: self.dials_failed.load(std::sync::atomic::Ordering::Relaxed),
+                dials_rate_limited: self.dial_limiter.refused,
+                ..self.totals.clone()
+            },
+            local: self.local.clone(),
+            to_peers: stats.to_peers,
+            from_peers: stats.from_peers,
+            hops: stats.local.clone(),
         }
     }
 

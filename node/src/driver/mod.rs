@@ -40,8 +40,8 @@ use tokio_util::task::AbortOnDropHandle;
 use warren_crypto::{ChkBlock, Location, NodeIdentity, NodeRef, RoutingKey, PROTOCOL_VERSION};
 use warren_store::{BlockStore, SledStore, StoreConfig, StoreError};
 
-use crate::link::{LinkConfig, Listener};
-use crate::routing::{FetchError, InsertError, RoutingConfig};
+use crate::link::{LinkConfig, Listener, ListenerCounts};
+use crate::routing::{FetchError, InsertError, LocalRoutes, Outcomes, PeerTraffic, RoutingConfig};
 
 /// Local client commands queued for the event loop at most.
 pub const COMMAND_QUEUE: usize = 1024;
@@ -179,6 +179,50 @@ pub struct NodeStatus {
     /// Block writes dropped because the disk was [`STORE_WRITE_QUEUE`] behind.
     pub store_writes_shed: u64,
     pub links: LinkTotals,
+    /// This node's own block fetches and inserts, by how they ended.
+    pub local: LocalRequests,
+    /// Requests routed to peers and from peers, all links since start.
+    pub to_peers: Outcomes,
+    pub from_peers: Outcomes,
+    /// Own requests: peers asked and HTL used (see `routing::LocalRoutes`).
+    pub hops: LocalRoutes,
+}
+
+/// Own block requests by outcome: `success`, `not_found`,
+/// `route_not_found`, `timeout`, `overloaded`, `collision` (inserts).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LocalRequests {
+    pub fetch: std::collections::BTreeMap<&'static str, u64>,
+    pub insert: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl LocalRequests {
+    pub(super) fn count_fetch(&mut self, result: Result<(), &FetchError>) {
+        let outcome = match result {
+            Ok(()) => "success",
+            Err(FetchError::DataNotFound) => "not_found",
+            Err(FetchError::RouteNotFound) => "route_not_found",
+            Err(FetchError::Timeout) => "timeout",
+            Err(FetchError::Overloaded) => "overloaded",
+        };
+        *self.fetch.entry(outcome).or_insert(0) += 1;
+    }
+
+    pub(super) fn count_insert(&mut self, result: Result<(), &InsertError>) {
+        let outcome = match result {
+            Ok(()) => "success",
+            Err(InsertError::RouteNotFound) => "route_not_found",
+            Err(InsertError::Collision) => "collision",
+            Err(InsertError::Timeout) => "timeout",
+            Err(InsertError::Overloaded) => "overloaded",
+        };
+        *self.insert.entry(outcome).or_insert(0) += 1;
+    }
+
+    /// Block fetches this node has asked for (from its store or the network).
+    pub fn fetches(&self) -> u64 {
+        self.fetch.values().sum()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -192,6 +236,9 @@ pub struct PeerStatus {
     /// Bytes over this link (the current one, if it was re-established).
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Requests in flight to and from the peer, and how they ended.
+    #[serde(flatten)]
+    pub traffic: PeerTraffic,
 }
 
 /// Bytes and frames over all links since start, and what was shed.
@@ -201,6 +248,44 @@ pub struct LinkTotals {
     pub bytes_received: u64,
     pub messages_shed: u64,
     pub bad_messages: u64,
+    /// Links that came up, by who dialled.
+    pub opened_inbound: u64,
+    pub opened_outbound: u64,
+    /// Connections and links refused, by reason.
+    pub refused: LinkRefusals,
+    /// Dials to noderefs from the network that failed, or that the rate
+    /// limit held back.
+    pub dials_failed: u64,
+    pub dials_rate_limited: u64,
+}
+
+/// Why connections and links were refused: the listener's reasons (before
+/// or during the handshake) and the node's (admission, after it).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LinkRefusals {
+    pub handshake_failed: u64,
+    pub handshake_timeout: u64,
+    pub handshakes_per_address: u64,
+    pub not_accepted: u64,
+    pub node_busy: u64,
+    /// Every link slot was taken.
+    pub slots_full: u64,
+    pub stranger_slots_full: u64,
+    pub per_ip: u64,
+    pub per_subnet: u64,
+    /// A second link to a peer already linked.
+    pub duplicate: u64,
+}
+
+impl LinkRefusals {
+    pub(super) fn with_listener(mut self, counts: ListenerCounts) -> Self {
+        self.handshake_failed = counts.handshake_failed;
+        self.handshake_timeout = counts.handshake_timeout;
+        self.handshakes_per_address = counts.handshakes_per_address;
+        self.not_accepted = counts.not_accepted;
+        self.node_busy = counts.node_busy;
+        self
+    }
 }
 
 enum Command {

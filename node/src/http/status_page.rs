@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::driver::NodeStatus;
+use crate::routing::{Outcomes, Tally};
 
 use super::pages::{escape, page};
 
@@ -188,11 +189,94 @@ fn area_row(name: &str, area: Option<&serde_json::Value>) -> String {
     )
 }
 
+/// Outcomes in one cell: found / not found / route not found / overloaded /
+/// loop / timed out.
+fn outcomes_cell(o: &Outcomes) -> String {
+    format!(
+        "<td class=\"outcomes\" title=\"found / not found / route not found / overloaded / loop / timed out\">{} / {} / {} / {} / {} / {}</td>",
+        o.success, o.not_found, o.route_not_found, o.overloaded, o.rejected_loop, o.timeout
+    )
+}
+
+/// A tally as `value×count` pairs, or a dash.
+pub fn tally_text(tally: &Tally) -> String {
+    if tally.count() == 0 {
+        return "–".to_owned();
+    }
+    tally
+        .iter()
+        .map(|(v, n)| format!("{v}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The hops line: own requests by peers asked, and HTL used by those that
+/// found nothing.
+fn hops_html(status: &NodeStatus) -> String {
+    let h = &status.hops;
+    format!(
+        "<p id=\"hops\">Own fetches found, by peers asked (0 = own store): {} · \
+         own inserts, by peers asked: {} · own fetches not found, by HTL used: {}. \
+         Replies with data carry no hop count, so the hops data travelled are not known.</p>",
+        escape(&tally_text(&h.fetch_peers_asked)),
+        escape(&tally_text(&h.insert_peers_asked)),
+        escape(&tally_text(&h.fetch_htl_used)),
+    )
+}
+
+fn links_html(status: &NodeStatus) -> String {
+    let l = &status.links;
+    let refused: Vec<String> = serde_json::to_value(&l.refused)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let n = v.as_u64()?;
+            (n > 0).then(|| format!("{} {n}", k.replace('_', " ")))
+        })
+        .collect();
+    let refused = if refused.is_empty() {
+        "none".to_owned()
+    } else {
+        refused.join(", ")
+    };
+    format!(
+        "<p id=\"links\">Links opened: {} inbound, {} outbound · refused: {} · \
+         {} dials failed, {} held back by the rate limit</p>",
+        l.opened_inbound,
+        l.opened_outbound,
+        escape(&refused),
+        l.dials_failed,
+        l.dials_rate_limited
+    )
+}
+
+fn local_html(status: &NodeStatus) -> String {
+    let list = |m: &std::collections::BTreeMap<&'static str, u64>| {
+        if m.is_empty() {
+            return "none".to_owned();
+        }
+        m.iter()
+            .map(|(k, v)| format!("{} {v}", k.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "<p id=\"local\">Own block fetches: {} · own block inserts: {}</p>",
+        escape(&list(&status.local.fetch)),
+        escape(&list(&status.local.insert))
+    )
+}
+
 /// The whole status page.
 pub fn render(status: &NodeStatus, history: &History, gateway_origin: &str) -> String {
     let mut peers = String::from(
         "<table id=\"peers\"><tr><th>peer</th><th>location</th><th>address</th>\
-         <th>linked for</th><th>sent</th><th>received</th></tr>",
+         <th>linked for</th><th>sent</th><th>received</th>\
+         <th title=\"requests waiting on this peer / its requests this node works on\">in flight to / from</th>\
+         <th>its answers: found / not found / no route / overloaded / loop / timed out</th>\
+         <th>our answers to it</th><th>protocol breaks</th></tr>",
     );
     let now = Instant::now();
     for peer in &status.peers {
@@ -203,12 +287,17 @@ pub fn render(status: &NodeStatus, history: &History, gateway_origin: &str) -> S
         let _ = write!(
             peers,
             "<tr class=\"peer-row\"><td><code>{}</code></td><td>{:.4}</td><td>{}</td>\
-             <td>{age}</td><td>{}</td><td>{}</td></tr>",
+             <td>{age}</td><td>{}</td><td>{}</td><td class=\"in-flight\">{} / {}</td>{}{}<td>{}</td></tr>",
             escape(peer.identity.get(..12).unwrap_or(&peer.identity)),
             peer.location,
             escape(&peer.address.to_string()),
             human_bytes(peer.bytes_sent),
-            human_bytes(peer.bytes_received)
+            human_bytes(peer.bytes_received),
+            peer.traffic.to_peer_in_flight,
+            peer.traffic.from_peer_in_flight,
+            outcomes_cell(&peer.traffic.to_peer),
+            outcomes_cell(&peer.traffic.from_peer),
+            peer.traffic.misbehaved,
         );
     }
     peers.push_str("</table>");
@@ -229,7 +318,8 @@ pub fn render(status: &NodeStatus, history: &History, gateway_origin: &str) -> S
          <h1>This node</h1><p>Location {:.4} · up {} s · {} requests being routed · \
          {} sent, {} received over links</p>\
          <div class=\"box\">{}</div><h2>Traffic</h2><div class=\"box\">{}</div>\
-         <h2>Peers</h2>{peers}<h2>Store and cache</h2><table>{}{}</table>\
+         <h2>Peers</h2>{peers}{}{}<h2>Requests and hops</h2>{}{}\
+         <h2>Store and cache</h2><table>{}{}</table>\
          <h2>Routing</h2>{routing}<h2>Noderef</h2><p class=\"key\">{}</p>",
         status.location,
         status.uptime_s,
@@ -238,12 +328,31 @@ pub fn render(status: &NodeStatus, history: &History, gateway_origin: &str) -> S
         human_bytes(status.links.bytes_received),
         circle_svg(status),
         traffic_svg(history),
+        links_html(status),
+        totals_html(status),
+        local_html(status),
+        hops_html(status),
         area_row("store", status.store.get("store")),
         area_row("cache", status.store.get("cache")),
         escape(&status.noderef),
         gw = escape(gateway_origin),
     );
     page("Status", &body)
+}
+
+fn totals_html(status: &NodeStatus) -> String {
+    format!(
+        "<p id=\"peer-totals\">All peers since start: their answers {}; ours {}</p>",
+        outcomes_text(&status.to_peers),
+        outcomes_text(&status.from_peers)
+    )
+}
+
+fn outcomes_text(o: &Outcomes) -> String {
+    format!(
+        "{} found, {} not found, {} no route, {} overloaded, {} loops, {} timed out",
+        o.success, o.not_found, o.route_not_found, o.overloaded, o.rejected_loop, o.timeout
+    )
 }
 
 #[cfg(test)]

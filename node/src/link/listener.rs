@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -55,6 +56,51 @@ impl PeerPolicy for AnyPeer {
     }
 }
 
+/// Inbound connections since the listener started, by how they ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ListenerCounts {
+    /// Handshakes completed (then handed to the node, or counted in `node_busy`).
+    pub accepted: u64,
+    /// Hung up at once: the address already had its share of handshakes.
+    pub handshakes_per_address: u64,
+    /// The caller did not finish its handshake in time.
+    pub handshake_timeout: u64,
+    /// The handshake failed (bad bytes, wrong key, wrong version...).
+    pub handshake_failed: u64,
+    /// Authenticated, but the listener's policy refused the peer.
+    pub not_accepted: u64,
+    /// The node did not take the finished link in time.
+    pub node_busy: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    handshakes_per_address: AtomicU64,
+    handshake_timeout: AtomicU64,
+    handshake_failed: AtomicU64,
+    not_accepted: AtomicU64,
+    node_busy: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> ListenerCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ListenerCounts {
+            accepted: get(&self.accepted),
+            handshakes_per_address: get(&self.handshakes_per_address),
+            handshake_timeout: get(&self.handshake_timeout),
+            handshake_failed: get(&self.handshake_failed),
+            not_accepted: get(&self.not_accepted),
+            node_busy: get(&self.node_busy),
+        }
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// A bound listener running its accept loop. Dropping it stops the loop and
 /// every handshake in progress.
 #[derive(Debug)]
@@ -63,6 +109,7 @@ pub struct Listener {
     bound: SocketAddr,
     incoming: mpsc::Receiver<Link>,
     cancel: CancellationToken,
+    counters: Arc<Counters>,
     _task: AbortOnDropHandle<()>,
 }
 
@@ -72,6 +119,7 @@ struct Shared {
     config: LinkConfig,
     policy: Arc<dyn PeerPolicy>,
     links: mpsc::Sender<Link>,
+    counters: Arc<Counters>,
 }
 
 impl Listener {
@@ -92,12 +140,14 @@ impl Listener {
         let (links, incoming) = mpsc::channel(config.accept_queue.max(1));
         let cancel = CancellationToken::new();
         let permits = Arc::new(Semaphore::new(config.max_handshakes.max(1)));
+        let counters = Arc::new(Counters::default());
         let shared = Arc::new(Shared {
             identity,
             local: local.clone(),
             config,
             policy,
             links,
+            counters: counters.clone(),
         });
         let task = tokio::spawn(accept_loop(socket, shared, permits, cancel.clone()));
         Ok(Listener {
@@ -105,6 +155,7 @@ impl Listener {
             bound,
             incoming,
             cancel,
+            counters,
             _task: AbortOnDropHandle::new(task),
         })
     }
@@ -127,6 +178,11 @@ impl Listener {
     /// Cancel-safe.
     pub async fn accept(&mut self) -> Option<Link> {
         self.incoming.recv().await
+    }
+
+    /// How inbound connections have ended so far.
+    pub fn counts(&self) -> ListenerCounts {
+        self.counters.snapshot()
     }
 
     /// Stop accepting; links already handed out are unaffected.
@@ -213,6 +269,7 @@ async fn accept_loop(
             per_ip_limit
         };
         let Some(share) = AddressShare::claim(&per_address, from.ip(), limit) else {
+            bump(&shared.counters.handshakes_per_address);
             debug!(%from, "hung up: {per_ip_limit} handshakes from this address in progress");
             continue;
         };
@@ -245,14 +302,17 @@ async fn handshake_one(stream: TcpStream, from: SocketAddr, shared: &Shared) {
     let link = match tokio::time::timeout(deadline, attempt).await {
         Ok(Ok(link)) => link,
         Ok(Err(err @ LinkError::NotAccepted(_))) => {
+            bump(&shared.counters.not_accepted);
             info!(%from, "refused inbound link: {err}");
             return;
         }
         Ok(Err(err)) => {
+            bump(&shared.counters.handshake_failed);
             info!(%from, "inbound handshake failed: {err}");
             return;
         }
         Err(_) => {
+            bump(&shared.counters.handshake_timeout);
             info!(%from, "inbound handshake failed: {}", LinkError::Timeout(deadline));
             return;
         }
@@ -260,7 +320,9 @@ async fn handshake_one(stream: TcpStream, from: SocketAddr, shared: &Shared) {
     // This task is not an event loop: waiting here (bounded) only holds a
     // handshake permit, which slows new callers while the node is busy.
     let peer = link.peer().identity;
+    bump(&shared.counters.accepted);
     if shared.links.send_timeout(link, deadline).await.is_err() {
+        bump(&shared.counters.node_busy);
         info!(%from, ?peer, "dropped inbound link: the node did not accept it in time");
     }
 }

@@ -41,7 +41,7 @@ pub use handshake::{
     connect, LinkError, MAX_HANDSHAKE_FRAME, MIN_PROTOCOL_VERSION, MSG1_LEN, MSG2_LEN, MSG3_LEN,
     NOISE_PARAMS, PROLOGUE,
 };
-pub use listener::{AnyPeer, Listener, PeerPolicy};
+pub use listener::{AnyPeer, Listener, ListenerCounts, PeerPolicy};
 pub use message::{CloseCode, LinkMessage, MessageError, LINK_VERSION, MAX_PAYLOAD};
 
 /// Whole handshake, TCP connect included, must finish within this.
