@@ -14,12 +14,17 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use warren_crypto::metadata::{Segment, SplitfileManifest, INDEX_FILE, MAX_PATH_LEN};
 use warren_crypto::splitfile::{
-    ContentFetcher, EncodeError, FetchError as ContentError, SiteBuilder,
-    SiteEntry as CodecSiteEntry, SiteError, SplitfileEncoder,
+    ContentFetcher, EncodeError, FetchError as ContentError, Part, SiteBuilder,
+    SiteEntry as CodecSiteEntry, SiteError, SplitfileEncoder, MAX_METADATA_DEPTH,
+    MAX_METADATA_HOPS,
 };
-use warren_crypto::{ChkBlock, ChkUri, RoutingKey, UriError};
+use warren_crypto::{
+    ChkBlock, ChkKey, ChkUri, ContentKind, Extra, Metadata, RoutingKey, UriError, BLOCK_PAYLOAD,
+};
 
 use crate::driver::{NodeHandle, RequestError};
 
@@ -323,6 +328,8 @@ struct FetchRun {
     inflight: JoinSet<(RoutingKey, Result<ChkBlock, RequestError>)>,
     tries: HashMap<RoutingKey, u32>,
     cache: Option<Arc<dyn BlockCache>>,
+    /// Blocks at hand already (made here, or fetched before): not asked for.
+    local: HashMap<RoutingKey, ChkBlock>,
 }
 
 impl FetchRun {
@@ -333,10 +340,15 @@ impl FetchRun {
             inflight: JoinSet::new(),
             tries: HashMap::new(),
             cache: None,
+            local: HashMap::new(),
         }
     }
 
     fn request(&mut self, key: RoutingKey) {
+        if let Some(block) = self.local.remove(&key) {
+            self.inflight.spawn(async move { (key, Ok(block)) });
+            return;
+        }
         let node = self.node.clone();
         let Some(cache) = self.cache.clone() else {
             self.inflight
@@ -399,6 +411,453 @@ impl FetchRun {
             }
             self.step().await?;
         }
+    }
+}
+
+/// Content whose manifests are resolved but whose bytes are not fetched yet:
+/// its length and type are known, and any byte range of it can be read,
+/// fetching only the blocks that hold that range.
+pub struct Located {
+    pub length: u64,
+    pub content_type: Option<String>,
+    /// Whether the key named a site (this is one of its files).
+    pub site: bool,
+    node: NodeHandle,
+    body: Body,
+}
+
+impl std::fmt::Debug for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Located")
+            .field("length", &self.length)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Body {
+    /// A single-block file, already here.
+    Single(Bytes),
+    Split(Arc<SplitfileManifest>),
+}
+
+/// Follows `uri`'s metadata (site manifests, split metadata) to the content,
+/// by the rules and limits of the codec's `ContentFetcher`, without fetching
+/// any content block of a splitfile.
+pub async fn locate(node: &NodeHandle, uri: ChkUri) -> Result<Located, ClientError> {
+    let mut key = uri.key.clone();
+    let mut kind = uri.extra.kind;
+    let mut path = uri.path.clone();
+    let (mut hops, mut split_depth) = (0, 0);
+    let mut content_type = None;
+    let mut site_size: Option<u64> = None;
+    let mut site = false;
+    let check_len = |site_size: Option<u64>, actual: u64| match site_size {
+        Some(expected) if expected != actual => {
+            Err(ClientError::from(ContentError::SizeMismatch {
+                expected,
+                actual,
+            }))
+        }
+        _ => Ok(actual),
+    };
+    loop {
+        let part = if kind == ContentKind::Data {
+            Part::Content
+        } else {
+            Part::Metadata { hop: hops }
+        };
+        let mut plain = fetch_plain(node, &key, part).await?;
+        if kind == ContentKind::Data {
+            let length = check_len(site_size, plain.len() as u64)?;
+            return Ok(Located {
+                length,
+                content_type: content_type.or_else(|| guess_type(&uri)),
+                site,
+                node: node.clone(),
+                body: Body::Single(Bytes::from(plain)),
+            });
+        }
+        // Metadata documents until one names content or another block.
+        loop {
+            let part = Part::Metadata { hop: hops };
+            hops += 1;
+            if hops > MAX_METADATA_HOPS {
+                return Err(ContentError::TooDeep.into());
+            }
+            let document = Metadata::from_bytes(&plain)
+                .map_err(|source| ContentError::Metadata { part, source })?;
+            match document {
+                Metadata::Splitfile(manifest) => {
+                    let length = check_len(site_size, manifest.len)?;
+                    if content_type.is_none() {
+                        content_type.clone_from(&manifest.content_type);
+                    }
+                    return Ok(Located {
+                        length,
+                        content_type: content_type.or_else(|| guess_type(&uri)),
+                        site,
+                        node: node.clone(),
+                        body: Body::Split(Arc::new(manifest)),
+                    });
+                }
+                Metadata::Indirect(manifest) => {
+                    split_depth += 1;
+                    if split_depth > MAX_METADATA_DEPTH {
+                        return Err(ContentError::TooDeep.into());
+                    }
+                    // Bounded: validation caps split metadata at MAX_METADATA_LEN.
+                    let len = manifest.len;
+                    plain = read_all(node, Arc::new(manifest), len).await?;
+                }
+                Metadata::Directory(directory) => {
+                    let wanted = match path.take() {
+                        None => INDEX_FILE.to_owned(),
+                        Some(p) if p.is_empty() || p.ends_with('/') => p + INDEX_FILE,
+                        Some(p) => p,
+                    };
+                    let Some(entry) = directory.entry(&wanted) else {
+                        let index = format!("{wanted}/{INDEX_FILE}");
+                        let mut shown = wanted.clone();
+                        truncate_on_char(&mut shown, MAX_PATH_LEN);
+                        if !wanted.ends_with('/') && directory.entry(&index).is_some() {
+                            return Err(ClientError::SiteDirectory { path: shown });
+                        }
+                        return Err(ContentError::NotInSite { path: shown }.into());
+                    };
+                    site = true;
+                    content_type.clone_from(&entry.content_type);
+                    site_size = Some(entry.size);
+                    split_depth = 0;
+                    key = entry.key.clone();
+                    kind = entry.extra.kind;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn truncate_on_char(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
+
+/// One block, fetched (with a retry when the network was busy) and decrypted.
+async fn fetch_plain(node: &NodeHandle, key: &ChkKey, part: Part) -> Result<Vec<u8>, ClientError> {
+    let block = fetch_with_retry(node, key.routing)
+        .await
+        .map_err(|err| match err {
+            RequestError::Stopped => ClientError::Stopped,
+            _ => ContentError::BlockNotFound { part }.into(),
+        })?;
+    block
+        .decode(&key.crypto)
+        .map_err(|source| ContentError::BadBlock { part, source }.into())
+}
+
+async fn fetch_with_retry(node: &NodeHandle, key: RoutingKey) -> Result<ChkBlock, RequestError> {
+    let mut tries = 0;
+    loop {
+        match node.fetch_block(key).await {
+            Err(err) if err.is_transient() && tries < BLOCK_RETRIES => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// The whole of a splitfile's content, gathered (for split metadata).
+async fn read_all(
+    node: &NodeHandle,
+    manifest: Arc<SplitfileManifest>,
+    len: u64,
+) -> Result<Vec<u8>, ClientError> {
+    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    let (tx, mut rx) = mpsc::channel(OUTPUT_QUEUE);
+    let producer = read_split(node.clone(), manifest, 0, len, tx);
+    let consumer = async {
+        while let Some(chunk) = rx.recv().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok::<_, ClientError>(())
+    };
+    let (produced, consumed) = tokio::join!(producer, consumer);
+    produced?;
+    consumed?;
+    Ok(out)
+}
+
+impl Located {
+    /// Reads `len` bytes from `start` (clamped to the content) in the
+    /// background; chunks arrive in order.
+    pub fn read(self, start: u64, len: u64) -> ContentStream {
+        let start = start.min(self.length);
+        let len = len.min(self.length - start);
+        let (tx, chunks) = mpsc::channel(OUTPUT_QUEUE);
+        let (length, content_type, site) = (self.length, self.content_type.clone(), self.site);
+        tokio::spawn(async move {
+            let result = match self.body {
+                Body::Single(bytes) => {
+                    let from = usize::try_from(start)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
+                    let to = usize::try_from(start + len)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
+                    let _ = tx.send(Ok(bytes.slice(from..to))).await;
+                    Ok(())
+                }
+                Body::Split(manifest) => {
+                    let (inner_tx, mut inner_rx) = mpsc::channel(OUTPUT_QUEUE);
+                    let producer = read_split(self.node, manifest, start, len, inner_tx);
+                    let forward = async {
+                        while let Some(chunk) = inner_rx.recv().await {
+                            let item = chunk
+                                .map_err(|err| std::io::Error::other(crate::error_chain(&err)));
+                            if tx.send(item).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::join!(producer, forward).0
+                }
+            };
+            if let Err(err) = result {
+                tracing::debug!(%err, "fetch failed part way");
+                let _ = tx
+                    .send(Err(std::io::Error::other(crate::error_chain(&err))))
+                    .await;
+            }
+        });
+        ContentStream {
+            length,
+            content_type,
+            site,
+            chunks,
+        }
+    }
+
+    /// [`Located::read`] as a stream that starts fetching only when first
+    /// polled (so a `HEAD` answered without a body fetches nothing).
+    pub fn stream(
+        self,
+        start: u64,
+        len: u64,
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        enum State {
+            Idle(Box<Located>, u64, u64),
+            Running(mpsc::Receiver<Result<Bytes, std::io::Error>>),
+        }
+        futures_util::stream::unfold(
+            State::Idle(Box::new(self), start, len),
+            |state| async move {
+                let mut rx = match state {
+                    State::Idle(located, start, len) => located.read(start, len).chunks,
+                    State::Running(rx) => rx,
+                };
+                rx.recv().await.map(|item| (item, State::Running(rx)))
+            },
+        )
+    }
+}
+
+/// Segments read at once by one range read: the one being output and the next.
+const RANGE_SEGMENTS: usize = 2;
+
+/// Sends the content bytes `[start, start + len)` of a splitfile to `tx` in
+/// order. Only the data blocks holding the range are fetched; a segment
+/// where one of them is missing is recovered from its check blocks instead.
+/// At most [`FETCH_WINDOW`] block requests are in flight at once.
+async fn read_split(
+    node: NodeHandle,
+    manifest: Arc<SplitfileManifest>,
+    start: u64,
+    len: u64,
+    tx: mpsc::Sender<Result<Bytes, ClientError>>,
+) -> Result<(), ClientError> {
+    if len == 0 {
+        return Ok(());
+    }
+    let payload = BLOCK_PAYLOAD as u64;
+    let end = start + len;
+    let (first, last) = (start / payload, (end - 1) / payload);
+    let window = Arc::new(Semaphore::new(FETCH_WINDOW));
+    let mut jobs = std::collections::VecDeque::new();
+    let mut segment_start = 0u64;
+    let mut pending = Vec::new();
+    for (index, segment) in manifest.segments.iter().enumerate() {
+        let count = segment.data.len() as u64;
+        let (lo, hi) = (segment_start, segment_start + count - 1);
+        segment_start += count;
+        if hi < first || lo > last {
+            continue;
+        }
+        pending.push((index, lo, first.max(lo) - lo, last.min(hi) - lo));
+    }
+    let mut pending = pending.into_iter();
+    loop {
+        while jobs.len() < RANGE_SEGMENTS {
+            let Some((index, lo, from, to)) = pending.next() else {
+                break;
+            };
+            let job = SegmentJob {
+                node: node.clone(),
+                manifest: manifest.clone(),
+                index,
+                first_block: lo,
+                from: from as usize,
+                to: to as usize,
+                window: window.clone(),
+            };
+            jobs.push_back((lo, AbortOnDrop(tokio::spawn(job.run()))));
+        }
+        let Some((lo, mut job)) = jobs.pop_front() else {
+            return Ok(());
+        };
+        let bytes = (&mut job.0).await.map_err(|_| ClientError::Stopped)??;
+        // The bytes cover whole blocks from `first.max(lo)`: cut to the range.
+        let covered_from = first.max(lo) * payload;
+        let skip = usize::try_from(start.saturating_sub(covered_from)).unwrap_or(usize::MAX);
+        let keep = usize::try_from(end.saturating_sub(covered_from)).unwrap_or(usize::MAX);
+        let bytes = Bytes::from(bytes);
+        let piece = bytes.slice(skip.min(bytes.len())..keep.min(bytes.len()));
+        if tx.send(Ok(piece)).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Aborts a spawned task when dropped (a reader that went away stops the fetch).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Data blocks `from..=to` of one segment, decoded and joined.
+struct SegmentJob {
+    node: NodeHandle,
+    manifest: Arc<SplitfileManifest>,
+    index: usize,
+    /// Global index of the segment's first data block.
+    first_block: u64,
+    from: usize,
+    to: usize,
+    window: Arc<Semaphore>,
+}
+
+impl SegmentJob {
+    fn segment(&self) -> &Segment {
+        &self.manifest.segments[self.index]
+    }
+
+    /// Plaintext bytes data block `i` of this segment must hold.
+    fn expected_len(&self, i: usize) -> usize {
+        let start = (self.first_block + i as u64) * BLOCK_PAYLOAD as u64;
+        self.manifest
+            .len
+            .saturating_sub(start)
+            .min(BLOCK_PAYLOAD as u64) as usize
+    }
+
+    async fn run(self) -> Result<Vec<u8>, ClientError> {
+        let mut fetches = JoinSet::new();
+        for i in self.from..=self.to {
+            let (node, window) = (self.node.clone(), self.window.clone());
+            let routing = self.segment().data[i].routing;
+            fetches.spawn(async move {
+                let _permit = window.acquire_owned().await;
+                (i, fetch_with_retry(&node, routing).await)
+            });
+        }
+        let mut blocks: Vec<Option<ChkBlock>> = vec![None; self.to - self.from + 1];
+        let mut missing = false;
+        while let Some(joined) = fetches.join_next().await {
+            let (i, result) = joined.map_err(|_| ClientError::Stopped)?;
+            match result {
+                Ok(block) => blocks[i - self.from] = Some(block),
+                Err(RequestError::Stopped) => return Err(ClientError::Stopped),
+                Err(_) => missing = true,
+            }
+        }
+        if missing {
+            return self.recover(blocks).await;
+        }
+        let mut out = Vec::new();
+        for (offset, block) in blocks.into_iter().enumerate() {
+            let i = self.from + offset;
+            let key = &self.segment().data[i];
+            let block = block.ok_or(ClientError::Stopped)?;
+            let plain = block
+                .decode(&key.crypto)
+                .map_err(|source| ContentError::BadBlock {
+                    part: Part::Content,
+                    source,
+                })?;
+            let expected = self.expected_len(i);
+            if plain.len() != expected {
+                return Err(ContentError::WrongBlockLength {
+                    part: Part::Content,
+                    expected,
+                    actual: plain.len(),
+                }
+                .into());
+            }
+            out.extend_from_slice(&plain);
+        }
+        Ok(out)
+    }
+
+    /// A data block is missing: decodes the whole segment from any half of
+    /// its blocks with the codec's fetcher, fed a one-segment manifest made
+    /// here (so only this segment is fetched), and the blocks already in.
+    async fn recover(self, have: Vec<Option<ChkBlock>>) -> Result<Vec<u8>, ClientError> {
+        let segment = self.segment().clone();
+        let count = segment.data.len();
+        let len = (0..count).map(|i| self.expected_len(i) as u64).sum::<u64>();
+        let sub = Metadata::Splitfile(SplitfileManifest {
+            len,
+            content_type: None,
+            segments: vec![segment],
+        });
+        // One segment's keys (at most 256 of 64 bytes) fit one block.
+        let (root, key) =
+            ChkBlock::encode(&sub.to_bytes()).map_err(|source| ContentError::BadBlock {
+                part: Part::Metadata { hop: 0 },
+                source,
+            })?;
+        let uri = ChkUri {
+            key,
+            extra: Extra {
+                kind: ContentKind::Metadata,
+            },
+            path: None,
+        };
+        let mut run = FetchRun::new(self.node.clone(), &uri);
+        run.local.insert(root.routing_key(), root);
+        for block in have.into_iter().flatten() {
+            run.local.insert(block.routing_key(), block);
+        }
+        let mut content = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        loop {
+            while let Some(chunk) = run.fetcher.take_output() {
+                content.extend_from_slice(&chunk);
+            }
+            if run.fetcher.is_done() {
+                break;
+            }
+            run.step().await?;
+        }
+        let payload = BLOCK_PAYLOAD;
+        let from = (self.from * payload).min(content.len());
+        let to = ((self.to + 1) * payload).min(content.len());
+        Ok(content[from..to].to_vec())
     }
 }
 

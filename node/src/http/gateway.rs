@@ -15,15 +15,13 @@ use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
-use bytes::Bytes;
-use futures_util::Stream;
 use serde::Deserialize;
 use tower::ServiceBuilder;
 use warren_crypto::ChkUri;
 
 use super::filter::{self, Treatment};
 use super::{check_host, guard, pages, Door, Shared};
-use crate::client::{self, ClientError, ContentStream};
+use crate::client::{self, ClientError, ContentStream, Located};
 
 /// The policy on every piece of content: its own images, styles, fonts and
 /// media only; no scripts, no connections, no frames, no plugins; forms only
@@ -228,10 +226,11 @@ async fn find(
     bare_key: bool,
     key_path: &str,
     as_html: bool,
-) -> Result<ContentStream, Response> {
+) -> Result<Located, Response> {
+    // Only the manifests: content blocks are fetched for the bytes served.
     let fetched = tokio::time::timeout(
         shared.config.fetch_timeout,
-        client::fetch(&shared.node, uri),
+        client::locate(&shared.node, uri),
     )
     .await;
     // A site is browsed under `CHK@…/` and its directories under `dir/`:
@@ -266,7 +265,7 @@ struct Served<'a> {
 }
 
 impl Served<'_> {
-    async fn respond(&self, fetch: ContentStream, mode: Mode, decoded: &str) -> Response {
+    async fn respond(&self, fetch: Located, mode: Mode, decoded: &str) -> Response {
         let content_type = fetch
             .content_type
             .clone()
@@ -318,7 +317,7 @@ impl Served<'_> {
     }
 
     /// Reads the whole content, filters it off the async threads, serves it.
-    async fn filtered(&self, fetch: ContentStream, original: &str, served_as: &str) -> Response {
+    async fn filtered(&self, fetch: Located, original: &str, served_as: &str) -> Response {
         let is_html = served_as.starts_with("text/html");
         let limit = if is_html {
             filter::MAX_FILTERED_HTML
@@ -331,7 +330,8 @@ impl Served<'_> {
                 &format!("It is larger than the filter takes ({limit} bytes)."),
             );
         }
-        let Some(bytes) = collect(fetch).await else {
+        let length = fetch.length;
+        let Some(bytes) = collect(fetch.read(0, length)).await else {
             self.shared.metrics.count("gateway", "error");
             return pages::error(
                 StatusCode::BAD_GATEWAY,
@@ -367,7 +367,7 @@ impl Served<'_> {
 
     /// Streams content as it is (it needs no filter, or the reader asked),
     /// honouring a single `Range`.
-    fn stream(&self, fetch: ContentStream, content_type: &str, csp: &'static str) -> Response {
+    fn stream(&self, fetch: Located, content_type: &str, csp: &'static str) -> Response {
         self.shared.metrics.count("gateway", "served");
         let length = fetch.length;
         let range = self
@@ -386,7 +386,8 @@ impl Served<'_> {
             }
             None => (StatusCode::OK, 0, length),
         };
-        let mut response = Response::new(Body::from_stream(slice(fetch, start, len)));
+        // Only the blocks holding the range are fetched, once the body is read.
+        let mut response = Response::new(Body::from_stream(fetch.stream(start, len)));
         *response.status_mut() = status;
         let headers = response.headers_mut();
         self.content_headers(headers, content_type, csp);
@@ -540,41 +541,6 @@ pub fn parse_range(text: &str, length: u64) -> Option<(u64, u64)> {
         }
     };
     (start <= end && start < length).then_some((start, end))
-}
-
-/// The content's bytes from `start`, `len` of them.
-fn slice(
-    fetch: ContentStream,
-    start: u64,
-    len: u64,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
-    futures_util::stream::unfold(
-        (fetch.chunks, start, len),
-        |(mut rx, mut skip, mut left)| async move {
-            loop {
-                if left == 0 {
-                    return None;
-                }
-                let mut chunk = match rx.recv().await? {
-                    Ok(chunk) => chunk,
-                    Err(err) => return Some((Err(err), (rx, 0, 0))),
-                };
-                let chunk_len = chunk.len() as u64;
-                if skip >= chunk_len {
-                    skip -= chunk_len;
-                    continue;
-                }
-                let from = skip as usize;
-                skip = 0;
-                let mut piece = chunk.split_off(from);
-                if piece.len() as u64 > left {
-                    piece.truncate(left as usize);
-                }
-                left -= piece.len() as u64;
-                return Some((Ok(piece), (rx, skip, left)));
-            }
-        },
-    )
 }
 
 async fn collect(mut fetch: ContentStream) -> Option<Vec<u8>> {
