@@ -549,20 +549,148 @@ fn foreign_hosts_cross_site_requests_and_token_less_calls_are_refused() {
     assert!(!head.contains("set-cookie"), "{text}");
 }
 
-#[test]
-fn the_status_page_shows_the_peers_and_the_home_page_opens_keys() {
-    let net = TestNet::start(3);
-    let node = &net.node(1);
-    let dom = dump_dom(&format!("http://{}/", node.api));
-    let peers = dom.matches("class=\"peer\"").count();
-    assert_eq!(peers, node.neighbours.len(), "{dom}");
-    assert!(dom.contains("<svg"), "{dom}");
-    let metrics = ureq::get(format!("http://{}/metrics", node.api))
+/// The value of the first `/metrics` line starting with `prefix ` (0 if none).
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix)?.strip_prefix(' '))
+        .map_or(0.0, |n| n.trim().parse().unwrap())
+}
+
+fn metrics_text(api: &str) -> String {
+    ureq::get(format!("http://{api}/metrics"))
         .call()
         .unwrap()
         .body_mut()
         .read_to_string()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn the_status_page_shows_the_peers_and_the_home_page_opens_keys() {
+    let net = TestNet::start(3);
+    let node = &net.node(1);
+    // A file inserted at another node and fetched here crosses the network;
+    // a caller sending garbage to the peer port is a link refused.
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("file.bin");
+    support::random_file(&file, 200_000, 11);
+    let out = net.insert(0, &file);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = stdout(&out).trim().to_owned();
+    let back = work.path().join("back.bin");
+    let out = net.fetch(1, &key, &back);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = net.status(1).unwrap();
+    let noderef: warren_crypto::NodeRef = status["noderef"].as_str().unwrap().parse().unwrap();
+    let mut garbage = TcpStream::connect(noderef.address).unwrap();
+    garbage.write_all(&[0xff; 300]).unwrap();
+    garbage.shutdown(std::net::Shutdown::Write).unwrap();
+    let _ = garbage.read_to_end(&mut Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let json = loop {
+        let out = warren(&[
+            "status",
+            "--json",
+            "--api",
+            &net.api_arg(1),
+            "--data-dir",
+            &net.data_dir_arg(1),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        if json["links"]["refused"]["handshake_failed"].as_u64() >= Some(1) {
+            break json;
+        }
+        assert!(Instant::now() < deadline, "no refused link counted: {json}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let peers = json["peers"].as_array().unwrap();
+    let found: u64 = peers
+        .iter()
+        .map(|p| p["to_peer"]["success"].as_u64().unwrap())
+        .sum();
+    assert!(found >= 1, "no peer found a block: {json}");
+    assert!(
+        peers.iter().all(|p| p["to_peer_in_flight"].is_u64()),
+        "{json}"
+    );
+    assert!(
+        json["local"]["fetch"]["success"].as_u64() >= Some(1),
+        "{json}"
+    );
+    let asked = json["hops"]["fetch_peers_asked"].as_object().unwrap();
+    assert!(
+        asked.iter().any(|(v, n)| v != "0" && n.as_u64() > Some(0)),
+        "no fetch found through a peer: {json}"
+    );
+    let text = warren(&[
+        "status",
+        "--api",
+        &net.api_arg(1),
+        "--data-dir",
+        &net.data_dir_arg(1),
+    ]);
+    let text = stdout(&text);
+    assert!(
+        text.contains("its answers") && text.contains("handshake failed"),
+        "{text}"
+    );
+    assert!(text.contains("own blocks: fetches success"), "{text}");
+
+    let dom = dump_dom(&format!("http://{}/", node.api));
+    let peers = dom.matches("class=\"peer\"").count();
+    assert_eq!(peers, node.neighbours.len(), "{dom}");
+    assert!(dom.contains("<svg"), "{dom}");
+    assert_eq!(
+        dom.matches("class=\"in-flight\"").count(),
+        node.neighbours.len(),
+        "{dom}"
+    );
+    assert!(dom.contains("handshake failed"), "{dom}");
+    let hops = dom
+        .split_once("Own fetches found, by peers asked (0 = own store): ")
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    assert!(hops.starts_with(|c: char| c.is_ascii_digit()), "{dom}");
+    let metrics = metrics_text(&node.api);
+    assert!(
+        metric(
+            &metrics,
+            "warren_links_refused_total{reason=\"handshake_failed\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "warren_links_opened_total{direction=\"inbound\"}")
+            + metric(
+                &metrics,
+                "warren_links_opened_total{direction=\"outbound\"}"
+            )
+            >= node.neighbours.len() as f64,
+        "{metrics}"
+    );
+    assert!(
+        metric(
+            &metrics,
+            "warren_peer_requests_total{direction=\"to_peers\",outcome=\"success\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metric(
+            &metrics,
+            "warren_local_requests_total{kind=\"fetch\",outcome=\"success\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "warren_local_fetch_peers_asked_count") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("warren_local_fetch_htl_used_bucket"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(&format!("warren_peers {}", node.neighbours.len())),
         "{metrics}"

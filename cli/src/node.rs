@@ -198,10 +198,30 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
     })
 }
 
+/// Refuses an API and a gateway on one address: content and the API must
+/// never share an origin, and the second bind would fail less clearly. Old
+/// configs from before the gateway had its own port say `api = "…:8888"`.
+fn check_distinct(api: SocketAddr, gateway: SocketAddr) -> Result<()> {
+    let overlap = api.port() == gateway.port()
+        && api.port() != 0
+        && (api.ip() == gateway.ip() || api.ip().is_unspecified() || gateway.ip().is_unspecified());
+    if overlap {
+        anyhow::bail!(
+            "the API address {api} (`api` in config.toml, or --api) and the browser gateway \
+             address {gateway} (`gateway`, or --gateway) use the same port; they must differ. \
+             The gateway's default is 127.0.0.1:{DEFAULT_GATEWAY_PORT} and the API's \
+             127.0.0.1:{DEFAULT_API_PORT}: a config written when the API served pages on \
+             {DEFAULT_GATEWAY_PORT} should drop its `api` line or set another port"
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: &NodeArgs) -> Result<()> {
     tune_heap();
     init_logging();
     let resolved = resolve(args)?;
+    check_distinct(resolved.api, resolved.gateway)?;
     let identity = load_identity(&resolved.data_dir)?;
     let store_mib = args
         .store_mib
@@ -481,4 +501,24 @@ pub fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
     };
     println!("{noderef}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_on_the_gateway_port_is_refused_naming_both_settings() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let err = check_distinct(addr("127.0.0.1:8888"), addr("127.0.0.1:8888")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("`api`") && text.contains("`gateway`"),
+            "{text}"
+        );
+        assert!(check_distinct(addr("0.0.0.0:8888"), addr("127.0.0.1:8888")).is_err());
+        assert!(check_distinct(addr("127.0.0.1:8889"), addr("127.0.0.1:8888")).is_ok());
+        assert!(check_distinct(addr("127.0.0.1:0"), addr("127.0.0.1:0")).is_ok());
+        assert!(check_distinct(addr("127.0.0.1:8888"), addr("127.0.0.2:8888")).is_ok());
+    }
 }
