@@ -275,8 +275,7 @@ pub fn render(status: &NodeStatus, history: &History, gateway_origin: &str) -> S
         "<table id=\"peers\"><tr><th>peer</th><th>location</th><th>address</th>\
          <th>linked for</th><th>sent</th><th>received</th>\
          <th title=\"requests waiting on this peer / its requests this node works on\">in flight to / from</th>\
-         <th>its answers: found / not found / no route / overloaded / loop / timed out</th>\
-         <th>our answers to it</th><th>protocol breaks</th></tr>",
+         <th>its answers</th><th>our answers</th><th>protocol breaks</th></tr>",
     );
     let now = Instant::now();
     for peer in &status.peers {
@@ -300,7 +299,9 @@ pub fn render(status: &NodeStatus, history: &History, gateway_origin: &str) -> S
             peer.traffic.misbehaved,
         );
     }
-    peers.push_str("</table>");
+    peers.push_str(
+        "</table><p class=\"legend\">Answers: found / not found / no route / overloaded / loop / timed out, over the current link.</p>",
+    );
     let mut routing = String::from("<table>");
     if let Some(fields) = status.routing.as_object() {
         for (name, value) in fields {
