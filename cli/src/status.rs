@@ -61,6 +61,16 @@ fn counts(value: &Value, sep: &str) -> String {
         .join(", ")
 }
 
+/// An object of counts without its zeros.
+fn nonzero(value: &Value) -> Value {
+    let map = value.as_object().cloned().unwrap_or_default();
+    Value::Object(
+        map.into_iter()
+            .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+            .collect(),
+    )
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1u32 << 20)
 }
@@ -113,18 +123,7 @@ pub fn summary(status: &Value) -> String {
         "links opened: {} inbound, {} outbound; refused: {}",
         num(status, &["links", "opened_inbound"]),
         num(status, &["links", "opened_outbound"]),
-        counts(
-            &Value::Object(
-                status["links"]["refused"]
-                    .as_object()
-                    .map(|m| m.iter().filter(|(_, v)| v.as_u64().unwrap_or(0) > 0))
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            ),
-            " "
-        )
+        counts(&nonzero(&status["links"]["refused"]), " ")
     );
     let _ = writeln!(
         out,
