@@ -1,7 +1,7 @@
 //! What became of requests, per peer and for this node's own: plain counts
 //! the core keeps where it decides each outcome, for status pages and metrics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -124,14 +124,13 @@ impl Node {
 
     /// Each connected peer's figures, with the requests in flight counted now.
     pub fn peer_traffic(&self) -> impl Iterator<Item = (PeerId, PeerTraffic)> + '_ {
-        self.peers.iter().map(|p| {
-            let waiting = self
-                .requests
-                .values()
-                .filter(|r| r.downstream == Some(p.id))
-                .count();
+        let mut waiting: HashMap<PeerId, u32> = HashMap::new();
+        for peer in self.requests.values().filter_map(|r| r.downstream) {
+            *waiting.entry(peer).or_insert(0) += 1;
+        }
+        self.peers.iter().map(move |p| {
             let traffic = PeerTraffic {
-                to_peer_in_flight: u32::try_from(waiting).unwrap_or(u32::MAX),
+                to_peer_in_flight: waiting.get(&p.id).copied().unwrap_or(0),
                 from_peer_in_flight: p.serving,
                 ..p.traffic
             };
