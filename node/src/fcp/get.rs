@@ -211,7 +211,11 @@ fn block_dir(reply: &Reply) -> Option<BlockDir> {
             shared,
             key,
             persistence,
-        } if persistence == "forever" => Some(BlockDir::new(&shared.data_dir, key)),
+        } if persistence == "forever" => Some(BlockDir::new(
+            &shared.data_dir,
+            std::sync::Arc::clone(&shared.vault),
+            key,
+        )),
         _ => None,
     }
 }

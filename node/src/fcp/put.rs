@@ -17,7 +17,8 @@ use super::get::strip_uri;
 use super::message::Message;
 use super::persist::Resume;
 use super::queue::Description;
-use super::session::{Chunk, Flow, Reply, Session, MAX_DATA_LENGTH, UPLOAD_QUEUE};
+use super::session::{Chunk, Flow, Reply, Session, Target, MAX_DATA_LENGTH, UPLOAD_QUEUE};
+use super::spool::Spool;
 use crate::client::{self, ClientError, SiteEntry};
 use crate::driver::NodeHandle;
 
@@ -37,6 +38,8 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Chunk> + Send>>;
 enum Source {
     Stream(mpsc::Receiver<Chunk>),
     File(PathBuf),
+    /// Spooled in the data directory (a `Persistence=forever` direct put).
+    Spool(Spool),
     /// Already in the network under this key (a site's `redirect` entry).
     Key(ChkUri),
 }
@@ -104,6 +107,7 @@ async fn file_stream(path: &Path) -> std::io::Result<ChunkStream> {
 async fn open(source: Source) -> Result<ChunkStream, ClientError> {
     match source {
         Source::Stream(rx) => Ok(receiver_stream(rx)),
+        Source::Spool(spool) => Ok(receiver_stream(spool.read())),
         Source::File(path) => file_stream(&path)
             .await
             .map_err(|e| ClientError::Input(format!("cannot read {}: {e}", path.display()))),
@@ -180,26 +184,109 @@ async fn run_put(
     }
 }
 
-/// Starts a persistent put again after a restart: from its file, or, for
-/// content that came over the connection (not kept), a `PutFailed`.
+/// Starts a persistent put again after a restart: from its file or its
+/// spool, or, for content that was not kept, a `PutFailed`.
 pub(super) async fn resume_put(node: NodeHandle, reply: Reply, resume: Resume) {
-    if let Resume::PutFile {
-        filename,
-        content_type,
-        name,
-        chk_only,
-    } = resume
-    {
-        let source = Source::File(PathBuf::from(filename));
-        run_put(node, reply, source, content_type, name, chk_only).await;
-    } else {
+    match resume {
+        Resume::PutFile {
+            filename,
+            content_type,
+            name,
+            chk_only,
+        } => {
+            let source = Source::File(PathBuf::from(filename));
+            run_put(node, reply, source, content_type, name, chk_only).await;
+        }
+        Resume::PutSpool {
+            content_type,
+            name,
+            chk_only,
+        } => {
+            let Some(spool) = spool_of(&reply) else {
+                return;
+            };
+            put_spooled(node, reply, spool, content_type, name, chk_only).await;
+        }
+        Resume::Get { .. } | Resume::NotResumable => {
+            let failed = put_failed(
+                &reply.identifier,
+                reply.global,
+                Insert::Cancelled,
+                "the node restarted before this insert's content had all arrived; insert it again",
+            );
+            reply.send(failed).await;
+        }
+    }
+}
+
+/// Where a `Persistence=forever` request's upload is spooled; `None` for
+/// any other.
+fn spool_of(reply: &Reply) -> Option<Spool> {
+    match &reply.target {
+        Target::Queue {
+            shared,
+            key,
+            persistence,
+        } if persistence == "forever" => Some(Spool::new(
+            &shared.data_dir,
+            std::sync::Arc::clone(&shared.vault),
+            key,
+        )),
+        _ => None,
+    }
+}
+
+/// A `Persistence=forever` direct put: the content is spooled whole first,
+/// then the queue file says the put can resume from it, then it is
+/// inserted from the spool, which goes once the put has an outcome.
+async fn spool_then_put(
+    node: NodeHandle,
+    reply: Reply,
+    upload: mpsc::Receiver<Chunk>,
+    length: u64,
+    spool: Spool,
+    content_type: Option<String>,
+    name: Option<String>,
+    chk_only: bool,
+) {
+    if let Err(err) = spool.receive(upload, length).await {
         let failed = put_failed(
             &reply.identifier,
             reply.global,
-            Insert::Cancelled,
-            "the node restarted before this insert finished, and content sent over FCP is not kept; insert it again",
+            Insert::BucketError,
+            &format!("the content could not be kept: {err}"),
         );
         reply.send(failed).await;
+        return;
+    }
+    if let Target::Queue { shared, key, .. } = &reply.target {
+        shared.queue.set_resume(
+            key,
+            Resume::PutSpool {
+                content_type: content_type.clone(),
+                name: name.clone(),
+                chk_only,
+            },
+        );
+    }
+    put_spooled(node, reply, spool, content_type, name, chk_only).await;
+}
+
+async fn put_spooled(
+    node: NodeHandle,
+    reply: Reply,
+    spool: Spool,
+    content_type: Option<String>,
+    name: Option<String>,
+    chk_only: bool,
+) {
+    let node_stopping = node.clone();
+    let source = Source::Spool(spool.clone());
+    run_put(node, reply, source, content_type, name, chk_only).await;
+    // An outcome was sent, unless the node is stopping (then the put
+    // starts again from the spool later).
+    if node_stopping.status().await.is_ok() {
+        spool.remove().await;
     }
 }
 
@@ -376,8 +463,27 @@ impl Session {
         };
         let node = self.shared.node.clone();
         let task_reply = reply.clone();
+        let spool = spool_of(&reply);
+        let length = message.data_length.unwrap_or(0);
         self.start(&reply, description, async move {
-            run_put(node, task_reply, source, content_type, name, chk_only).await;
+            match (source, spool) {
+                (Source::Stream(upload), Some(spool)) => {
+                    spool_then_put(
+                        node,
+                        task_reply,
+                        upload,
+                        length,
+                        spool,
+                        content_type,
+                        name,
+                        chk_only,
+                    )
+                    .await;
+                }
+                (source, _) => {
+                    run_put(node, task_reply, source, content_type, name, chk_only).await;
+                }
+            }
         })
         .await;
         sink

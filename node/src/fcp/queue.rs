@@ -293,6 +293,21 @@ impl Queue {
         Ok(())
     }
 
+    /// Changes how a request starts again after a restart (its content has
+    /// been kept meanwhile).
+    pub(super) fn set_resume(&self, key: &RequestKey, resume: Resume) {
+        let forever = match self.lock().requests.get_mut(key) {
+            Some(entry) => {
+                entry.description.resume = resume;
+                entry.persistence == "forever"
+            }
+            None => false,
+        };
+        if forever {
+            self.touch();
+        }
+    }
+
     /// Runs a request's task, detached from any connection.
     pub(super) fn start(
         &self,

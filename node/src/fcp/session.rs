@@ -544,7 +544,11 @@ impl Session {
         let identifier = identifier.as_str();
         let key = self.key(identifier, global);
         if self.shared.queue.remove(&key) {
-            super::blocks::BlockDir::new(&self.shared.data_dir, &key)
+            let vault = &self.shared.vault;
+            super::blocks::BlockDir::new(&self.shared.data_dir, Arc::clone(vault), &key)
+                .remove()
+                .await;
+            super::spool::Spool::new(&self.shared.data_dir, Arc::clone(vault), &key)
                 .remove()
                 .await;
         } else {
@@ -576,12 +580,20 @@ impl Session {
         while left > 0 {
             if self.buf.is_empty() {
                 self.buf.reserve(READ_CHUNK);
-                if self.reader.read_buf(&mut self.buf).await? == 0 {
+                // The content ends early: say so to the insert, which would
+                // otherwise take what it got for the whole.
+                let broken = match self.reader.read_buf(&mut self.buf).await {
+                    Ok(0) => Some(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+                    Ok(_) => None,
+                    Err(err) => Some(err),
+                };
+                if let Some(err) = broken {
                     if let Some(tx) = sink {
-                        let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
-                        let _ = tx.send(Err(eof)).await;
+                        let _ = tx
+                            .send(Err(std::io::Error::new(err.kind(), "upload cut short")))
+                            .await;
                     }
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    return Err(err);
                 }
             }
             let take = usize::try_from(left)
