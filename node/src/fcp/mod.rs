@@ -19,6 +19,7 @@ mod dda;
 mod get;
 pub mod message;
 pub mod persist;
+mod progress;
 mod put;
 mod queue;
 mod session;

@@ -16,6 +16,7 @@ use super::dda;
 use super::get::strip_uri;
 use super::message::Message;
 use super::persist::Resume;
+use super::progress;
 use super::queue::Description;
 use super::session::{Chunk, Flow, Reply, Session, Target, MAX_DATA_LENGTH, UPLOAD_QUEUE};
 use super::spool::Spool;
@@ -146,24 +147,36 @@ async fn key_only(
     Ok(encoded.uri)
 }
 
-/// Inserts (or only encodes) one file and answers the request.
-async fn run_put(
-    node: NodeHandle,
-    reply: Reply,
-    source: Source,
+/// How one file is put.
+#[derive(Debug, Clone)]
+struct PutSettings {
     content_type: Option<String>,
+    /// The file name added to the key (`TargetFilename`).
     name: Option<String>,
     chk_only: bool,
-) {
-    let result = async {
+    /// `Verbosity` asked for `SimpleProgress`.
+    verbose: bool,
+}
+
+/// Inserts (or only encodes) one file and answers the request.
+async fn run_put(node: NodeHandle, reply: Reply, source: Source, settings: PutSettings) {
+    let PutSettings {
+        content_type,
+        name,
+        chk_only,
+        verbose,
+    } = settings;
+    let progress = std::sync::Arc::new(client::Progress::default());
+    let counted = std::sync::Arc::clone(&progress);
+    let work = async {
         let content = open(source).await?;
         if chk_only {
             key_only(content, content_type).await
         } else {
-            client::insert_stream(&node, content, content_type).await
+            client::insert_stream_counted(&node, content, content_type, counted).await
         }
-    }
-    .await;
+    };
+    let result = progress::reporting(&reply, &progress, verbose, work).await;
     match result {
         Ok(uri) => {
             let uri = match name {
@@ -195,7 +208,13 @@ pub(super) async fn resume_put(node: NodeHandle, reply: Reply, resume: Resume) {
             chk_only,
         } => {
             let source = Source::File(PathBuf::from(filename));
-            run_put(node, reply, source, content_type, name, chk_only).await;
+            let settings = PutSettings {
+                content_type,
+                name,
+                chk_only,
+                verbose: false,
+            };
+            run_put(node, reply, source, settings).await;
         }
         Resume::PutSpool {
             content_type,
@@ -205,7 +224,13 @@ pub(super) async fn resume_put(node: NodeHandle, reply: Reply, resume: Resume) {
             let Some(spool) = spool_of(&reply) else {
                 return;
             };
-            put_spooled(node, reply, spool, content_type, name, chk_only).await;
+            let settings = PutSettings {
+                content_type,
+                name,
+                chk_only,
+                verbose: false,
+            };
+            put_spooled(node, reply, spool, settings).await;
         }
         Resume::Get { .. } | Resume::NotResumable => {
             let failed = put_failed(
@@ -236,20 +261,19 @@ fn spool_of(reply: &Reply) -> Option<Spool> {
     }
 }
 
-/// A `Persistence=forever` direct put: the content is spooled whole first,
-/// then the queue file says the put can resume from it, then it is
-/// inserted from the spool, which goes once the put has an outcome.
+/// A `Persistence=forever` direct put: the content is spooled whole, then
+/// inserted from the spool, which goes once the put has an outcome. The
+/// queue file says from the start that it resumes from the spool: only a
+/// complete spool opens, so one cut short by a crash fails the put then.
 async fn spool_then_put(
     node: NodeHandle,
     reply: Reply,
-    upload: mpsc::Receiver<Chunk>,
-    length: u64,
+    upload: (mpsc::Receiver<Chunk>, u64),
     spool: Spool,
-    content_type: Option<String>,
-    name: Option<String>,
-    chk_only: bool,
+    settings: PutSettings,
 ) {
-    if let Err(err) = spool.receive(upload, length).await {
+    let (chunks, length) = upload;
+    if let Err(err) = spool.receive(chunks, length).await {
         let failed = put_failed(
             &reply.identifier,
             reply.global,
@@ -259,30 +283,13 @@ async fn spool_then_put(
         reply.send(failed).await;
         return;
     }
-    if let Target::Queue { shared, key, .. } = &reply.target {
-        shared.queue.set_resume(
-            key,
-            Resume::PutSpool {
-                content_type: content_type.clone(),
-                name: name.clone(),
-                chk_only,
-            },
-        );
-    }
-    put_spooled(node, reply, spool, content_type, name, chk_only).await;
+    put_spooled(node, reply, spool, settings).await;
 }
 
-async fn put_spooled(
-    node: NodeHandle,
-    reply: Reply,
-    spool: Spool,
-    content_type: Option<String>,
-    name: Option<String>,
-    chk_only: bool,
-) {
+async fn put_spooled(node: NodeHandle, reply: Reply, spool: Spool, settings: PutSettings) {
     let node_stopping = node.clone();
     let source = Source::Spool(spool.clone());
-    run_put(node, reply, source, content_type, name, chk_only).await;
+    run_put(node, reply, source, settings).await;
     // An outcome was sent, unless the node is stopping (then the put
     // starts again from the spool later).
     if node_stopping.status().await.is_ok() {
@@ -439,7 +446,15 @@ impl Session {
             ("URI".to_owned(), uri.clone()),
             ("UploadFrom".to_owned(), upload_from.clone()),
         ];
+        let spool = spool_of(&reply);
         let mut resume = Resume::NotResumable;
+        if spool.is_some() && matches!(source, Source::Stream(_)) {
+            resume = Resume::PutSpool {
+                content_type: content_type.clone(),
+                name: name.clone(),
+                chk_only,
+            };
+        }
         if let Source::File(path) = &source {
             fields.push(("Filename".to_owned(), path.display().to_string()));
             resume = Resume::PutFile {
@@ -463,26 +478,19 @@ impl Session {
         };
         let node = self.shared.node.clone();
         let task_reply = reply.clone();
-        let spool = spool_of(&reply);
         let length = message.data_length.unwrap_or(0);
+        let settings = PutSettings {
+            content_type,
+            name,
+            chk_only,
+            verbose: progress::verbose(message),
+        };
         self.start(&reply, description, async move {
             match (source, spool) {
                 (Source::Stream(upload), Some(spool)) => {
-                    spool_then_put(
-                        node,
-                        task_reply,
-                        upload,
-                        length,
-                        spool,
-                        content_type,
-                        name,
-                        chk_only,
-                    )
-                    .await;
+                    spool_then_put(node, task_reply, (upload, length), spool, settings).await;
                 }
-                (source, _) => {
-                    run_put(node, task_reply, source, content_type, name, chk_only).await;
-                }
+                (source, _) => run_put(node, task_reply, source, settings).await,
             }
         })
         .await;

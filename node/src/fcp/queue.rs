@@ -293,21 +293,6 @@ impl Queue {
         Ok(())
     }
 
-    /// Changes how a request starts again after a restart (its content has
-    /// been kept meanwhile).
-    pub(super) fn set_resume(&self, key: &RequestKey, resume: Resume) {
-        let forever = match self.lock().requests.get_mut(key) {
-            Some(entry) => {
-                entry.description.resume = resume;
-                entry.persistence == "forever"
-            }
-            None => false,
-        };
-        if forever {
-            self.touch();
-        }
-    }
-
     /// Runs a request's task, detached from any connection.
     pub(super) fn start(
         &self,
@@ -347,6 +332,14 @@ impl Queue {
                     "an FCP client missed a queue event: its connection is not reading"
                 );
             }
+        }
+    }
+
+    /// Keeps a request's latest progress without telling anyone (it asked
+    /// for none); listings show it.
+    pub(super) fn note_progress(&self, key: &RequestKey, message: &Message) {
+        if let Some(entry) = self.lock().requests.get_mut(key) {
+            entry.record(message);
         }
     }
 

@@ -93,6 +93,20 @@ impl Reply {
         }
     }
 
+    /// Sends a `SimpleProgress` if the request asked for progress; a queued
+    /// request keeps it either way (for listings).
+    pub(super) async fn progress(&self, message: Message, verbose: bool) {
+        match &self.target {
+            Target::Queue { shared, key, .. } if !verbose => {
+                shared.queue.note_progress(key, &message);
+            }
+            _ if verbose => {
+                self.send(message).await;
+            }
+            _ => {}
+        }
+    }
+
     /// The connection, for a request that lives and dies with it.
     pub(super) fn connection(&self) -> Option<&mpsc::Sender<Outgoing>> {
         match &self.target {

@@ -60,17 +60,20 @@ impl Spool {
             }
             let _ = std::fs::remove_file(&spool.path);
             let mut writer = spool.vault.spool_writer(&spool.path, &spool.context)?;
+            let mut got = 0u64;
             while let Some(chunk) = chunks.blocking_recv() {
-                writer.write(&chunk?)?;
+                let chunk = chunk?;
+                got += chunk.len() as u64;
+                writer.write(&chunk)?;
             }
-            let got = writer.finish()?;
-            if got == expected {
-                Ok(())
-            } else {
-                Err(std::io::Error::other(format!(
+            // A short upload is never sealed as complete: only a finished
+            // stream opens, and a restart resumes from any that does.
+            if got != expected {
+                return Err(std::io::Error::other(format!(
                     "the upload ended after {got} of {expected} bytes"
-                )))
+                )));
             }
+            writer.finish().map(drop)
         })
         .await
         .unwrap_or_else(|_| Err(std::io::Error::other("the spooling task stopped")));
