@@ -429,17 +429,11 @@ fn forever_downloads_survive_a_node_crash_and_restart() {
         )
         .as_bytes(),
     );
-    // Once the queue file names it, crash the node.
+    // Once the (sealed) queue file is written, with d1 its only request,
+    // crash the node.
     let node = net.nodes[2].clone();
-    let queue_file = node.data_dir.join("fcp-queue.json");
-    let deadline = std::time::Instant::now() + READ_TIMEOUT;
-    while !std::fs::read_to_string(&queue_file).is_ok_and(|t| t.contains("\"d1\"")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "d1 never reached the queue file"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let queue_file = node.data_dir.join("fcp-queue.sealed");
+    wait_for("d1 to reach the queue file", || queue_file.exists());
     net.kill(2);
     net.restart(2).expect("restart node 2");
     // The same client name on the new process: d1 is there and finishes.
@@ -463,4 +457,226 @@ fn forever_downloads_survive_a_node_crash_and_restart() {
         std::fs::read(&target).expect("downloaded file") == data,
         "the download differs"
     );
+    // What the queue kept named the key and the file: none of it is on disk
+    // in the clear, and the kept blocks went with the finished download.
+    let routing_part = uri
+        .trim_start_matches("CHK@")
+        .split(',')
+        .next()
+        .expect("key");
+    assert_no_plaintext(
+        &node.data_dir,
+        &[routing_part, "out.bin", &out_dir_name, "downloader"],
+    );
+    wait_for("the kept blocks to go", || {
+        std::fs::read_dir(node.data_dir.join("fcp-blocks")).map_or(true, |mut d| d.next().is_none())
+    });
+}
+
+/// Polls `done` until it holds, for at most [`READ_TIMEOUT`].
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + READ_TIMEOUT;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited too long for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Every file under `dir` (the datastore's blocks aside, which are relayed
+/// ciphertext by design) is free of each of `secrets`.
+fn assert_no_plaintext(dir: &std::path::Path, secrets: &[&str]) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("read dir") {
+                stack.push(entry.expect("entry").path());
+            }
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        for secret in secrets {
+            let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!found, "{} holds {secret:?} in the clear", path.display());
+            assert!(
+                !path.display().to_string().contains(secret),
+                "the name {} holds {secret:?}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The size of a complete spool of `len` bytes: format byte, nonce prefix,
+/// and every 64 KiB segment (the last possibly short or empty) with its tag.
+fn sealed_spool_len(len: u64) -> u64 {
+    let segment = 64 * 1024;
+    let segments = len / segment + 1;
+    1 + 7 + len + 16 * segments
+}
+
+#[test]
+fn forever_direct_uploads_survive_a_node_crash_and_restart() {
+    let mut net = TestNet::start(3);
+    let data: Vec<u8> = (0..16_000_000u32)
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 11) as u8)
+        .collect();
+    let mut c = Client::connect(fcp_ports(&net)[1]);
+    hello_as(&mut c, "uploader");
+    let mut message = format!(
+        "ClientPut\nIdentifier=diary-upload\nURI=CHK@\nPersistence=forever\nUploadFrom=direct\nTargetFilename=secret-diary.txt\nDataLength={}\nData\n",
+        data.len()
+    )
+    .into_bytes();
+    message.extend_from_slice(&data);
+    c.send(&message);
+    // Once the whole upload is spooled, crash the node: the insert from the
+    // spool is then under way, not finished (the spool goes only after).
+    let node = net.nodes[1].clone();
+    let uploads = node.data_dir.join("fcp-uploads");
+    let complete = sealed_spool_len(data.len() as u64);
+    let spool_size = || -> Option<u64> {
+        let entry = std::fs::read_dir(&uploads).ok()?.next()?.ok()?;
+        Some(entry.metadata().ok()?.len())
+    };
+    wait_for("the upload to be spooled", || {
+        spool_size() == Some(complete)
+    });
+    // This node's first persistent request: the queue file holds it once
+    // it exists.
+    let queue_file = node.data_dir.join("fcp-queue.sealed");
+    wait_for("the put to reach the queue file", || queue_file.exists());
+    net.kill(1);
+    assert_eq!(
+        spool_size(),
+        Some(complete),
+        "the insert finished before the crash, so this test proves nothing: use a larger file"
+    );
+    assert_no_plaintext(
+        &node.data_dir,
+        &["diary-upload", "secret-diary", "uploader"],
+    );
+    net.restart(1).expect("restart node 1");
+    let mut again = Client::connect(fcp_ports(&net)[1]);
+    hello_as(&mut again, "uploader");
+    let uri = loop {
+        again.send(b"GetRequestStatus\nIdentifier=diary-upload\nEndMessage\n");
+        let reply = again.until(
+            "diary-upload",
+            &[
+                "PutSuccessful",
+                "PutFailed",
+                "SimpleProgress",
+                "PersistentPut",
+                "URIGenerated",
+                "PutFetchable",
+            ],
+        );
+        assert!(
+            !["PutFailed", "ProtocolError"].contains(&reply.name.as_str()),
+            "{reply:?}"
+        );
+        if reply.name == "PutSuccessful" {
+            break reply.fields["URI"].clone();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(uri.ends_with("/secret-diary.txt"), "{uri}");
+    wait_for("the spool to go", || spool_size().is_none());
+    // Fetched at another node, byte for byte.
+    let mut reader = Client::hello(fcp_ports(&net)[2]);
+    assert!(
+        get(&mut reader, "check", &uri) == data,
+        "the inserted content differs"
+    );
+}
+
+#[test]
+fn verbose_requests_get_simple_progress_before_their_outcome() {
+    let net = TestNet::start(2);
+    let ports = fcp_ports(&net);
+    let data: Vec<u8> = (0..6_000_000u32)
+        .map(|i| (i.wrapping_mul(40_503) >> 7) as u8)
+        .collect();
+    let mut c = Client::hello(ports[0]);
+    let mut message = format!(
+        "ClientPut\nIdentifier=p\nURI=CHK@\nVerbosity=1\nUploadFrom=direct\nDataLength={}\nData\n",
+        data.len()
+    )
+    .into_bytes();
+    message.extend_from_slice(&data);
+    c.send(&message);
+    let mut progress = Vec::new();
+    let uri = loop {
+        let reply = c.read().expect("put replies");
+        match reply.name.as_str() {
+            "SimpleProgress" => progress.push(reply.fields),
+            "PutSuccessful" => break reply.fields["URI"].clone(),
+            "PutFailed" | "ProtocolError" => panic!("{reply:?}"),
+            _ => {}
+        }
+    };
+    check_progress(&progress, "put");
+    // A get to disk at the other node (progress comes before DataFound).
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let dir = std::fs::canonicalize(out_dir.path())
+        .expect("dir")
+        .display()
+        .to_string();
+    let mut g = Client::hello(ports[1]);
+    g.send(
+        format!("TestDDARequest\nDirectory={dir}\nWantWriteDirectory=true\nEndMessage\n")
+            .as_bytes(),
+    );
+    let reply = g.read().expect("TestDDAReply");
+    std::fs::write(
+        &reply.fields["WriteFilename"],
+        &reply.fields["ContentToWrite"],
+    )
+    .expect("write");
+    g.send(format!("TestDDAResponse\nDirectory={dir}\nEndMessage\n").as_bytes());
+    g.read().expect("TestDDAComplete");
+    g.send(
+        format!("ClientGet\nIdentifier=g\nURI={uri}\nVerbosity=1\nReturnType=disk\nFilename={dir}/out\nEndMessage\n")
+            .as_bytes(),
+    );
+    let mut progress = Vec::new();
+    loop {
+        let reply = g.read().expect("get replies");
+        match reply.name.as_str() {
+            "SimpleProgress" => progress.push(reply.fields),
+            "DataFound" => break,
+            "GetFailed" | "ProtocolError" => panic!("{reply:?}"),
+            _ => {}
+        }
+    }
+    check_progress(&progress, "get");
+    assert!(std::fs::read(format!("{dir}/out")).expect("out") == data);
+    // Without Verbosity: no progress at all.
+    g.send(
+        format!("ClientGet\nIdentifier=quiet\nURI={uri}\nReturnType=none\nEndMessage\n").as_bytes(),
+    );
+    loop {
+        let reply = g.read().expect("get replies");
+        assert_ne!(reply.name, "SimpleProgress", "progress without Verbosity");
+        if reply.name == "DataFound" {
+            break;
+        }
+    }
+}
+
+/// At least one report; counts never go down; `Succeeded` within `Total`.
+fn check_progress(reports: &[HashMap<String, String>], what: &str) {
+    assert!(!reports.is_empty(), "no SimpleProgress for the {what}");
+    let mut last = 0u64;
+    for report in reports {
+        let n = |k: &str| -> u64 { report[k].parse().expect(k) };
+        assert!(n("Succeeded") >= last, "{what}: {reports:?}");
+        assert!(n("Succeeded") <= n("Total"), "{what}: {reports:?}");
+        assert_eq!(n("Total"), n("Required"));
+        last = n("Succeeded");
+    }
+    assert!(last > 0, "{what}: nothing succeeded in {reports:?}");
 }

@@ -350,12 +350,15 @@ async fn start_fcp(
         }
         Err(err) => return Err(err.into()),
     };
+    let vault = warren_node::fcp::Vault::open(data_dir)
+        .context("cannot open the key that seals the FCP queue")?;
     let bound = listener.local_addr()?;
     tracing::info!(fcp = %bound, "FCP 2.0 listening");
     let serving = tokio::spawn(warren_node::fcp::serve(
         listener,
         node.handle(),
         data_dir.to_path_buf(),
+        vault,
         shutdown.clone(),
     ));
     Ok(Some((bound, serving)))

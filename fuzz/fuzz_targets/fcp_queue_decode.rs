@@ -1,4 +1,4 @@
-//! The FCP queue file (`<data dir>/fcp-queue.json`), read at start-up:
+//! The FCP queue file's JSON (sealed in `<data dir>/fcp-queue.sealed`), read at start-up:
 //! decoding never panics and what decodes re-encodes to the same records.
 //! The body is `warren_node::fcp::persist::fuzz_decode`, which the queue
 //! file's proptests run too.

@@ -8,6 +8,7 @@
 //! bounded by a few segments whatever the file size.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -95,6 +96,59 @@ impl From<ContentError> for ClientError {
     }
 }
 
+/// The blocks of one insert or fetch, counted as they go (for progress
+/// reports such as FCP's `SimpleProgress`).
+#[derive(Debug, Default)]
+pub struct Progress {
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    total: AtomicU64,
+    finalized: AtomicBool,
+}
+
+/// What a [`Progress`] says at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProgressSnapshot {
+    /// Blocks inserted, or fetched (metadata and check blocks included).
+    pub succeeded: u64,
+    /// Blocks a fetch could not find (it may do without some).
+    pub failed: u64,
+    /// Blocks known to be part of it so far: for an insert, those encoded;
+    /// for a fetch, what its driver sets with [`Progress::set_total`].
+    pub total: u64,
+    /// Whether `total` is final.
+    pub finalized: bool,
+}
+
+impl Progress {
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        ProgressSnapshot {
+            succeeded: self.succeeded.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            total: self.total.load(Ordering::Relaxed),
+            finalized: self.finalized.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Fixes the total (a fetch knows it once the content's length is).
+    pub fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+        self.finalized.store(true, Ordering::Relaxed);
+    }
+
+    fn add_total(&self, n: usize) {
+        self.total.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn succeeded_one(&self) {
+        self.succeeded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn failed_one(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Encodes a stream of bytes into blocks and inserts them; returns the URI.
 pub async fn insert_stream<S, E>(
     node: &NodeHandle,
@@ -105,9 +159,24 @@ where
     S: Stream<Item = Result<Bytes, E>>,
     E: std::fmt::Display,
 {
+    insert_stream_counted(node, chunks, content_type, Arc::default()).await
+}
+
+/// [`insert_stream`], counting its blocks in `progress`.
+pub async fn insert_stream_counted<S, E>(
+    node: &NodeHandle,
+    chunks: S,
+    content_type: Option<String>,
+    progress: Arc<Progress>,
+) -> Result<ChkUri, ClientError>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
     let mut chunks = std::pin::pin!(chunks);
     let mut encoder = SplitfileEncoder::new(content_type);
     let mut window = InsertWindow::new(node.clone());
+    window.progress = Arc::clone(&progress);
     let mut batch = Vec::with_capacity(ENCODE_BATCH);
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| ClientError::Input(e.to_string()))?;
@@ -125,7 +194,9 @@ where
         .map_err(|_| ClientError::Stopped)??;
     // The root block goes last (the codec orders it so): once it is in, the
     // whole tree under it is.
-    window.insert_all(encoded.blocks).await?;
+    let last = encoded.blocks.len();
+    progress.set_total(progress.snapshot().total + last as u64);
+    window.insert_all_counted(encoded.blocks, false).await?;
     window.finish().await?;
     Ok(encoded.uri)
 }
@@ -147,6 +218,7 @@ async fn encode_off_thread(
 struct InsertWindow {
     node: NodeHandle,
     inflight: JoinSet<Result<(), RequestError>>,
+    progress: Arc<Progress>,
 }
 
 impl InsertWindow {
@@ -154,10 +226,23 @@ impl InsertWindow {
         InsertWindow {
             node,
             inflight: JoinSet::new(),
+            progress: Arc::default(),
         }
     }
 
     async fn insert_all(&mut self, blocks: Vec<ChkBlock>) -> Result<(), ClientError> {
+        self.insert_all_counted(blocks, true).await
+    }
+
+    /// Inserts `blocks`; `count` adds them to the progress total.
+    async fn insert_all_counted(
+        &mut self,
+        blocks: Vec<ChkBlock>,
+        count: bool,
+    ) -> Result<(), ClientError> {
+        if count {
+            self.progress.add_total(blocks.len());
+        }
         for block in blocks {
             while self.inflight.len() >= INSERT_WINDOW {
                 self.join_one().await?;
@@ -171,7 +256,12 @@ impl InsertWindow {
 
     async fn join_one(&mut self) -> Result<(), ClientError> {
         match self.inflight.join_next().await {
-            Some(Ok(result)) => result.map_err(ClientError::from),
+            Some(Ok(result)) => {
+                if result.is_ok() {
+                    self.progress.succeeded_one();
+                }
+                result.map_err(ClientError::from)
+            }
             Some(Err(_)) => Err(ClientError::Stopped),
             None => Ok(()),
         }
@@ -275,8 +365,19 @@ pub async fn fetch_with_cache(
     uri: ChkUri,
     cache: Option<Arc<dyn BlockCache>>,
 ) -> Result<ContentStream, ClientError> {
+    fetch_counted(node, uri, cache, Arc::default()).await
+}
+
+/// [`fetch_with_cache`], counting its blocks in `progress`.
+pub async fn fetch_counted(
+    node: &NodeHandle,
+    uri: ChkUri,
+    cache: Option<Arc<dyn BlockCache>>,
+    progress: Arc<Progress>,
+) -> Result<ContentStream, ClientError> {
     let mut run = FetchRun::new(node.clone(), &uri);
     run.cache = cache;
+    run.progress = progress;
     let length = loop {
         if let Some(length) = run.fetcher.total_len() {
             break length;
@@ -330,6 +431,7 @@ struct FetchRun {
     cache: Option<Arc<dyn BlockCache>>,
     /// Blocks at hand already (made here, or fetched before): not asked for.
     local: HashMap<RoutingKey, ChkBlock>,
+    progress: Arc<Progress>,
 }
 
 impl FetchRun {
@@ -341,6 +443,7 @@ impl FetchRun {
             tries: HashMap::new(),
             cache: None,
             local: HashMap::new(),
+            progress: Arc::default(),
         }
     }
 
@@ -381,7 +484,10 @@ impl FetchRun {
         };
         let (key, result) = joined.map_err(|_| ClientError::Stopped)?;
         match result {
-            Ok(block) => self.fetcher.on_block(&block)?,
+            Ok(block) => {
+                self.progress.succeeded_one();
+                self.fetcher.on_block(&block)?;
+            }
             Err(err)
                 if err.is_transient()
                     && self.tries.get(&key).copied().unwrap_or(0) < BLOCK_RETRIES =>
@@ -390,7 +496,10 @@ impl FetchRun {
                 self.request(key);
             }
             Err(RequestError::Stopped) => return Err(ClientError::Stopped),
-            Err(_) => self.fetcher.on_missing(key)?,
+            Err(_) => {
+                self.progress.failed_one();
+                self.fetcher.on_missing(key)?;
+            }
         }
         Ok(())
     }

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
-use warren_crypto::ChkUri;
+use warren_crypto::{ChkUri, BLOCK_PAYLOAD};
 
 use super::blocks::BlockDir;
 use super::codes::{get_failed, Fetch, Protocol};
 use super::message::Message;
 use super::persist::Resume;
+use super::progress;
 use super::queue::Description;
 use super::session::{Chunk, Flow, Outgoing, Reply, Session, Target};
 use crate::client::{self, ClientError};
@@ -99,8 +100,9 @@ impl Session {
         let description = describe(&uri, max_size, &return_type);
         let node = self.shared.node.clone();
         let task_reply = reply.clone();
+        let verbose = super::progress::verbose(message);
         self.start(&reply, description, async move {
-            run_get(node, task_reply, uri, max_size, return_type).await;
+            run_get(node, task_reply, uri, max_size, return_type, verbose).await;
         })
         .await;
         Flow::Continue
@@ -195,13 +197,13 @@ pub(super) async fn resume_get(
         ("none", _) => ReturnType::None,
         _ => ReturnType::Direct,
     };
-    run_get(node, reply, uri, max_size, return_type).await;
+    run_get(node, reply, uri, max_size, return_type, false).await;
 }
 
 /// For `GetRequestStatus` on a finished persistent direct get: fetches the
 /// content again and sends `DataFound` and `AllData` on this connection.
 pub(super) async fn send_all_data(node: NodeHandle, reply: Reply, uri: ChkUri) {
-    run_get(node, reply, uri, None, ReturnType::Direct).await;
+    run_get(node, reply, uri, None, ReturnType::Direct, false).await;
 }
 
 /// For a `Persistence=forever` get: where its fetched blocks are kept.
@@ -211,7 +213,11 @@ fn block_dir(reply: &Reply) -> Option<BlockDir> {
             shared,
             key,
             persistence,
-        } if persistence == "forever" => Some(BlockDir::new(&shared.data_dir, key)),
+        } if persistence == "forever" => Some(BlockDir::new(
+            &shared.data_dir,
+            std::sync::Arc::clone(&shared.vault),
+            key,
+        )),
         _ => None,
     }
 }
@@ -222,10 +228,16 @@ async fn run_get(
     uri: ChkUri,
     max_size: Option<u64>,
     return_type: ReturnType,
+    verbose: bool,
 ) {
     let blocks = block_dir(&reply);
     let node_stopping = node.clone();
-    fetch_and_answer(node, &reply, uri, max_size, return_type, blocks.clone()).await;
+    let answer = Answer {
+        max_size,
+        return_type,
+        verbose,
+    };
+    fetch_and_answer(node, &reply, uri, answer, blocks.clone()).await;
     // Finished, one way or the other: the kept blocks have done their job,
     // unless the node is stopping (then the request starts again later).
     if let Some(blocks) = blocks {
@@ -235,17 +247,32 @@ async fn run_get(
     }
 }
 
+/// What a get asked for besides its key.
+#[derive(Debug)]
+struct Answer {
+    max_size: Option<u64>,
+    return_type: ReturnType,
+    /// `Verbosity` asked for `SimpleProgress`.
+    verbose: bool,
+}
+
 async fn fetch_and_answer(
     node: NodeHandle,
     reply: &Reply,
     uri: ChkUri,
-    max_size: Option<u64>,
-    return_type: ReturnType,
+    answer: Answer,
     blocks: Option<BlockDir>,
 ) {
+    let Answer {
+        max_size,
+        return_type,
+        verbose,
+    } = answer;
     let fail = |code: Fetch, extra: &str| get_failed(&reply.identifier, reply.global, code, extra);
     let cache = blocks.map(|b| std::sync::Arc::new(b) as std::sync::Arc<dyn client::BlockCache>);
-    let fetch = match client::fetch_with_cache(&node, uri, cache).await {
+    let progress = std::sync::Arc::new(client::Progress::default());
+    let counted = std::sync::Arc::clone(&progress);
+    let fetch = match client::fetch_counted(&node, uri, cache, counted).await {
         Ok(fetch) => fetch,
         Err(err) => {
             reply.send(fail(fetch_code(&err), &err.to_string())).await;
@@ -261,6 +288,9 @@ async fn fetch_and_answer(
             return;
         }
     }
+    // The data blocks the content needs; the fetch may also get metadata
+    // and check blocks, which `Succeeded` does not count past this.
+    progress.set_total(fetch.length.div_ceil(BLOCK_PAYLOAD as u64));
     let content_type = fetch
         .content_type
         .clone()
@@ -290,25 +320,34 @@ async fn fetch_and_answer(
         }
         // A persistent direct get keeps no data: it checks the content is
         // all there; `GetRequestStatus` fetches it again to send it.
-        ReturnType::None | ReturnType::Direct => match drain(fetch.chunks, None).await {
-            Ok(()) => {
-                reply.send(found).await;
+        // Progress is reported until the content is all here (then
+        // `DataFound`); a direct get on the connection sends `DataFound` at
+        // once and streams, so it has none.
+        ReturnType::None | ReturnType::Direct => {
+            match progress::reporting(reply, &progress, verbose, drain(fetch.chunks, None)).await {
+                Ok(()) => {
+                    reply.send(found).await;
+                }
+                Err(err) => {
+                    reply
+                        .send(fail(Fetch::DataNotFound, &err.to_string()))
+                        .await;
+                }
             }
-            Err(err) => {
-                reply
-                    .send(fail(Fetch::DataNotFound, &err.to_string()))
-                    .await;
+        }
+        ReturnType::Disk(path) => {
+            match progress::reporting(reply, &progress, verbose, write_file(&path, fetch.chunks))
+                .await
+            {
+                Ok(()) => {
+                    reply.send(found).await;
+                }
+                Err((code, err)) => {
+                    let _ = tokio::fs::remove_file(&path).await;
+                    reply.send(fail(code, &err.to_string())).await;
+                }
             }
-        },
-        ReturnType::Disk(path) => match write_file(&path, fetch.chunks).await {
-            Ok(()) => {
-                reply.send(found).await;
-            }
-            Err((code, err)) => {
-                let _ = tokio::fs::remove_file(&path).await;
-                reply.send(fail(code, &err.to_string())).await;
-            }
-        },
+        }
     }
 }
 

@@ -19,15 +19,20 @@ mod dda;
 mod get;
 pub mod message;
 pub mod persist;
+mod progress;
 mod put;
 mod queue;
 mod session;
+mod spool;
+pub mod vault;
 
 pub use blocks::BLOCKS_DIR;
 pub use dda::MAX_DDA_DIRECTORIES;
 pub use put::MAX_SITE_FILES;
 pub use queue::MAX_PERSISTENT_REQUESTS;
 pub use session::{MAX_DATA_LENGTH, MAX_REQUESTS_PER_CONNECTION};
+pub use spool::UPLOADS_DIR;
+pub use vault::{Vault, VaultError};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -91,20 +96,25 @@ pub(crate) struct Shared {
     pub(crate) queue: queue::Queue,
     /// The node's data directory (the queue file lives there).
     pub(crate) data_dir: PathBuf,
+    /// Seals what the queue keeps there.
+    pub(crate) vault: Arc<Vault>,
 }
 
 /// Serves FCP until `shutdown` is cancelled, then waits (briefly) for the
-/// sessions to end.
+/// sessions to end. `vault` ([`Vault::open`] on `data_dir`) seals the
+/// persistent queue's files.
 pub async fn serve(
     listener: TcpListener,
     node: NodeHandle,
     data_dir: PathBuf,
+    vault: Vault,
     shutdown: CancellationToken,
 ) {
     let shared = Arc::new(Shared {
         node,
         queue: queue::Queue::default(),
         data_dir,
+        vault: Arc::new(vault),
     });
     let saver = restore_queue(&shared).await;
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -155,14 +165,13 @@ async fn wait_for_peers(node: &NodeHandle) {
     }
 }
 
-fn queue_path(shared: &Shared) -> PathBuf {
-    shared.data_dir.join(persist::QUEUE_FILE)
-}
-
 async fn save_queue(shared: &Arc<Shared>) {
     let records = shared.queue.records();
-    let path = queue_path(shared);
-    let saved = tokio::task::spawn_blocking(move || persist::save(&path, &records)).await;
+    let shared = Arc::clone(shared);
+    let saved = tokio::task::spawn_blocking(move || {
+        persist::save(&shared.data_dir, &shared.vault, &records)
+    })
+    .await;
     if let Ok(Err(err)) = saved {
         tracing::warn!("cannot keep the FCP queue: {err:#}");
     }
@@ -171,8 +180,9 @@ async fn save_queue(shared: &Arc<Shared>) {
 /// Loads the queue file, starts its unfinished requests again, and starts
 /// the task that writes the file after each change.
 async fn restore_queue(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
-    let path = queue_path(shared);
-    let loaded = tokio::task::spawn_blocking(move || persist::load(&path)).await;
+    let loading = Arc::clone(shared);
+    let loaded =
+        tokio::task::spawn_blocking(move || persist::load(&loading.data_dir, &loading.vault)).await;
     let records = match loaded {
         Ok(Ok(records)) => records,
         Ok(Err(err)) => {

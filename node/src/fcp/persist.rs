@@ -1,20 +1,28 @@
 //! The queue file: `Persistence=forever` requests, kept in the data
 //! directory so they survive a restart of the node.
 //!
-//! `<data dir>/fcp-queue.json`, JSON, written whole each time the set of
-//! requests or a request's outcome changes: to a temporary file, fsynced,
-//! renamed over the old one, and the directory fsynced, so a crash leaves
-//! the old file or the new one, never a mix. Mode 0600: it names the keys
-//! and file names of the node's own persistent requests (see `docs/FCP.md`).
-//! Read back with a size check before reading and a count check after.
+//! `<data dir>/fcp-queue.sealed`: the requests as JSON, sealed by the
+//! queue's [`Vault`] (it names the keys and file names of the node's own
+//! requests, so it is never written in the clear). Written whole each time
+//! the set of requests or a request's outcome changes: to a temporary file,
+//! fsynced, renamed over the old one, and the directory fsynced, so a crash
+//! leaves the old file or the new one, never a mix. Mode 0600. Read back
+//! with a size check before reading and a count check after. A plaintext
+//! `fcp-queue.json` left by an older Warren is read once, sealed, and
+//! removed.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::vault::{self, Vault, VaultError};
+
 /// The file's name in the data directory.
-pub const QUEUE_FILE: &str = "fcp-queue.json";
+pub const QUEUE_FILE: &str = "fcp-queue.sealed";
+/// Where Warren before the vault kept the queue, in the clear.
+pub const LEGACY_QUEUE_FILE: &str = "fcp-queue.json";
+/// What the sealed queue is bound to (so no other sealed file opens as it).
+const SEALED_CONTEXT: &[u8] = b"warren-fcp-queue-v1";
 /// Format version written and accepted.
 const VERSION: u32 = 1;
 /// Largest queue file read (1,000 requests of a few KiB each fit easily).
@@ -37,8 +45,15 @@ pub(super) enum Resume {
         name: Option<String>,
         chk_only: bool,
     },
-    /// Content that came over the connection, which is not kept: after a
-    /// restart such a request can only fail.
+    /// A `ClientPut` of content that came over the connection, spooled
+    /// whole (sealed) in the data directory (see `fcp::spool`).
+    PutSpool {
+        content_type: Option<String>,
+        name: Option<String>,
+        chk_only: bool,
+    },
+    /// Content that is not kept (a connection-persistence upload, a site,
+    /// or a spool not yet complete): after a restart it can only fail.
     NotResumable,
 }
 
@@ -75,6 +90,12 @@ pub enum PersistError {
     },
     #[error("{path} is larger than {MAX_QUEUE_FILE_BYTES} bytes")]
     TooLarge { path: PathBuf },
+    #[error("{path} cannot be opened")]
+    Sealed {
+        path: PathBuf,
+        #[source]
+        source: VaultError,
+    },
     #[error("{path} is not a Warren FCP queue")]
     Format {
         path: PathBuf,
@@ -125,15 +146,15 @@ pub(super) fn encode(requests: &[Record]) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// Reads the queue file; no file is an empty queue.
-pub(super) fn load(path: &Path) -> Result<Vec<Record>, PersistError> {
+/// Reads `path` whole, at most [`MAX_QUEUE_FILE_BYTES`]; `None` if absent.
+fn read_limited(path: &Path) -> Result<Option<Vec<u8>>, PersistError> {
     let io = |source| PersistError::Io {
         path: path.into(),
         source,
     };
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(io(err)),
     };
     if file.metadata().map_err(io)?.len() > MAX_QUEUE_FILE_BYTES {
@@ -145,32 +166,45 @@ pub(super) fn load(path: &Path) -> Result<Vec<Record>, PersistError> {
         &mut bytes,
     )
     .map_err(io)?;
-    decode(&bytes, path)
+    Ok(Some(bytes))
 }
 
-/// Writes the queue file crash-safely: temporary file, fsync, rename, fsync
-/// of the directory.
-pub(super) fn save(path: &Path, requests: &[Record]) -> Result<(), PersistError> {
-    let io = |source| PersistError::Io {
-        path: path.into(),
-        source,
-    };
-    let tmp = path.with_extension("json.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp).map_err(io)?;
-    file.write_all(&encode(requests)).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
+/// Reads the queue from `data_dir`; no file is an empty queue. A legacy
+/// plaintext queue is sealed and removed.
+pub(super) fn load(data_dir: &Path, vault: &Vault) -> Result<Vec<Record>, PersistError> {
+    let path = data_dir.join(QUEUE_FILE);
+    if let Some(sealed) = read_limited(&path)? {
+        let plain = vault
+            .open_sealed(SEALED_CONTEXT, &sealed)
+            .map_err(|source| PersistError::Sealed {
+                path: path.clone(),
+                source,
+            })?;
+        return decode(&plain, &path);
     }
-    Ok(())
+    let legacy = data_dir.join(LEGACY_QUEUE_FILE);
+    let Some(plain) = read_limited(&legacy)? else {
+        return Ok(Vec::new());
+    };
+    let records = decode(&plain, &legacy)?;
+    save(data_dir, vault, &records)?;
+    std::fs::remove_file(&legacy).map_err(|source| PersistError::Io {
+        path: legacy,
+        source,
+    })?;
+    Ok(records)
+}
+
+/// Seals and writes the queue crash-safely.
+pub(super) fn save(
+    data_dir: &Path,
+    vault: &Vault,
+    requests: &[Record],
+) -> Result<(), PersistError> {
+    let path = data_dir.join(QUEUE_FILE);
+    let plain = zeroize::Zeroizing::new(encode(requests));
+    vault::replace_private(&path, &vault.seal(SEALED_CONTEXT, &plain))
+        .map_err(|source| PersistError::Io { path, source })
 }
 
 /// The fuzz target's body (`fuzz/fuzz_targets/fcp_queue_decode.rs`), also
@@ -210,6 +244,16 @@ mod tests {
             )
                 .prop_map(|(filename, content_type, name, chk_only)| Resume::PutFile {
                     filename,
+                    content_type,
+                    name,
+                    chk_only
+                }),
+            (
+                proptest::option::of(".{0,9}"),
+                proptest::option::of(".{0,9}"),
+                any::<bool>()
+            )
+                .prop_map(|(content_type, name, chk_only)| Resume::PutSpool {
                     content_type,
                     name,
                     chk_only
@@ -258,23 +302,43 @@ mod tests {
         }
     }
 
-    #[test]
-    fn save_then_load_and_bad_files_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(QUEUE_FILE);
-        assert!(load(&path).unwrap().is_empty());
-        let record = Record {
-            client: None,
-            identifier: "a".into(),
+    fn record(identifier: &str) -> Record {
+        Record {
+            client: Some("frost".into()),
+            identifier: identifier.into(),
             kind: "PersistentGet".into(),
-            fields: vec![("URI".into(), "CHK@x".into())],
+            fields: vec![("URI".into(), "CHK@secretkey/diary.txt".into())],
             kept: vec![],
             done: false,
             succeeded: false,
-            resume: Resume::NotResumable,
-        };
-        save(&path, std::slice::from_ref(&record)).unwrap();
-        assert_eq!(load(&path).unwrap(), vec![record]);
+            resume: Resume::Get {
+                uri: "CHK@secretkey/diary.txt".into(),
+                return_type: "disk".into(),
+                filename: Some("/home/me/diary.txt".into()),
+                max_size: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_queue_is_sealed_private_and_names_its_file_when_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(dir.path()).unwrap();
+        assert!(load(dir.path(), &vault).unwrap().is_empty());
+        let records = vec![record("my-download")];
+        save(dir.path(), &vault, &records).unwrap();
+        assert_eq!(load(dir.path(), &vault).unwrap(), records);
+        let path = dir.path().join(QUEUE_FILE);
+        let on_disk = std::fs::read(&path).unwrap();
+        for secret in [
+            &b"secretkey"[..],
+            b"diary",
+            b"my-download",
+            b"frost",
+            b"/home",
+        ] {
+            assert!(!on_disk.windows(secret.len()).any(|w| w == secret));
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
@@ -283,13 +347,33 @@ mod tests {
                 0o600
             );
         }
-        std::fs::write(&path, b"{\"version\": 9, \"requests\": []}").unwrap();
+        // Another node's key cannot read it; a damaged file is named.
+        let other = tempfile::tempdir().unwrap();
+        let stranger = Vault::open(other.path()).unwrap();
         assert!(matches!(
-            load(&path),
-            Err(PersistError::Version { found: 9, .. })
+            load(dir.path(), &stranger),
+            Err(PersistError::Sealed { .. })
         ));
         std::fs::write(&path, b"garbage").unwrap();
-        let err = load(&path).unwrap_err().to_string();
+        let err = load(dir.path(), &vault).unwrap_err().to_string();
         assert!(err.contains(QUEUE_FILE), "{err}");
+    }
+
+    #[test]
+    fn a_legacy_plaintext_queue_is_sealed_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(dir.path()).unwrap();
+        let records = vec![record("old")];
+        let legacy = dir.path().join(LEGACY_QUEUE_FILE);
+        std::fs::write(&legacy, encode(&records)).unwrap();
+        assert_eq!(load(dir.path(), &vault).unwrap(), records);
+        assert!(!legacy.exists());
+        assert_eq!(load(dir.path(), &vault).unwrap(), records);
+        std::fs::write(&legacy, b"{\"version\": 9, \"requests\": []}").unwrap();
+        std::fs::remove_file(dir.path().join(QUEUE_FILE)).unwrap();
+        assert!(matches!(
+            load(dir.path(), &vault),
+            Err(PersistError::Version { found: 9, .. })
+        ));
     }
 }

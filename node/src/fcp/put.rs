@@ -16,8 +16,10 @@ use super::dda;
 use super::get::strip_uri;
 use super::message::Message;
 use super::persist::Resume;
+use super::progress;
 use super::queue::Description;
-use super::session::{Chunk, Flow, Reply, Session, MAX_DATA_LENGTH, UPLOAD_QUEUE};
+use super::session::{Chunk, Flow, Reply, Session, Target, MAX_DATA_LENGTH, UPLOAD_QUEUE};
+use super::spool::Spool;
 use crate::client::{self, ClientError, SiteEntry};
 use crate::driver::NodeHandle;
 
@@ -37,6 +39,8 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Chunk> + Send>>;
 enum Source {
     Stream(mpsc::Receiver<Chunk>),
     File(PathBuf),
+    /// Spooled in the data directory (a `Persistence=forever` direct put).
+    Spool(Spool),
     /// Already in the network under this key (a site's `redirect` entry).
     Key(ChkUri),
 }
@@ -104,6 +108,7 @@ async fn file_stream(path: &Path) -> std::io::Result<ChunkStream> {
 async fn open(source: Source) -> Result<ChunkStream, ClientError> {
     match source {
         Source::Stream(rx) => Ok(receiver_stream(rx)),
+        Source::Spool(spool) => Ok(receiver_stream(spool.read())),
         Source::File(path) => file_stream(&path)
             .await
             .map_err(|e| ClientError::Input(format!("cannot read {}: {e}", path.display()))),
@@ -142,24 +147,36 @@ async fn key_only(
     Ok(encoded.uri)
 }
 
-/// Inserts (or only encodes) one file and answers the request.
-async fn run_put(
-    node: NodeHandle,
-    reply: Reply,
-    source: Source,
+/// How one file is put.
+#[derive(Debug, Clone)]
+struct PutSettings {
     content_type: Option<String>,
+    /// The file name added to the key (`TargetFilename`).
     name: Option<String>,
     chk_only: bool,
-) {
-    let result = async {
+    /// `Verbosity` asked for `SimpleProgress`.
+    verbose: bool,
+}
+
+/// Inserts (or only encodes) one file and answers the request.
+async fn run_put(node: NodeHandle, reply: Reply, source: Source, settings: PutSettings) {
+    let PutSettings {
+        content_type,
+        name,
+        chk_only,
+        verbose,
+    } = settings;
+    let progress = std::sync::Arc::new(client::Progress::default());
+    let counted = std::sync::Arc::clone(&progress);
+    let work = async {
         let content = open(source).await?;
         if chk_only {
             key_only(content, content_type).await
         } else {
-            client::insert_stream(&node, content, content_type).await
+            client::insert_stream_counted(&node, content, content_type, counted).await
         }
-    }
-    .await;
+    };
+    let result = progress::reporting(&reply, &progress, verbose, work).await;
     match result {
         Ok(uri) => {
             let uri = match name {
@@ -180,26 +197,103 @@ async fn run_put(
     }
 }
 
-/// Starts a persistent put again after a restart: from its file, or, for
-/// content that came over the connection (not kept), a `PutFailed`.
+/// Starts a persistent put again after a restart: from its file or its
+/// spool, or, for content that was not kept, a `PutFailed`.
 pub(super) async fn resume_put(node: NodeHandle, reply: Reply, resume: Resume) {
-    if let Resume::PutFile {
-        filename,
-        content_type,
-        name,
-        chk_only,
-    } = resume
-    {
-        let source = Source::File(PathBuf::from(filename));
-        run_put(node, reply, source, content_type, name, chk_only).await;
-    } else {
+    match resume {
+        Resume::PutFile {
+            filename,
+            content_type,
+            name,
+            chk_only,
+        } => {
+            let source = Source::File(PathBuf::from(filename));
+            let settings = PutSettings {
+                content_type,
+                name,
+                chk_only,
+                verbose: false,
+            };
+            run_put(node, reply, source, settings).await;
+        }
+        Resume::PutSpool {
+            content_type,
+            name,
+            chk_only,
+        } => {
+            let Some(spool) = spool_of(&reply) else {
+                return;
+            };
+            let settings = PutSettings {
+                content_type,
+                name,
+                chk_only,
+                verbose: false,
+            };
+            put_spooled(node, reply, spool, settings).await;
+        }
+        Resume::Get { .. } | Resume::NotResumable => {
+            let failed = put_failed(
+                &reply.identifier,
+                reply.global,
+                Insert::Cancelled,
+                "the node restarted before this insert's content had all arrived; insert it again",
+            );
+            reply.send(failed).await;
+        }
+    }
+}
+
+/// Where a `Persistence=forever` request's upload is spooled; `None` for
+/// any other.
+fn spool_of(reply: &Reply) -> Option<Spool> {
+    match &reply.target {
+        Target::Queue {
+            shared,
+            key,
+            persistence,
+        } if persistence == "forever" => Some(Spool::new(
+            &shared.data_dir,
+            std::sync::Arc::clone(&shared.vault),
+            key,
+        )),
+        _ => None,
+    }
+}
+
+/// A `Persistence=forever` direct put: the content is spooled whole, then
+/// inserted from the spool, which goes once the put has an outcome. The
+/// queue file says from the start that it resumes from the spool: only a
+/// complete spool opens, so one cut short by a crash fails the put then.
+async fn spool_then_put(
+    node: NodeHandle,
+    reply: Reply,
+    upload: (mpsc::Receiver<Chunk>, u64),
+    spool: Spool,
+    settings: PutSettings,
+) {
+    let (chunks, length) = upload;
+    if let Err(err) = spool.receive(chunks, length).await {
         let failed = put_failed(
             &reply.identifier,
             reply.global,
-            Insert::Cancelled,
-            "the node restarted before this insert finished, and content sent over FCP is not kept; insert it again",
+            Insert::BucketError,
+            &format!("the content could not be kept: {err}"),
         );
         reply.send(failed).await;
+        return;
+    }
+    put_spooled(node, reply, spool, settings).await;
+}
+
+async fn put_spooled(node: NodeHandle, reply: Reply, spool: Spool, settings: PutSettings) {
+    let node_stopping = node.clone();
+    let source = Source::Spool(spool.clone());
+    run_put(node, reply, source, settings).await;
+    // An outcome was sent, unless the node is stopping (then the put
+    // starts again from the spool later).
+    if node_stopping.status().await.is_ok() {
+        spool.remove().await;
     }
 }
 
@@ -352,7 +446,15 @@ impl Session {
             ("URI".to_owned(), uri.clone()),
             ("UploadFrom".to_owned(), upload_from.clone()),
         ];
+        let spool = spool_of(&reply);
         let mut resume = Resume::NotResumable;
+        if spool.is_some() && matches!(source, Source::Stream(_)) {
+            resume = Resume::PutSpool {
+                content_type: content_type.clone(),
+                name: name.clone(),
+                chk_only,
+            };
+        }
         if let Source::File(path) = &source {
             fields.push(("Filename".to_owned(), path.display().to_string()));
             resume = Resume::PutFile {
@@ -376,8 +478,20 @@ impl Session {
         };
         let node = self.shared.node.clone();
         let task_reply = reply.clone();
+        let length = message.data_length.unwrap_or(0);
+        let settings = PutSettings {
+            content_type,
+            name,
+            chk_only,
+            verbose: progress::verbose(message),
+        };
         self.start(&reply, description, async move {
-            run_put(node, task_reply, source, content_type, name, chk_only).await;
+            match (source, spool) {
+                (Source::Stream(upload), Some(spool)) => {
+                    spool_then_put(node, task_reply, (upload, length), spool, settings).await;
+                }
+                (source, _) => run_put(node, task_reply, source, settings).await,
+            }
         })
         .await;
         sink

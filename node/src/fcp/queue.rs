@@ -335,6 +335,14 @@ impl Queue {
         }
     }
 
+    /// Keeps a request's latest progress without telling anyone (it asked
+    /// for none); listings show it.
+    pub(super) fn note_progress(&self, key: &RequestKey, message: &Message) {
+        if let Some(entry) = self.lock().requests.get_mut(key) {
+            entry.record(message);
+        }
+    }
+
     /// The requests `connection` may see, each as its listing.
     pub(super) fn list(&self, connection: u64) -> Vec<Listed> {
         let inner = self.lock();

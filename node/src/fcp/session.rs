@@ -93,6 +93,20 @@ impl Reply {
         }
     }
 
+    /// Sends a `SimpleProgress` if the request asked for progress; a queued
+    /// request keeps it either way (for listings).
+    pub(super) async fn progress(&self, message: Message, verbose: bool) {
+        match &self.target {
+            Target::Queue { shared, key, .. } if !verbose => {
+                shared.queue.note_progress(key, &message);
+            }
+            _ if verbose => {
+                self.send(message).await;
+            }
+            _ => {}
+        }
+    }
+
     /// The connection, for a request that lives and dies with it.
     pub(super) fn connection(&self) -> Option<&mpsc::Sender<Outgoing>> {
         match &self.target {
@@ -544,7 +558,11 @@ impl Session {
         let identifier = identifier.as_str();
         let key = self.key(identifier, global);
         if self.shared.queue.remove(&key) {
-            super::blocks::BlockDir::new(&self.shared.data_dir, &key)
+            let vault = &self.shared.vault;
+            super::blocks::BlockDir::new(&self.shared.data_dir, Arc::clone(vault), &key)
+                .remove()
+                .await;
+            super::spool::Spool::new(&self.shared.data_dir, Arc::clone(vault), &key)
                 .remove()
                 .await;
         } else {
@@ -576,12 +594,20 @@ impl Session {
         while left > 0 {
             if self.buf.is_empty() {
                 self.buf.reserve(READ_CHUNK);
-                if self.reader.read_buf(&mut self.buf).await? == 0 {
+                // The content ends early: say so to the insert, which would
+                // otherwise take what it got for the whole.
+                let broken = match self.reader.read_buf(&mut self.buf).await {
+                    Ok(0) => Some(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+                    Ok(_) => None,
+                    Err(err) => Some(err),
+                };
+                if let Some(err) = broken {
                     if let Some(tx) = sink {
-                        let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
-                        let _ = tx.send(Err(eof)).await;
+                        let _ = tx
+                            .send(Err(std::io::Error::new(err.kind(), "upload cut short")))
+                            .await;
                     }
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                    return Err(err);
                 }
             }
             let take = usize::try_from(left)
