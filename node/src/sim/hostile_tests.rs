@@ -2,6 +2,8 @@
 //! downloader test and the Tian et al. traceback, at small scale (the
 //! 10,000-node figures come from `warren sim`, see docs/THREAT_MODEL.md).
 
+use rand_chacha::ChaCha8Rng;
+
 use super::levine::{self, HtlPolicy, LevineConfig};
 use super::traceback::{self, Scenario, TracebackConfig};
 use super::*;
@@ -69,6 +71,48 @@ fn nodes_that_accept_then_stall_or_drop_do_not_end_searches() {
     assert!(dropped.success_rate >= 0.95, "{dropped:?}");
 }
 
+/// Messages and failed fetches for 50 keys nobody inserted, in an honest
+/// 1,000-node network whose nodes doubt `doubts` times.
+fn missing_keys(doubts: u8) -> (u64, usize, usize) {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let n = 1_000;
+    let (locations, adjacency) = topology::build(&mut rng, n, 20, Topology::Ideal);
+    let params = NetParams {
+        seed: 4,
+        latency_ms: DEFAULT_LATENCY_MS,
+        cache_capacity: DEFAULT_CACHE_CAPACITY,
+    };
+    let config = RoutingConfig {
+        not_found_doubts: doubts,
+        ..RoutingConfig::default()
+    };
+    let mut net = Net::new(config, &locations, adjacency, params);
+    let clients: Vec<_> = (0..50)
+        .map(|i| {
+            let key = sim_block(777, i).routing_key();
+            net.fetch(Time::ZERO, (i * 19 % n) as NodeIx, key)
+        })
+        .collect();
+    net.run(MAX_EVENTS);
+    let failed = clients
+        .iter()
+        .filter(|c| matches!(net.completion(**c), Some(Completion::Fetch(Err(_)))))
+        .count();
+    (net.counters().messages, failed, net.live_requests())
+}
+
+#[test]
+fn doubts_cost_honest_not_found_searches_a_bounded_multiple() {
+    let (believing, failed, live) = missing_keys(0);
+    assert_eq!((failed, live), (50, 0));
+    let (doubting, failed, live) = missing_keys(DEFAULT_NOT_FOUND_DOUBTS);
+    // Every search still ends, at a bounded extra cost.
+    assert_eq!((failed, live), (50, 0));
+    assert!(doubting > believing, "{doubting} vs {believing}");
+    assert!(doubting < 20 * believing, "{doubting} vs {believing}");
+    println!("messages for 50 missing keys: {believing} believing, {doubting} doubting");
+}
+
 fn levine_at(policy: HtlPolicy) -> levine::LevineReport {
     levine::run(&LevineConfig {
         nodes: 1_000,
@@ -123,4 +167,73 @@ fn traceback_finds_nothing_once_ids_are_forgotten_or_pinning_fails() {
     let in_flight = traceback_at(Scenario::InFlight);
     assert!(in_flight.live_found_mean > 1.0, "{in_flight:?}");
     assert!(in_flight.found > in_flight.first_sender, "{in_flight:?}");
+}
+
+/// The doubt in a warm network, where most peers have returned data lately
+/// and are believed (`--nocapture` prints the figures).
+#[test]
+fn doubts_in_a_warm_network_cost_less_and_still_help() {
+    let mut figures = Vec::new();
+    for doubts in [0, DEFAULT_NOT_FOUND_DOUBTS] {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let n = 1_000;
+        let (locations, adjacency) = topology::build(&mut rng, n, 20, Topology::Ideal);
+        let params = NetParams {
+            seed: 6,
+            latency_ms: DEFAULT_LATENCY_MS,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+        };
+        let config = RoutingConfig {
+            not_found_doubts: doubts,
+            ..RoutingConfig::default()
+        };
+        let mut net = Net::new(config, &locations, adjacency, params);
+        let warm = 4_000;
+        let blocks: Vec<_> = (0..warm).map(|i| sim_block(55, i)).collect();
+        for (i, b) in blocks.iter().enumerate() {
+            net.insert(Time(i as u64 * 5), (i * 7 % n) as NodeIx, b.clone());
+        }
+        net.run(MAX_EVENTS);
+        let start = net.now();
+        for (i, b) in blocks.iter().enumerate() {
+            net.fetch(
+                Time(start.0 + i as u64 * 5),
+                (i * 13 % n) as NodeIx,
+                b.routing_key(),
+            );
+        }
+        net.run(MAX_EVENTS);
+        net.reset_counters();
+        let at = net.now();
+        for i in 0..50 {
+            let key = sim_block(777, i).routing_key();
+            net.fetch(at, (i * 19 % n) as NodeIx, key);
+        }
+        net.run(MAX_EVENTS);
+        let missing = net.counters().messages;
+        // Now 10 % of nodes answer "not found" to everything.
+        let bad = malicious::pick(&mut rng, n, 0.1);
+        let attacked = std::rc::Rc::new(std::cell::Cell::new(0));
+        net.set_interceptor(malicious::interceptor(bad, MaliciousKind::Dnf, attacked));
+        let at = net.now();
+        let clients: Vec<_> = (0..500)
+            .map(|i| net.fetch(at, (i * 31 % n) as NodeIx, blocks[i * 3].routing_key()))
+            .collect();
+        net.run(MAX_EVENTS);
+        let ok = clients
+            .iter()
+            .zip(0..)
+            .filter(|(c, i)| {
+                net.completion(**c) == Some(&Completion::Fetch(Ok(blocks[i * 3].routing_key())))
+            })
+            .count();
+        println!("warm, doubts {doubts}: 50 missing keys {missing} messages; 10 % dnf: {ok} of 500 found");
+        assert_eq!(net.live_requests(), 0);
+        figures.push((missing, ok));
+    }
+    let [(believing, found_believing), (doubting, found_doubting)] = figures[..] else {
+        unreachable!("two runs");
+    };
+    assert!(found_doubting > found_believing);
+    assert!(doubting < 20 * believing);
 }
