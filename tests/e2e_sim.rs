@@ -45,3 +45,41 @@ fn sim_rejects_bad_options_with_a_clear_line() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--churn"), "{}", stderr(&out));
 }
+
+#[test]
+fn sim_plays_malicious_nodes_and_the_anonymity_attacks() {
+    let forged = sim(&["--malicious-fraction", "0.1", "--malicious-kind", "forge"]);
+    let m = &forged["malicious"];
+    assert_eq!(m["nodes"], 150, "{forged}");
+    assert!(m["forged_refused"].as_u64().unwrap() > 0, "{forged}");
+    assert_eq!(m["wrong_blocks_accepted"], 0, "{forged}");
+    let out = warren(&["sim", "--malicious-fraction", "1.5"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--malicious-fraction"),
+        "{}",
+        stderr(&out)
+    );
+    let levine = warren(&[
+        "sim",
+        "--levine",
+        "--nodes",
+        "500",
+        "--degree",
+        "10",
+        "--file-blocks",
+        "40",
+        "--trials",
+        "2",
+    ]);
+    let text = stdout(&levine);
+    assert!(levine.status.success(), "{}", stderr(&levine));
+    assert!(
+        text.contains("per-link (Warren)") && text.contains("control"),
+        "{text}"
+    );
+    let traceback = warren(&["sim", "--traceback", "--nodes", "500", "--trials", "20"]);
+    let text = stdout(&traceback);
+    assert!(traceback.status.success(), "{}", stderr(&traceback));
+    assert_eq!(text.matches("originator found").count(), 3, "{text}");
+}

@@ -3,7 +3,9 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use warren_node::sim::{self, SimConfig, Topology};
+use warren_node::sim::levine::{self, HtlPolicy, LevineConfig};
+use warren_node::sim::traceback::{self, Scenario, TracebackConfig};
+use warren_node::sim::{self, MaliciousKind, SimConfig, Topology};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum TopologyArg {
@@ -45,9 +47,123 @@ pub struct SimArgs {
     /// Seed: the same seed gives the same figures.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Share of nodes that attack every fetch routed to them (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    malicious_fraction: f64,
+    /// How the malicious nodes attack: answer DataNotFound to everything,
+    /// drop requests, return forged blocks, or accept then stall.
+    #[arg(long, value_enum, default_value_t = KindArg::Dnf)]
+    malicious_kind: KindArg,
+    /// Times per request each node doubts a "not found, HTL 0" from a peer
+    /// that has not returned data lately (0: the routing before the defence).
+    #[arg(long, default_value_t = warren_node::routing::DEFAULT_NOT_FOUND_DOUBTS)]
+    not_found_doubts: u8,
+    /// Instead: the Levine et al. (CCS 2020) downloader test against Warren's
+    /// per-link HTL coins and the per-request control; prints both tables.
+    #[arg(long)]
+    levine: bool,
+    /// Levine: blocks of the known file.
+    #[arg(long, default_value_t = 200)]
+    file_blocks: usize,
+    /// Levine: downloaders (one file each); traceback: fetches.
+    #[arg(long, default_value_t = 20)]
+    trials: usize,
+    /// Instead: the traceback attack of Tian et al. (INFOCOM 2013) in its
+    /// three scenarios.
+    #[arg(long)]
+    traceback: bool,
+    /// Traceback: share of nodes colluding.
+    #[arg(long, default_value_t = 0.05)]
+    colluders: f64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Dnf,
+    Drop,
+    Forge,
+    Stall,
+}
+
+fn print_levine(args: &SimArgs) -> Result<()> {
+    for policy in [HtlPolicy::PerLink, HtlPolicy::PerRequest] {
+        let report = levine::run(&LevineConfig {
+            nodes: args.nodes,
+            degree: args.degree,
+            file_blocks: args.file_blocks,
+            trials: args.trials,
+            seed: args.seed,
+            policy,
+        });
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+            continue;
+        }
+        println!(
+            "Levine test, {policy}: {} nodes, mean degree {:.1}, {} downloaders of {} blocks each, seed {}",
+            args.nodes, report.degree_mean, args.trials, args.file_blocks, args.seed
+        );
+        println!(
+            "  pairs watched: {} downloader, {} relayer; highest precision flagging a downloader: {:.3}",
+            report.downloader_pairs, report.relayer_pairs, report.worst_precision
+        );
+        println!("  threshold (share of blocks, all at max HTL) | TP | FP | TPR | FPR | precision");
+        let mut last = None;
+        for row in &report.rows {
+            // One line per change in what is flagged.
+            let key = (row.true_positives, row.false_positives);
+            if last == Some(key) {
+                continue;
+            }
+            last = Some(key);
+            println!(
+                "  {:>6.3} | {:>5} | {:>6} | {:.3} | {:.5} | {:.3}",
+                row.threshold,
+                row.true_positives,
+                row.false_positives,
+                row.true_positive_rate,
+                row.false_positive_rate,
+                row.precision
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_traceback(args: &SimArgs) -> Result<()> {
+    for scenario in [
+        Scenario::AfterCompletion,
+        Scenario::InFlight,
+        Scenario::Pinned,
+    ] {
+        let report = traceback::run(&TracebackConfig {
+            nodes: args.nodes,
+            degree: args.degree,
+            colluders: args.colluders,
+            trials: args.trials,
+            seed: args.seed,
+            scenario,
+        });
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+            continue;
+        }
+        println!(
+            "traceback, {scenario}: {} of {} fetches seen by colluders ({:.0} % of {} nodes); originator found {:.1} %, first sender was it {:.1} %, 1/degree {:.1} %, live nodes found {:.1}",
+            report.observed,
+            args.trials,
+            args.colluders * 100.0,
+            args.nodes,
+            report.found_rate * 100.0,
+            report.first_sender_rate * 100.0,
+            report.baseline * 100.0,
+            report.live_found_mean
+        );
+    }
+    Ok(())
 }
 
 pub fn run(args: &SimArgs) -> Result<()> {
@@ -56,6 +172,15 @@ pub fn run(args: &SimArgs) -> Result<()> {
     }
     if args.nodes < 2 || args.degree == 0 || args.degree >= args.nodes {
         bail!("need at least 2 nodes and a degree between 1 and nodes - 1");
+    }
+    if !(0.0..=1.0).contains(&args.malicious_fraction) || !(0.0..=1.0).contains(&args.colluders) {
+        bail!("--malicious-fraction and --colluders must be between 0 and 1");
+    }
+    if args.levine {
+        return print_levine(args);
+    }
+    if args.traceback {
+        return print_traceback(args);
     }
     let config = SimConfig {
         nodes: args.nodes,
@@ -71,6 +196,14 @@ pub fn run(args: &SimArgs) -> Result<()> {
         fold_rounds: args.rounds,
         churn: args.churn,
         seed: args.seed,
+        malicious_fraction: args.malicious_fraction,
+        malicious_kind: match args.malicious_kind {
+            KindArg::Dnf => MaliciousKind::Dnf,
+            KindArg::Drop => MaliciousKind::Drop,
+            KindArg::Forge => MaliciousKind::Forge,
+            KindArg::Stall => MaliciousKind::Stall,
+        },
+        not_found_doubts: args.not_found_doubts,
         ..SimConfig::default()
     };
     let report = sim::run(&config);
@@ -79,8 +212,8 @@ pub fn run(args: &SimArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} nodes ({} topology, mean degree {:.1}), HTL {}, {} blocks inserted then fetched, churn {}, seed {}",
-        report.nodes, report.topology, report.degree_mean, report.htl, report.requests, report.churn, report.seed
+        "{} nodes ({} topology, mean degree {:.1}), HTL {}, {} blocks inserted then fetched, churn {}, seed {}, not-found doubts {}",
+        report.nodes, report.topology, report.degree_mean, report.htl, report.requests, report.churn, report.seed, args.not_found_doubts
     );
     println!("success rate          {:.2} %", report.success_rate * 100.0);
     println!(
@@ -88,6 +221,18 @@ pub fn run(args: &SimArgs) -> Result<()> {
         report.hops_mean, report.hops_p50, report.hops_p99
     );
     println!("messages per fetch    {:.1}", report.messages_per_request);
+    if let Some(m) = &report.malicious {
+        println!(
+            "malicious             {} nodes ({}), {} requests attacked; {} forged blocks refused, {} accepted; {} not-found claims doubted",
+            m.nodes, m.kind, m.requests_attacked, m.forged_refused, m.wrong_blocks_accepted, m.not_found_doubted
+        );
+        println!(
+            "fetch failures        {} not found, {} route not found, {} timed out",
+            report.failures.data_not_found,
+            report.failures.route_not_found,
+            report.failures.timeout
+        );
+    }
     println!(
         "messages per insert   {:.1}",
         report.insert_messages_per_request

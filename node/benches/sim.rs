@@ -39,6 +39,14 @@ fn config(nodes: usize, topology: Topology, requests: usize) -> SimConfig {
         requests,
         topology,
         seed: SEED,
+        // The random control measures the graph alone: doubting "not found"
+        // claims gives its failing searches second chances at a cost
+        // (docs/THREAT_MODEL.md, the hostile neighbour).
+        not_found_doubts: if topology == Topology::Random {
+            0
+        } else {
+            warren_node::routing::DEFAULT_NOT_FOUND_DOUBTS
+        },
         ..SimConfig::default()
     }
 }

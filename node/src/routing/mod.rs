@@ -239,6 +239,10 @@ pub const DEFAULT_FAILURE_TTL: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Longest back-off; each further failure doubles it up to this.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(180);
+/// Times per request, at each node, a "not found" that claims no hops are
+/// left is doubted (the search goes on to the next peer with half the HTL)
+/// when it comes from a peer that has not returned data here lately.
+pub const DEFAULT_NOT_FOUND_DOUBTS: u8 = 1;
 
 /// Every routing limit and timeout, with the design's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,6 +263,9 @@ pub struct RoutingConfig {
     pub failure_ttl: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// See [`DEFAULT_NOT_FOUND_DOUBTS`]; 0 believes every claim.
+    #[serde(default = "default_not_found_doubts")]
+    pub not_found_doubts: u8,
     /// Opennet rules; `None` is a friends-only node (no announcement, no folding).
     #[serde(default)]
     pub opennet: Option<OpennetConfig>,
@@ -283,9 +290,14 @@ impl Default for RoutingConfig {
             failure_ttl: DEFAULT_FAILURE_TTL,
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            not_found_doubts: DEFAULT_NOT_FOUND_DOUBTS,
             opennet: None,
         }
     }
+}
+
+fn default_not_found_doubts() -> u8 {
+    DEFAULT_NOT_FOUND_DOUBTS
 }
 
 impl RoutingConfig {

@@ -66,6 +66,8 @@ pub struct NodeStats {
     pub from_peers: Outcomes,
     /// This node's own requests: peers asked and HTL used.
     pub local: LocalRoutes,
+    /// "Not found" answers claiming HTL 0 that did not end a search.
+    pub not_found_doubted: u64,
 }
 
 /// The routing state of one node. See the module docs for how to drive it.
@@ -133,6 +135,26 @@ impl Node {
         self.peers.iter().map(|p| (p.id, p.location))
     }
 
+    /// Whether id `id` is live here: what a probe with that id learns (a
+    /// `RejectedLoop`). The simulator's traceback attack reads it.
+    pub fn is_request_live(&self, id: RequestId) -> bool {
+        self.is_live(id)
+    }
+
+    /// Draws every link's HTL coin flips afresh. Only the simulator calls
+    /// this, before each request, to play the per-request coins that the
+    /// per-link flips replace (the control of the Levine et al. test).
+    pub fn redraw_htl_coins<R: RngCore + ?Sized>(&mut self, rng: &mut R) {
+        let (at_max, at_min) = (
+            self.config.decrement_at_max_probability,
+            self.config.decrement_at_min_probability,
+        );
+        for p in &mut self.peers {
+            p.decrement_at_max = coin(rng, at_max);
+            p.decrement_at_min = coin(rng, at_min);
+        }
+    }
+
     /// Requests this node is working on (its own and relayed).
     pub fn live_requests(&self) -> usize {
         self.requests.len() + self.awaiting_data.len()
@@ -198,6 +220,20 @@ impl Node {
                     // The peer never took it on: back off from it and try another.
                     self.back_off(now, peer);
                     self.route_next(now, id);
+                }
+                Some(peer) if req.doubts < self.config.not_found_doubts && req.htl > 1 => {
+                    // It accepted, then went quiet: doubted like a "not
+                    // found" claim (one such peer must not end the search),
+                    // with half the hops left for the next peer.
+                    req.doubts += 1;
+                    req.htl /= 2;
+                    if self.next_peer(now, id).is_some() {
+                        self.stats.not_found_doubted += 1;
+                        self.back_off(now, peer);
+                        self.route_next(now, id);
+                    } else {
+                        self.finish(id, Outcome::Timeout);
+                    }
                 }
                 _ => self.finish(id, Outcome::Timeout),
             }
@@ -334,6 +370,17 @@ impl Node {
             };
             p.backoff_until = now.after(p.backoff);
         }
+    }
+
+    /// Whether `peer` returned data for a request routed to it within the
+    /// failure table's memory: its claim that a search is spent is believed.
+    pub(super) fn is_trusted(&self, now: Time, peer: PeerId) -> bool {
+        let ttl = self.config.failure_ttl;
+        self.peers
+            .iter()
+            .find(|p| p.id == peer)
+            .and_then(|p| p.last_success)
+            .is_some_and(|at| now < at.after(ttl))
     }
 
     pub(super) fn reset_backoff(&mut self, peer: PeerId) {

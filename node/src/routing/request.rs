@@ -89,6 +89,9 @@ pub(super) struct Request {
     reached: bool,
     /// An insert whose route ends here by the sink rule: it goes to the store.
     sink: bool,
+    /// "Not found, no hops left" claims doubted so far (see
+    /// `RoutingConfig::not_found_doubts`).
+    pub(super) doubts: u8,
     pub(super) deadline: Time,
     /// The hard end of this request's life here, whatever its peers say:
     /// no reply can keep it (and its id) alive past this.
@@ -117,6 +120,7 @@ impl Request {
             accepted: false,
             reached: false,
             sink: false,
+            doubts: 0,
             deadline: now,
             expires: now.after(lifetime),
         }
@@ -357,7 +361,13 @@ impl Node {
             return;
         };
         if req.downstream != Some(from) {
-            self.misbehaved(from, Misbehaviour::UnexpectedReply);
+            if req.was_tried(from) {
+                // A peer given up on (too slow to accept, or stalled) that
+                // answers late: nothing to do with it, and no offence.
+                self.stats.unknown_replies += 1;
+            } else {
+                self.misbehaved(from, Misbehaviour::UnexpectedReply);
+            }
             return;
         }
         let insert = req.is_insert();
@@ -371,7 +381,12 @@ impl Node {
             Message::Accepted { .. } => {
                 req.accepted = true;
                 req.reached = true;
-                req.set_deadline(now.after(search_timeout));
+                // Fewer hops left, less time: the node next to a peer that
+                // accepts and then stalls gives up before those upstream,
+                // and can still try another peer in their time.
+                let max = u32::from(self.config.max_htl) + 1;
+                let share = (u32::from(req.htl) + 1).min(max);
+                req.set_deadline(now.after(search_timeout * share / max));
                 if let Kind::Insert(block) = &req.kind {
                     let block = block.as_bytes().to_vec();
                     self.send(from, Message::InsertData { id, block });
@@ -397,11 +412,30 @@ impl Node {
                 };
                 self.note_to_peer(from, ended);
                 self.failures.record(now, key, from);
+                let Some(req) = self.requests.get(&id) else {
+                    return;
+                };
+                let doubt = htl == 0
+                    && req.htl > 1
+                    && req.doubts < self.config.not_found_doubts
+                    && !self.is_trusted(now, from)
+                    && self.next_peer(now, id).is_some();
                 let Some(req) = self.requests.get_mut(&id) else {
                     return;
                 };
                 req.reached = true;
-                req.htl = req.htl.min(htl);
+                if doubt {
+                    // One peer near the key answering "not found, no hops
+                    // left" would otherwise censor it. Its claim cannot be
+                    // checked, so spend half of our own budget on the next
+                    // peer; bounded (a few doubts, halved HTL) so an honest
+                    // not-found search costs a small multiple, not a blow-up.
+                    req.doubts += 1;
+                    req.htl /= 2;
+                    self.stats.not_found_doubted += 1;
+                } else {
+                    req.htl = req.htl.min(htl);
+                }
                 if req.htl > 0 {
                     self.route_next(now, id);
                 } else if insert {
@@ -449,22 +483,24 @@ impl Node {
         }
     }
 
+    /// The best peer request `id` has not been routed to yet: peers that said
+    /// "not found" for its key lately come last.
+    pub(super) fn next_peer(&self, now: Time, id: RequestId) -> Option<(PeerId, Location)> {
+        let req = self.requests.get(&id)?;
+        let failures = &self.failures;
+        self.best_peer(now, &req.key, |p| {
+            req.was_tried(p) || req.has_peer_waiter(p) || failures.failed(now, &req.key, p)
+        })
+        .or_else(|| {
+            self.best_peer(now, &req.key, |p| {
+                req.was_tried(p) || req.has_peer_waiter(p)
+            })
+        })
+    }
+
     /// Sends the request to the best untried peer, or ends it with `RouteNotFound`.
     pub(super) fn route_next(&mut self, now: Time, id: RequestId) {
-        let Some(req) = self.requests.get(&id) else {
-            return;
-        };
-        // Peers that said "not found" for this key lately come last.
-        let failures = &self.failures;
-        let next = self
-            .best_peer(now, &req.key, |p| {
-                req.was_tried(p) || req.has_peer_waiter(p) || failures.failed(now, &req.key, p)
-            })
-            .or_else(|| {
-                self.best_peer(now, &req.key, |p| {
-                    req.was_tried(p) || req.has_peer_waiter(p)
-                })
-            });
+        let next = self.next_peer(now, id);
         let accept_timeout = self.config.accept_timeout;
         let Some(req) = self.requests.get_mut(&id) else {
             return;

@@ -100,8 +100,12 @@ const FAR: u64 = 1 << 62;
 
 /// A node far from `block`'s key, with peers 1 (far), 2 (closest), 3 (second).
 fn relay(block: &ChkBlock) -> One {
+    relay_with(RoutingConfig::default(), block)
+}
+
+fn relay_with(config: RoutingConfig, block: &ChkBlock) -> One {
     let key = block.routing_key();
-    let mut one = One::new(RoutingConfig::default(), near(&key, FAR + MID));
+    let mut one = One::new(config, near(&key, FAR + MID));
     one.up(1, near(&key, FAR + 2 * MID));
     one.up(2, near(&key, CLOSE));
     one.up(3, near(&key, MID));
@@ -163,37 +167,95 @@ fn request_goes_to_the_closest_peer_then_backtracks() {
     assert_eq!(one.node.live_requests(), 0);
 }
 
+fn not_found(id: u64, htl: u8) -> Message {
+    Message::DataNotFound {
+        id: RequestId(id),
+        htl,
+    }
+}
+
 #[test]
-fn data_not_found_with_no_hops_left_ends_the_request() {
+fn a_claimed_htl_0_does_not_end_a_search_with_peers_and_budget_left() {
     let block = sim_block(1, 2);
     let key = block.routing_key();
     let mut one = relay(&block);
     one.msg(1, request(7, key, 10));
+    // Peer 2 (the closest) claims the search is spent. It has never returned
+    // data here, so its claim is doubted: peer 3 gets half our budget (9 / 2).
+    let out = one.msg(2, not_found(7, 0));
+    assert_eq!(sends(&out), vec![(3, &request(7, key, 4))]);
+    assert_eq!(one.node.stats().not_found_doubted, 1);
+    // The doubt is spent: a second claim of 0 ends the search, so requests
+    // still end (and an honest not-found search costs a bounded multiple).
+    let out = one.msg(3, not_found(7, 0));
+    assert_eq!(sends(&out), vec![(1, &not_found(7, 0))]);
+    assert_eq!(one.node.live_requests(), 0);
+
+    // RouteNotFound claiming 0 is doubted the same way.
+    let other = sim_block(1, 20).routing_key();
+    one.msg(1, request(8, other, 10));
+    let first = if key_is_closer(&one, 2, 3, &other) {
+        2
+    } else {
+        3
+    };
+    let second = 5 - first;
     let out = one.msg(
-        2,
-        Message::DataNotFound {
-            id: RequestId(7),
+        first,
+        Message::RouteNotFound {
+            id: RequestId(8),
             htl: 0,
         },
     );
-    assert_eq!(
-        sends(&out),
-        vec![(
-            1,
-            &Message::DataNotFound {
-                id: RequestId(7),
-                htl: 0
-            }
-        )]
-    );
+    assert_eq!(sends(&out), vec![(second, &request(8, other, 4))]);
+
+    // A peer that returned data lately is believed: its "spent" ends the search.
+    let out = one.msg(1, request(9, key, 10));
+    let to = sends(&out)[1].0;
+    let out = one.msg(to, data_found(9, &block));
+    assert!(sends(&out).contains(&(1, &data_found(9, &block))));
+    let out = one.msg(1, request(10, key, 10));
+    assert_eq!(sends(&out)[1], (to, &request(10, key, 9)));
+    let out = one.msg(to, not_found(10, 0));
+    assert_eq!(sends(&out), vec![(1, &not_found(10, 0))]);
+}
+
+/// Whether `a` is closer than `b` to `key`, as the node sees them.
+fn key_is_closer(one: &One, a: u64, b: u64, key: &RoutingKey) -> bool {
+    let at = |p: u64| {
+        one.node
+            .peers()
+            .find(|(id, _)| id.0 == p)
+            .map(|(_, l)| l.distance(key.location()))
+    };
+    at(a) < at(b)
+}
+
+#[test]
+fn without_doubts_a_claimed_htl_0_ends_the_request() {
+    let block = sim_block(1, 2);
+    let key = block.routing_key();
+    let config = RoutingConfig {
+        not_found_doubts: 0,
+        ..RoutingConfig::default()
+    };
+    let mut one = One::new(config, near(&key, FAR + MID));
+    one.up(1, near(&key, FAR + 2 * MID));
+    one.up(2, near(&key, CLOSE));
+    one.up(3, near(&key, MID));
+    one.msg(1, request(7, key, 10));
+    let out = one.msg(2, not_found(7, 0));
+    assert_eq!(sends(&out), vec![(1, &not_found(7, 0))]);
 }
 
 #[test]
 fn htl_coin_flips_are_per_link_not_per_request() {
     let key = RoutingKey::from_bytes([0x11; 32]);
-    // Without a failure table, so every round is forwarded to the same peer.
+    // Without a failure table or doubts, so every round is forwarded to the
+    // same peer and ends at its "not found".
     let config = RoutingConfig {
         failure_table_keys: 0,
+        not_found_doubts: 0,
         ..RoutingConfig::default()
     };
     let mut one = One::new(config, near(&key, FAR));
@@ -463,7 +525,21 @@ fn timeouts_in_virtual_time() {
     one.msg(3, Message::Accepted { id });
     let search = accept.after(DEFAULT_SEARCH_TIMEOUT);
     assert_eq!(one.node.poll_timeout(), Some(search));
+    // Peer 3 accepted, then went quiet: it must not end the search, so
+    // peer 1 gets half the hops.
     let out = one.advance(search);
+    let htl = DEFAULT_MAX_HTL / 2;
+    assert_eq!(sends(&out), vec![(1, &Message::Request { id, key, htl })]);
+    // Peer 3 answering late is ignored, not an offence.
+    assert!(one.msg(3, Message::DataNotFound { id, htl: 0 }).is_empty());
+    one.msg(1, Message::Accepted { id });
+    // Fewer hops left, less time: (9 + 1) / (18 + 1) of the search timeout,
+    // and never past the request's lifetime.
+    let again = search
+        .after(DEFAULT_SEARCH_TIMEOUT * 10 / 19)
+        .min(Time::ZERO.after(DEFAULT_REQUEST_LIFETIME));
+    assert_eq!(one.node.poll_timeout(), Some(again));
+    let out = one.advance(again);
     assert!(matches!(
         out[..],
         [Action::FetchDone {
@@ -950,7 +1026,13 @@ fn each_peer_has_its_requests_in_flight_and_their_outcomes_counted() {
 fn own_requests_count_peers_asked_and_htl_used() {
     let block = sim_block(1, 22);
     let key = block.routing_key();
-    let mut one = relay(&block);
+    // A claimed HTL 0 is believed here, so the last search ends at its
+    // first answer (the doubt of such claims has its own tests).
+    let config = RoutingConfig {
+        not_found_doubts: 0,
+        ..RoutingConfig::default()
+    };
+    let mut one = relay_with(config, &block);
     // Found at the second peer asked.
     let out = one.handle(Event::Fetch {
         client: ClientId(1),

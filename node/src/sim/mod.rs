@@ -7,8 +7,11 @@
 //! and `peak_rss_mb`, which measure the machine).
 
 pub mod folding;
+pub mod levine;
+pub mod malicious;
 pub mod net;
 pub mod topology;
+pub mod traceback;
 
 use std::time::Instant;
 
@@ -19,11 +22,12 @@ use serde::{Deserialize, Serialize};
 use warren_crypto::{ChkBlock, RoutingKey};
 
 pub use self::folding::{CurvePoint, JoinReport, DEFAULT_FOLD_ROUNDS};
+pub use self::malicious::{MaliciousKind, MaliciousKindError, MaliciousReport};
 pub use self::net::{sim_noderef, Completion, Intercept, Interceptor, Net, NetParams, NodeIx};
 pub use self::topology::{Topology, TopologyError};
 use crate::routing::{
     ClientId, FetchError, OpennetStats, RoutingConfig, Time, DEFAULT_MAX_HTL,
-    DEFAULT_SINK_SECOND_COPY,
+    DEFAULT_NOT_FOUND_DOUBTS, DEFAULT_SINK_SECOND_COPY,
 };
 
 /// Default number of simulated nodes.
@@ -68,6 +72,20 @@ pub struct SimConfig {
     /// the graph folds, before the measured round.
     #[serde(default = "default_fold_rounds")]
     pub fold_rounds: usize,
+    /// Share of nodes that attack every fetch routed to them (0 to 1).
+    #[serde(default)]
+    pub malicious_fraction: f64,
+    /// How they attack.
+    #[serde(default)]
+    pub malicious_kind: MaliciousKind,
+    /// `RoutingConfig::not_found_doubts` of every node: 0 is the routing
+    /// before the claimed-HTL-0 defence.
+    #[serde(default = "default_not_found_doubts")]
+    pub not_found_doubts: u8,
+}
+
+fn default_not_found_doubts() -> u8 {
+    DEFAULT_NOT_FOUND_DOUBTS
 }
 
 fn default_fold_rounds() -> usize {
@@ -93,6 +111,9 @@ impl Default for SimConfig {
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             sink_second_copy: DEFAULT_SINK_SECOND_COPY,
             fold_rounds: DEFAULT_FOLD_ROUNDS,
+            malicious_fraction: 0.0,
+            malicious_kind: MaliciousKind::Dnf,
+            not_found_doubts: DEFAULT_NOT_FOUND_DOUBTS,
         }
     }
 }
@@ -106,6 +127,10 @@ pub struct Failures {
     /// The originator itself went offline (churn) before its fetch finished.
     pub originator_left: u64,
     pub other: u64,
+    /// Completed with a block other than the one asked for: a forged block
+    /// accepted. The core verifies every block, so this must stay 0.
+    #[serde(default)]
+    pub wrong_block: u64,
 }
 
 /// What a simulation measured.
@@ -158,6 +183,9 @@ pub struct SimReport {
     /// Opennet counters summed over all nodes, for the whole run.
     #[serde(default)]
     pub opennet: OpennetStats,
+    /// Runs with malicious nodes: what they did.
+    #[serde(default)]
+    pub malicious: Option<MaliciousReport>,
 }
 
 impl SimReport {
@@ -180,6 +208,7 @@ pub fn run(config: &SimConfig) -> SimReport {
     let routing = RoutingConfig {
         max_htl: config.htl,
         sink_second_copy: config.sink_second_copy,
+        not_found_doubts: config.not_found_doubts,
         opennet: config
             .topology
             .is_opennet()
@@ -192,6 +221,14 @@ pub fn run(config: &SimConfig) -> SimReport {
         cache_capacity: config.cache_capacity,
     };
     let mut net = Net::new(routing, &locations, adjacency, params);
+    let attacked = std::rc::Rc::new(std::cell::Cell::new(0));
+    // Drawn only when asked for, so runs without attackers keep their figures.
+    let bad = (config.malicious_fraction > 0.0)
+        .then(|| malicious::pick(&mut rng, config.nodes, config.malicious_fraction));
+    if let Some(bad) = &bad {
+        let kind = config.malicious_kind;
+        net.set_interceptor(malicious::interceptor(bad.clone(), kind, attacked.clone()));
+    }
     let mut report = SimReport {
         nodes: config.nodes,
         degree_mean: links as f64 / config.nodes.max(1) as f64,
@@ -260,6 +297,16 @@ pub fn run(config: &SimConfig) -> SimReport {
     report.overloaded_sent = net.sum_stats(|s| s.overloaded_sent);
     report.merged = net.sum_stats(|s| s.merged);
     report.timeouts = net.sum_stats(|s| s.timeouts);
+    if let Some(bad) = &bad {
+        report.malicious = Some(MaliciousReport {
+            kind: config.malicious_kind,
+            nodes: bad.iter().filter(|&&b| b).count(),
+            requests_attacked: attacked.get(),
+            forged_refused: net.sum_stats(|s| s.forged_blocks),
+            wrong_blocks_accepted: report.failures.wrong_block,
+            not_found_doubted: net.sum_stats(|s| s.not_found_doubted),
+        });
+    }
     report.virtual_s = net.now().as_millis() as f64 / 1000.0;
     report.wall_s = started.elapsed().as_secs_f64();
     report.peak_rss_mb = peak_rss_mb();
@@ -352,6 +399,7 @@ fn fetch_phase(
     for (client, key) in clients.iter().zip(keys) {
         match net.completion(*client) {
             Some(Completion::Fetch(Ok(got))) if got == key => hops.push(net.hops(*client)),
+            Some(Completion::Fetch(Ok(_))) => report.failures.wrong_block += 1,
             Some(Completion::Fetch(Err(FetchError::DataNotFound))) => {
                 report.failures.data_not_found += 1;
             }
@@ -428,5 +476,7 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kib| kib * 1024.0 / MIB)
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

@@ -749,6 +749,28 @@ impl Net {
         }
     }
 
+    /// Delivers `msg` from `from` to `to` at `at`, as if `from` had sent it
+    /// (attackers that speak on their own, not only in answer).
+    pub fn inject(&mut self, at: Time, from: NodeIx, to: NodeIx, msg: Message) {
+        let epochs = (self.epoch[from as usize], self.epoch[to as usize]);
+        self.schedule(
+            at,
+            Pending::Deliver {
+                from,
+                to,
+                epochs,
+                msg,
+            },
+        );
+    }
+
+    /// Draws every node's HTL coins afresh (see `Node::redraw_htl_coins`).
+    pub fn redraw_htl_coins(&mut self) {
+        for node in &mut self.nodes {
+            node.redraw_htl_coins(&mut self.rng);
+        }
+    }
+
     /// Block table size, for reports.
     pub fn distinct_blocks(&self) -> usize {
         self.blocks.len()

@@ -290,11 +290,14 @@ fn a_block_outlives_its_sink_going_offline() {
 
 #[test]
 fn the_random_control_collapses_as_the_network_grows() {
+    // Without doubting "not found" claims: its second searches would blur
+    // what the graph alone gives (hostile_tests measure the defence).
     let at = |nodes| {
         run(&SimConfig {
             nodes,
             requests: 150,
             topology: Topology::Random,
+            not_found_doubts: 0,
             ..SimConfig::default()
         })
         .success_rate
@@ -314,6 +317,8 @@ fn path_folding_reshapes_a_random_start_into_a_better_graph() {
         topology: Topology::Folded,
         fold_rounds: 12,
         seed: 3,
+        // As in the random control test: the graph alone, without doubts.
+        not_found_doubts: 0,
         ..SimConfig::default()
     };
     let report = run(&config);
