@@ -11,8 +11,9 @@ use support::{stderr, stdout, warren, TestNet};
 const CHAIN: usize = 3;
 
 fn write_site(dir: &Path, edition: u32) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("index.html"), format!("<p>edition {edition}</p>")).unwrap();
+    std::fs::create_dir_all(dir).expect("site dir");
+    std::fs::write(dir.join("index.html"), format!("<p>edition {edition}</p>"))
+        .expect("index.html");
 }
 
 /// `warren insert SITE --key-file KEY --next-edition` at node `index`; the
@@ -20,9 +21,9 @@ fn write_site(dir: &Path, edition: u32) {
 fn publish_next(net: &TestNet, index: usize, site: &Path, key_file: &Path) -> (String, String) {
     let out = warren(&[
         "insert",
-        site.to_str().unwrap(),
+        site.to_str().expect("utf-8"),
         "--key-file",
-        key_file.to_str().unwrap(),
+        key_file.to_str().expect("utf-8"),
         "--next-edition",
         "--api",
         &net.api_arg(index),
@@ -37,7 +38,10 @@ fn publish_next(net: &TestNet, index: usize, site: &Path, key_file: &Path) -> (S
 fn fetch_latest(net: &TestNet, index: usize, request: &str, out: &Path) -> (String, String) {
     let run = net.fetch(index, &format!("{request}index.html"), out);
     assert!(run.status.success(), "fetch failed: {}", stderr(&run));
-    (std::fs::read_to_string(out).unwrap(), stderr(&run))
+    (
+        std::fs::read_to_string(out).expect("fetched file"),
+        stderr(&run),
+    )
 }
 
 #[test]
