@@ -113,8 +113,49 @@ fn editions_published_at_one_node_are_followed_from_three_hops_away() {
         .call()
         .unwrap();
     assert_eq!(response.status().as_u16(), 307);
-    let location = response.headers()["location"].to_str().unwrap();
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.ends_with("/blog/3/"), "{location}");
+    let page = agent
+        .get(format!("http://{}{location}", node.gateway))
+        .header("accept", "text/html")
+        .call()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    assert!(page.contains("edition 3"), "{page}");
+
+    // A KSK: anyone can write it first, and the first block stays.
+    let note = work.path().join("note.txt");
+    std::fs::write(&note, b"first writer").unwrap();
+    let ksk = "KSK@warren-e2e-note";
+    let insert_ksk = |path: &Path| {
+        warren(&[
+            "insert",
+            path.to_str().unwrap(),
+            "--key",
+            ksk,
+            "--api",
+            &net.api_arg(0),
+            "--data-dir",
+            &net.data_dir_arg(0),
+        ])
+    };
+    let first = insert_ksk(&note);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(stdout(&first).trim(), ksk);
+    let fetched = work.path().join("note-fetched.txt");
+    let run = net.fetch(tip, ksk, &fetched);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(std::fs::read(&fetched).unwrap(), b"first writer");
+    std::fs::write(&note, b"a squatter").unwrap();
+    let second = insert_ksk(&note);
+    assert!(!second.status.success());
+    assert!(
+        stderr(&second).contains("already stored under this key"),
+        "{}",
+        stderr(&second)
+    );
 
     // No node logged the insert key (its seed part).
     for index in 0..=tip {
