@@ -68,9 +68,19 @@ fn new_keys(args: &NewArgs) -> Result<()> {
         write_key_file(path, &insert)?;
         eprintln!("insert key written to {} (mode 0600)", path.display());
     }
-    println!("insert key (secret: whoever holds it can write here): {insert}");
-    println!("request key (share it: it reads):                     {request}");
-    Ok(())
+    // Written, not println!: a closed pipe is an error to report, not a panic.
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "insert key (secret: whoever holds it can write here): {insert}"
+    )
+    .and_then(|()| {
+        writeln!(
+            out,
+            "request key (share it: it reads):                     {request}"
+        )
+    })
+    .context("cannot write to standard output")
 }
 
 /// Writes `key` to a new file that only its owner can read.

@@ -88,6 +88,10 @@ pub enum UriError {
     UnknownSettings,
     #[error("this is not {0}")]
     WrongKeyType(&'static str),
+    #[error(
+        "an insert key names a document, not a path inside it: drop what follows the document name"
+    )]
+    InsertKeyPath,
 }
 
 pub(crate) fn decode_part<const N: usize>(text: &str, part: UriPart) -> Result<[u8; N], UriError> {

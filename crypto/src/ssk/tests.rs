@@ -209,6 +209,10 @@ fn uri_errors_say_what_is_wrong_without_echoing_keys() {
     );
     assert_eq!("KSK@".parse::<AnyUri>(), Err(UriError::BadDocName));
     assert_eq!(
+        format!("{text}/a/b").parse::<AnyUri>(),
+        Err(UriError::InsertKeyPath)
+    );
+    assert_eq!(
         "XYZ@abc".parse::<AnyUri>(),
         Err(UriError::UnsupportedScheme("XYZ".into()))
     );

@@ -308,7 +308,7 @@ impl FromStr for AnyUri {
                     let path = check_path(after)?;
                     return Ok(if insert {
                         if path.is_some() {
-                            return Err(UriError::BadPath);
+                            return Err(UriError::InsertKeyPath);
                         }
                         AnyUri::SskInsert(SskInsertUri {
                             private: SskPrivateKey::from_seed(&first),
