@@ -5,7 +5,9 @@ what the document states.
 
 Checked: CHK blocks (routing and crypto keys, the first and last bytes of a
 block), URIs, the location of a key, the noderef text form and wire form, the
-metadata (manifest) bytes, the routing-message bytes of Part III and the link
+metadata (manifest) bytes, the signed-key (SSK, USK, KSK) URIs, routing keys
+and block of section 8 (Ed25519 and ChaCha20-Poly1305 from `cryptography`),
+the routing-message bytes of Part III and the link
 envelope examples of Part II. The constants (payload size, header bytes,
 variant orders, close codes) are read from the document too, so a change to
 any of them shows up as mismatching vectors.
@@ -25,6 +27,7 @@ import pathlib
 import re
 import sys
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -258,6 +261,71 @@ class Checker:
                 raise Unreadable(f"no rule for the {name} example")
             self.expect(f"envelope {name}({arg})", unhex(stated).hex(), (bytes([link_version]) + body).hex())
 
+    def ssk(self):
+        """Section 8: SSK keys, block, URIs; USK and KSK mapping."""
+        sec = self.doc[self.doc.index("### 8. Signed subspace keys"):self.doc.index("## Part II.")]
+        block_len = int(find(r"`SSK_BLOCK_LEN` = (\d+) bytes", sec, "SSK_BLOCK_LEN").group(1))
+        payload = int(find(r"zero padding to (\d+) bytes", sec, "the SSK payload size").group(1))
+        header = find(r"\[SSK_FORMAT_VERSION = (\d+), CIPHER = (\d+)\]", sec, "the SSK header")
+        header = bytes([int(header.group(1)), int(header.group(2))])
+        name_dom = find(r'N = SHA-256\("([^"]+)" ‖ K ‖ name\)', sec, "the name domain").group(1).encode()
+        routing_dom = find(r'R = SHA-256\("([^"]+)" ‖ H ‖ N\)', sec, "the routing domain").group(1).encode()
+        key_dom = find(r'E  = SHA-256\("([^"]+)" ‖ K ‖ N\)', sec, "the encryption-key domain").group(1).encode()
+        nonce_dom = find(r'IV = SHA-256\("([^"]+)" ‖ E ‖ S\)\[0\.\.12\]', sec, "the nonce domain").group(1).encode()
+        sig_dom = find(r'Ed25519-sign\(s, "([^"]+)" ‖ B\)', sec, "the signature domain").group(1).encode()
+        ksk_seed = find(r's = SHA-256\("([^"]+)" ‖ keyword\)', sec, "the KSK seed domain").group(1).encode()
+        ksk_crypto = find(r'K = SHA-256\("([^"]+)" ‖ keyword\)', sec, "the KSK crypto domain").group(1).encode()
+        settings = find(r"base64url `(\w+)` \(request\) or `(\w+)` \(insert\)", sec, "the settings")
+        request_settings, insert_settings = b64url(bytes([1, 1, 0])), b64url(bytes([1, 1, 1]))
+        self.expect("SSK request settings", settings.group(1), request_settings)
+        self.expect("SSK insert settings", settings.group(2), insert_settings)
+        inputs = find(r'seed `s` = bytes `00 01 … 1f`, crypto key `K` = bytes `20 21 … 3f`,\s+document name `"(\w+)"`, '
+                      r'content `"([^"]+)"` \(kind 0\)', sec, "the SSK vector inputs")
+        seed, crypto = bytes(range(32)), bytes(range(0x20, 0x40))
+        name, content = inputs.group(1), inputs.group(2).encode()
+        sha = lambda *parts: hashlib.sha256(b"".join(parts)).digest()
+        private = Ed25519PrivateKey.from_private_bytes(seed)
+        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+        def keys(pub, k, doc):
+            h = sha(pub)
+            n = sha(name_dom, k, doc.encode())
+            return h, n, sha(routing_dom, h, n)
+
+        h, n, r = keys(public, crypto, name)
+        sealed = content + bytes(payload - len(content)) + len(content).to_bytes(2, "little") + bytes([0])
+        e = sha(key_dom, crypto, n)
+        iv = sha(nonce_dom, e, sealed)[:12]
+        body = header + public + n + iv
+        body += ChaCha20Poly1305(e).encrypt(iv, sealed, body)
+        sig = private.sign(sig_dom + body)
+        block = body + sig
+        self.expect("SSK block length", block_len, len(block))
+        # Rows read "| public key `P` | `hex` |": the label without its symbol.
+        table = {re.sub(r" `[^`]+`$", "", label): value
+                 for label, value in re.findall(r"^\| ([^|]+?) \| `([0-9a-f]+)` \|$", sec, re.M)}
+        for label, value in (("public key", public), ("pk hash", h), ("hashed name", n), ("routing key", r),
+                             ("nonce", iv), ("signature", sig), ("SHA-256 of the block", sha(block))):
+            stated = table.get(label)
+            if stated is None:
+                raise Unreadable(f"the SSK vector row {label!r}")
+            self.expect(f"SSK {label}", stated, value.hex())
+        uris = dict(re.findall(r"^(request|insert) URI\s+(SSK@\S+)$", sec, re.M))
+        self.expect("SSK request URI", uris.get("request"),
+                    f"SSK@{b64url(h)},{b64url(crypto)},{request_settings}/{name}")
+        self.expect("SSK insert URI", uris.get("insert"),
+                    f"SSK@{b64url(seed)},{b64url(crypto)},{insert_settings}/{name}")
+        usk = find(r"fetches SSK document\s+`([\w-]+)`, at routing key `([0-9a-f]{64})`", sec, "the USK vector")
+        self.expect("USK edition document name", usk.group(1), "blog-7")
+        self.expect("USK edition routing key", usk.group(2), keys(public, crypto, usk.group(1))[2].hex())
+        ksk = find(r"`KSK@([\w-]+)` is the SSK\s+`(SSK@\S+)` at routing key\s+`([0-9a-f]{64})`", sec, "the KSK vector")
+        keyword = ksk.group(1)
+        kseed, kcrypto = sha(ksk_seed, keyword.encode()), sha(ksk_crypto, keyword.encode())
+        kpub = Ed25519PrivateKey.from_private_bytes(kseed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        kh, _, kr = keys(kpub, kcrypto, keyword)
+        self.expect("KSK request URI", ksk.group(2), f"SSK@{b64url(kh)},{b64url(kcrypto)},{request_settings}/{keyword}")
+        self.expect("KSK routing key", ksk.group(3), kr.hex())
+
     # ---- Part III ----
 
     def routing_messages(self):
@@ -290,7 +358,7 @@ class Checker:
 
     def run(self):
         for step in (self.block_constants, self.blocks, self.extras, self.uris, self.location, self.noderef,
-                     self.manifest, self.link_envelope, self.routing_messages):
+                     self.manifest, self.ssk, self.link_envelope, self.routing_messages):
             try:
                 step()
             except (ValueError, KeyError, IndexError, StopIteration) as e:

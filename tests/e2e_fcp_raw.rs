@@ -1,7 +1,8 @@
 //! FCP 2.0 on raw sockets against real node processes: bad input is refused
 //! (a `ProtocolError`, a closed connection) while the node stays up and
 //! other clients are unaffected; sites through `ClientPutComplexDir` and
-//! `ClientPutDiskDir`; signed-key messages answered with their FCP errors.
+//! `ClientPutDiskDir`; Warren's signed keys (GenerateSSK, ClientGet of
+//! SSK/USK/KSK), and Freenet's refused as invalid URIs.
 
 mod support;
 
@@ -162,12 +163,19 @@ fn bad_input_is_refused_and_the_node_stays_up() {
     );
     c.send(b"ListPersistentRequests\nEndMessage\n");
     assert_eq!(c.read().expect("reply").name, "EndListPersistentRequests");
-    // Signed keys do not exist yet: their FCP errors, naming the request.
+    // Warren's signed keys: a fresh pair, both ending in `/` as Fred's do;
+    // a USK subscription is not offered; Freenet's own signed keys are not
+    // Warren's (an invalid URI).
     c.send(b"GenerateSSK\nIdentifier=g1\nEndMessage\n");
+    let pair = c.until("g1", &["SSKKeypair"]);
+    assert!(pair.fields["InsertURI"].starts_with("freenet:SSK@"));
+    assert!(pair.fields["InsertURI"].ends_with(",AQEB/"));
+    assert!(pair.fields["RequestURI"].ends_with(",AQEA/"));
+    c.send(b"SubscribeUSK\nIdentifier=u1\nURI=USK@a/b/1\nEndMessage\n");
     let e = protocol_error(c.read());
     assert_eq!(
         (e.fields["Code"].as_str(), e.fields["Identifier"].as_str()),
-        ("16", "g1")
+        ("16", "u1")
     );
     c.send(b"ClientGet\nIdentifier=s1\nURI=USK@abc,def,AQACAAE/site/3\nEndMessage\n");
     let failed = c.until("s1", &["GetFailed"]);
@@ -679,4 +687,53 @@ fn check_progress(reports: &[HashMap<String, String>], what: &str) {
         last = n("Succeeded");
     }
     assert!(last > 0, "{what}: nothing succeeded in {reports:?}");
+}
+
+/// `warren insert PATH --key KEY` at node `index`: the request key printed.
+fn publish(net: &TestNet, index: usize, path: &std::path::Path, key: &str) -> String {
+    let out = support::warren(&[
+        "insert",
+        path.to_str().expect("utf-8"),
+        "--key",
+        key,
+        "--api",
+        &net.api_arg(index),
+        "--data-dir",
+        &net.data_dir_arg(index),
+    ]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    support::stdout(&out).trim().to_owned()
+}
+
+#[test]
+fn warren_signed_keys_from_generate_ssk_are_fetched_over_fcp() {
+    let net = TestNet::start(4);
+    let ports = fcp_ports(&net);
+    let mut c = Client::hello(ports[0]);
+    c.send(b"GenerateSSK\nIdentifier=k\nEndMessage\n");
+    let pair = c.until("k", &["SSKKeypair"]);
+    // The client names the document: a USK's name and edition after the `/`.
+    let insert = pair.fields["InsertURI"]
+        .trim_start_matches("freenet:")
+        .replacen("SSK@", "USK@", 1);
+    let request = pair.fields["RequestURI"].replacen("SSK@", "USK@", 1);
+    let file = net.work_dir().join("notes.txt");
+    std::fs::write(&file, b"notes, edition 0").unwrap();
+    let printed = publish(&net, 0, &file, &format!("{insert}notes/0"));
+    assert!(printed.ends_with("/notes/0"), "{printed}");
+    std::fs::write(&file, b"a keyword note").unwrap();
+    assert_eq!(publish(&net, 0, &file, "KSK@fcp-note"), "KSK@fcp-note");
+
+    let mut far = Client::hello(ports[3]);
+    assert_eq!(
+        get(&mut far, "usk", &format!("{request}notes/-1")),
+        b"notes, edition 0"
+    );
+    assert_eq!(
+        get(&mut far, "ksk", "freenet:KSK@fcp-note"),
+        b"a keyword note"
+    );
+    far.send(b"ClientGet\nIdentifier=none\nURI=KSK@never-inserted\nEndMessage\n");
+    let failed = far.until("none", &["GetFailed"]);
+    assert_eq!(failed.fields["Code"], "13", "{failed:?}");
 }

@@ -67,6 +67,8 @@ pub struct ApiClient {
 /// A streaming fetch: the content reader and the length the node announced.
 pub struct Download {
     pub length: Option<u64>,
+    /// For a USK: the edition the node found.
+    pub edition: Option<u64>,
     pub reader: Box<dyn Read + Send>,
 }
 
@@ -81,6 +83,13 @@ impl std::fmt::Debug for Download {
 #[derive(Debug, Deserialize)]
 struct UriAnswer {
     uri: String,
+}
+
+/// What `/api/publish` answered: the request key, and a USK's edition.
+#[derive(Debug, Deserialize)]
+pub struct Published {
+    pub uri: String,
+    pub edition: Option<u64>,
 }
 
 impl ApiClient {
@@ -198,6 +207,23 @@ impl ApiClient {
         self.read_uri(response)
     }
 
+    /// Publishes the CHK `uri` under the insert key `key` (sent in the body,
+    /// never in the URL); returns the request key.
+    pub fn publish(&self, key: &str, uri: &str, next_edition: bool) -> Result<Published> {
+        let body = serde_json::to_vec(
+            &serde_json::json!({ "key": key, "uri": uri, "next_edition": next_edition }),
+        )?;
+        let response = self
+            .agent
+            .post(format!("{}/api/publish", self.base))
+            .header("authorization", self.authorization())
+            .header("content-type", "application/json")
+            .send(&body[..])
+            .map_err(|e| self.explain(e))?;
+        self.read_json(response)
+            .context("the node's answer is not the expected JSON")
+    }
+
     fn read_uri(&self, response: ureq::http::Response<ureq::Body>) -> Result<String> {
         let answer: UriAnswer = self
             .read_json(response)
@@ -233,11 +259,17 @@ impl ApiClient {
             .call()
             .map_err(|e| self.explain(e))?;
         let response = self.check(response)?;
+        let edition = response
+            .headers()
+            .get(warren_node::signed::EDITION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         let body = response.into_body();
         let length = body.content_length();
         let reader = body.into_with_config().limit(u64::MAX).reader();
         Ok(Download {
             length,
+            edition,
             reader: Box::new(reader),
         })
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use warren_crypto::ChkUri;
+use warren_crypto::{AnyUri, ChkUri};
 
 use crate::api_client::ApiArgs;
 use crate::insert::progress_bar;
@@ -17,7 +17,8 @@ const COPY_CHUNK: usize = 256 * 1024;
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// The key to fetch, `CHK@…[/path]`.
+    /// The key to fetch: `CHK@…[/path]`, `SSK@…/name[/path]`, `KSK@name`, or
+    /// `USK@…/name/N[/path]` (`-1` for the newest edition).
     pub key: String,
     /// Where to write the content (`-` for standard output) [default: the key's file name].
     #[arg(short, long)]
@@ -31,10 +32,13 @@ pub struct FetchArgs {
 
 pub fn run(args: &FetchArgs) -> Result<()> {
     // Parse here first: a mistyped key deserves an answer without a node.
-    let uri: ChkUri = args.key.parse().context("that is not a valid key")?;
+    let any: AnyUri = args.key.parse().context("that is not a valid key")?;
+    if any.is_insert() {
+        bail!("that is an insert key (it holds the private key); fetch with its request key");
+    }
     let output = match &args.output {
         Some(path) => path.clone(),
-        None => default_output(&uri, args.force)?,
+        None => default_output(&any, args.force)?,
     };
     let to_stdout = output.as_os_str() == "-";
     if !to_stdout && !args.force && output.symlink_metadata().is_ok() {
@@ -45,6 +49,9 @@ pub fn run(args: &FetchArgs) -> Result<()> {
     }
     let client = args.api.client()?;
     let download = client.fetch(&args.key).context("fetch failed")?;
+    if let Some(edition) = download.edition {
+        eprintln!("edition {edition}");
+    }
     if to_stdout {
         let mut stdout = io::stdout().lock();
         copy_checked(download, &mut stdout, "standard output")?;
@@ -58,12 +65,19 @@ pub fn run(args: &FetchArgs) -> Result<()> {
 /// The file name a key suggests: only its last path segment, never `.` or
 /// `..`, and never a hidden name unless `force` (a key ending in `/.bashrc`
 /// must not replace the user's shell setup).
-fn default_output(uri: &ChkUri, force: bool) -> Result<PathBuf> {
-    let name = uri
-        .path
-        .as_deref()
+fn default_output(uri: &AnyUri, force: bool) -> Result<PathBuf> {
+    // A signed key without a path is named by its document name.
+    let (path, name) = match uri {
+        AnyUri::Chk(ChkUri { path, .. }) => (path.as_deref(), None),
+        AnyUri::Ssk(ssk) => (ssk.path.as_deref(), Some(ssk.docname.as_str())),
+        AnyUri::Usk(usk) => (usk.path.as_deref(), Some(usk.name.as_str())),
+        AnyUri::Ksk(ksk) => (ksk.path.as_deref(), Some(ksk.keyword.as_str())),
+        AnyUri::SskInsert(_) | AnyUri::UskInsert(_) => (None, None),
+    };
+    let name = path
         .and_then(|p| p.rsplit('/').next())
-        .filter(|n| !n.is_empty());
+        .filter(|n| !n.is_empty())
+        .or(name);
     match name {
         Some(name) if name == ".." || name == "." => {
             bail!("this key names no file; pass -o PATH (or -o - for standard output)")
@@ -224,11 +238,11 @@ fn copy_checked(
 mod tests {
     use super::*;
 
-    fn uri_with_path(path: &str) -> ChkUri {
+    fn uri_with_path(path: &str) -> AnyUri {
         let (_, key) = warren_crypto::ChkBlock::encode(b"x").unwrap();
         let mut uri = ChkUri::new(key, warren_crypto::Extra::DATA);
         uri.path = Some(path.to_owned());
-        uri
+        AnyUri::Chk(uri)
     }
 
     #[test]
@@ -251,6 +265,7 @@ mod tests {
     fn download_of(bytes: &'static [u8]) -> crate::api_client::Download {
         crate::api_client::Download {
             length: Some(bytes.len() as u64),
+            edition: None,
             reader: Box::new(bytes),
         }
     }

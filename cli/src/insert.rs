@@ -1,4 +1,6 @@
-//! `warren insert FILE|DIR`: the key on stdout, progress on stderr.
+//! `warren insert FILE|DIR [--key INSERT-KEY]`: the key on stdout, progress
+//! on stderr. With `--key`, the content (as CHKs) is published under a
+//! signed key and its request key printed.
 
 use std::fs::File;
 use std::io::Read;
@@ -22,10 +24,32 @@ pub struct InsertArgs {
     /// Content type to record (guessed from the file name if not given).
     #[arg(long)]
     pub content_type: Option<String>,
+    /// Publish under this insert key: `SSK@…/name`, `USK@…/name/N` (from
+    /// `warren keys new`) or `KSK@name`. Prefer --key-file: a command line
+    /// is visible to other users of this machine.
+    #[arg(long, conflicts_with = "key_file")]
+    pub key: Option<String>,
+    /// Read the insert key from this file (as `warren keys new --out` writes it).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// With a USK key: publish as the edition after the newest the network holds.
+    #[arg(long)]
+    pub next_edition: bool,
 }
 
 pub fn run(args: &InsertArgs) -> Result<()> {
+    let key = match (&args.key, &args.key_file) {
+        (Some(key), _) => Some(crate::keys::parse_insert_key(key)?),
+        (None, Some(path)) => Some(crate::keys::parse_insert_key(&crate::keys::read_key_file(
+            path,
+        )?)?),
+        (None, None) if args.next_edition => bail!("--next-edition needs a USK --key"),
+        (None, None) => None,
+    };
     let client = args.api.client()?;
+    if let Some(key) = key {
+        return publish(&client, args, &key);
+    }
     let meta = std::fs::metadata(&args.path)
         .with_context(|| format!("cannot read {}", args.path.display()))?;
     let uri = if meta.is_dir() {
@@ -43,6 +67,34 @@ pub fn run(args: &InsertArgs) -> Result<()> {
         with_file_name(uri, &args.path)
     };
     println!("{uri}");
+    Ok(())
+}
+
+/// Inserts the file or directory as CHKs, then signs a pointer to them under `key`.
+fn publish(client: &ApiClient, args: &InsertArgs, key: &warren_crypto::AnyUri) -> Result<()> {
+    let meta = std::fs::metadata(&args.path)
+        .with_context(|| format!("cannot read {}", args.path.display()))?;
+    let (content, site) = if meta.is_dir() {
+        (insert_dir(client, &args.path)?, true)
+    } else {
+        let bar = progress_bar(meta.len(), "inserting");
+        let content_type = args
+            .content_type
+            .clone()
+            .unwrap_or_else(|| guess_type(&args.path));
+        let uri = insert_file(client, &args.path, &content_type, &bar)?;
+        bar.finish_and_clear();
+        (uri, false)
+    };
+    // The key itself travels to the node in the request body only.
+    let published = client
+        .publish(&key.to_string(), &content, args.next_edition)
+        .context("publishing under the key failed")?;
+    if let Some(edition) = published.edition {
+        eprintln!("published edition {edition}");
+    }
+    let slash = if site { "/" } else { "" };
+    println!("{}{slash}", published.uri);
     Ok(())
 }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod fetch;
 pub mod insert;
+pub mod keys;
 pub mod node;
 pub mod runfile;
 pub mod sim;

@@ -5,7 +5,7 @@
 //! codes live here; everything else is in `warren-node`, `warren-store` and
 //! `warren-crypto`.
 
-use warren_cli::{demo, fetch, insert, node, sim, status, testnet};
+use warren_cli::{demo, fetch, insert, keys, node, sim, status, testnet};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +33,8 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// Show a running node's peers, traffic, store and routing figures.
     Status(status::StatusArgs),
+    /// Signed keys for publishing (`keys new`); not the node identity (`keygen`).
+    Keys(keys::KeysArgs),
     /// Create the node identity in a data directory and print its noderef.
     Keygen {
         /// Data directory [default: the platform data dir].
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Insert(args) => insert::run(&args),
         Command::Fetch(args) => fetch::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Keys(args) => keys::run(&args),
         Command::Keygen { data_dir } => node::keygen(data_dir),
         Command::Testnet(args) => testnet::run(args),
         Command::Demo(args) => demo::run(&args),

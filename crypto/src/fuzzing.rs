@@ -11,6 +11,7 @@ use crate::block::{BlockError, ChkBlock};
 use crate::identity::NodeRef;
 use crate::key::{CryptoKey, RoutingKey, KEY_LEN};
 use crate::metadata::Metadata;
+use crate::ssk::{AnyUri, SskBlock, SskBlockError, SskPayload};
 use crate::uri::ChkUri;
 
 /// Parses bytes as a URI; a parsed URI must print and parse back to itself.
@@ -20,6 +21,61 @@ pub fn parse_uri(data: &[u8]) -> Option<ChkUri> {
     let again: Result<ChkUri, _> = uri.to_string().parse();
     assert_eq!(again.as_ref(), Ok(&uri), "URI did not round-trip");
     Some(uri)
+}
+
+/// Parses bytes as any key type (`CHK@`, `SSK@`, `USK@`, `KSK@`, insert or
+/// request); a parsed URI must print and parse back to itself.
+pub fn parse_any_uri(data: &[u8]) -> Option<AnyUri> {
+    let text = core::str::from_utf8(data).ok()?;
+    let uri = text.parse::<AnyUri>().ok()?;
+    let again: Result<AnyUri, _> = uri.to_string().parse();
+    assert_eq!(again.as_ref(), Ok(&uri), "URI did not round-trip");
+    Some(uri)
+}
+
+/// What the SSK block entry found: the block checked against the given
+/// routing key, and against the routing key its own public key and name
+/// give (so random bytes reach the signature check), each then decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SskOutcome {
+    pub given_key: Result<SskPayload, SskBlockError>,
+    pub own_key: Result<SskPayload, SskBlockError>,
+}
+
+/// Reads a routing key, a crypto key, then an SSK block; verifies and decodes it.
+/// `None` when the input is too short to hold the two keys.
+pub fn verify_and_decode_ssk_block(data: &[u8]) -> Option<SskOutcome> {
+    if data.len() < 2 * KEY_LEN {
+        return None;
+    }
+    let (keys, bytes) = data.split_at(2 * KEY_LEN);
+    let mut routing = [0u8; KEY_LEN];
+    routing.copy_from_slice(&keys[..KEY_LEN]);
+    let mut crypto = [0u8; KEY_LEN];
+    crypto.copy_from_slice(&keys[KEY_LEN..]);
+    let crypto = CryptoKey::from_bytes(crypto);
+    let open = |routing: RoutingKey| {
+        let block = SskBlock::verify(routing, bytes.to_vec())?;
+        block.decode(&crypto)
+    };
+    // The routing key the block's own public key and hashed name give.
+    let own = match (bytes.get(2..34), bytes.get(34..66)) {
+        (Some(pk), Some(name)) => {
+            let mut p = [0u8; KEY_LEN];
+            p.copy_from_slice(pk);
+            let mut n = [0u8; KEY_LEN];
+            n.copy_from_slice(name);
+            crate::ssk::routing_key(
+                &crate::ssk::SskPublicKey::from_bytes(p).hash(),
+                &crate::ssk::HashedName::from_bytes(n),
+            )
+        }
+        _ => RoutingKey::from_bytes([0; KEY_LEN]),
+    };
+    Some(SskOutcome {
+        given_key: open(RoutingKey::from_bytes(routing)),
+        own_key: open(own),
+    })
 }
 
 /// What the block entry found for one input: the block checked against the

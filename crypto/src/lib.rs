@@ -29,6 +29,7 @@ pub mod key;
 pub mod location;
 pub mod metadata;
 pub mod splitfile;
+pub mod ssk;
 pub mod uri;
 
 pub use block::{BlockError, ChkBlock, BLOCK_LEN, BLOCK_PAYLOAD};
@@ -39,5 +40,9 @@ pub use metadata::{Metadata, MetadataError};
 pub use splitfile::{
     encode_bytes, ContentFetcher, EncodeError, Encoded, FetchError, SiteBuilder, SiteEntry,
     SplitfileConfig, SplitfileEncoder,
+};
+pub use ssk::{
+    AnyUri, Edition, KskUri, SskBlock, SskBlockError, SskInsertUri, SskPayload, SskUri,
+    UskInsertUri, UskUri, SSK_BLOCK_LEN,
 };
 pub use uri::{ChkUri, UriError};

@@ -78,9 +78,23 @@ pub enum UriError {
     Extra(#[from] ExtraError),
     #[error("the path after the key contains a control character")]
     BadPath,
+    #[error("an `SSK@` or `USK@` key needs a document name after its keys (`SSK@…/name`)")]
+    MissingDocName,
+    #[error("the document name is empty, longer than 256 bytes, or holds a control character")]
+    BadDocName,
+    #[error("a `USK@` key needs an edition after its name (`USK@…/name/N`, N ≥ 0, or -1 for the newest; an insert key needs N ≥ 0 and no path)")]
+    BadEdition,
+    #[error("the settings (third part) of this key are not understood")]
+    UnknownSettings,
+    #[error("this is not {0}")]
+    WrongKeyType(&'static str),
+    #[error(
+        "an insert key names a document, not a path inside it: drop what follows the document name"
+    )]
+    InsertKeyPath,
 }
 
-fn decode_part<const N: usize>(text: &str, part: UriPart) -> Result<[u8; N], UriError> {
+pub(crate) fn decode_part<const N: usize>(text: &str, part: UriPart) -> Result<[u8; N], UriError> {
     // The whole URI is already bounded by MAX_URI_LEN; the decoder is strict
     // (no padding, no stray trailing bits), so one key has exactly one spelling.
     let bytes = URL_SAFE_NO_PAD

@@ -23,6 +23,7 @@ pub mod fcp;
 pub mod http;
 pub mod link;
 pub mod routing;
+pub mod signed;
 pub mod sim;
 pub mod wire;
 

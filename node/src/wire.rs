@@ -103,6 +103,33 @@ pub enum Message {
         #[serde(with = "noderef_bytes")]
         noderef: NodeRef,
     },
+    /// Find the SSK block named `key`, with `htl` hops left. Answered like a
+    /// `Request` (`Accepted`, then `DataFound` carrying the SSK block, or
+    /// `DataNotFound`/`RouteNotFound`); kept apart so a block is always
+    /// checked by the rules of the key type that was asked for.
+    SskRequest {
+        id: RequestId,
+        key: RoutingKey,
+        htl: u8,
+    },
+    /// Store the SSK block named `key` along the route toward `key`. The
+    /// block is small, so it travels with the insert (no `InsertData`).
+    /// Answered like an `Insert` (`Accepted`, then `InsertReply`, or
+    /// `SskCollision`).
+    SskInsert {
+        id: RequestId,
+        key: RoutingKey,
+        htl: u8,
+        #[serde(with = "block_bytes")]
+        block: Vec<u8>,
+    },
+    /// The receiver (or a node past it) holds a different SSK block under the
+    /// insert's key: that block, so the writer learns what is there.
+    SskCollision {
+        id: RequestId,
+        #[serde(with = "block_bytes")]
+        block: Vec<u8>,
+    },
 }
 
 impl Message {
@@ -124,7 +151,10 @@ impl Message {
             | Message::AnnounceReply { id, .. }
             | Message::AnnounceEnd { id, .. }
             | Message::FoldOffer { id, .. }
-            | Message::FoldReply { id, .. } => *id,
+            | Message::FoldReply { id, .. }
+            | Message::SskRequest { id, .. }
+            | Message::SskInsert { id, .. }
+            | Message::SskCollision { id, .. } => *id,
         }
     }
 
@@ -147,6 +177,9 @@ impl Message {
             Message::AnnounceEnd { .. } => "AnnounceEnd",
             Message::FoldOffer { .. } => "FoldOffer",
             Message::FoldReply { .. } => "FoldReply",
+            Message::SskRequest { .. } => "SskRequest",
+            Message::SskInsert { .. } => "SskInsert",
+            Message::SskCollision { .. } => "SskCollision",
         }
     }
 }
@@ -155,13 +188,29 @@ impl core::fmt::Debug for Message {
     // Block bytes are 32 KiB of noise: print their length, never their content.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Message::Request { id, key, htl } | Message::Insert { id, key, htl } => f
+            Message::SskInsert {
+                id,
+                key,
+                htl,
+                block,
+            } => f
+                .debug_struct(self.kind())
+                .field("id", id)
+                .field("key", key)
+                .field("htl", htl)
+                .field("block_len", &block.len())
+                .finish(),
+            Message::Request { id, key, htl }
+            | Message::Insert { id, key, htl }
+            | Message::SskRequest { id, key, htl } => f
                 .debug_struct(self.kind())
                 .field("id", id)
                 .field("key", key)
                 .field("htl", htl)
                 .finish(),
-            Message::DataFound { id, block } | Message::InsertData { id, block } => f
+            Message::DataFound { id, block }
+            | Message::InsertData { id, block }
+            | Message::SskCollision { id, block } => f
                 .debug_struct(self.kind())
                 .field("id", id)
                 .field("block_len", &block.len())
@@ -216,9 +265,10 @@ pub enum WireError {
 /// Encodes a message: version byte, then postcard.
 pub fn encode(msg: &Message) -> Vec<u8> {
     let mut out = Vec::with_capacity(match msg {
-        Message::InsertData { block, .. } | Message::DataFound { block, .. } => {
-            block.len() + MESSAGE_OVERHEAD
-        }
+        Message::InsertData { block, .. }
+        | Message::DataFound { block, .. }
+        | Message::SskInsert { block, .. }
+        | Message::SskCollision { block, .. } => block.len() + MESSAGE_OVERHEAD,
         _ => MESSAGE_OVERHEAD,
     });
     out.push(WIRE_VERSION);
@@ -486,7 +536,19 @@ mod tests {
             (id.clone(), any::<u8>()).prop_map(|(id, htl)| Message::AnnounceEnd { id, htl }),
             (id.clone(), noderef_strategy())
                 .prop_map(|(id, noderef)| Message::FoldOffer { id, noderef }),
-            (id, noderef_strategy()).prop_map(|(id, noderef)| Message::FoldReply { id, noderef }),
+            (id.clone(), noderef_strategy())
+                .prop_map(|(id, noderef)| Message::FoldReply { id, noderef }),
+            (id.clone(), key_strategy(), any::<u8>())
+                .prop_map(|(id, key, htl)| Message::SskRequest { id, key, htl }),
+            (id.clone(), key_strategy(), any::<u8>(), block_strategy()).prop_map(
+                |(id, key, htl, block)| Message::SskInsert {
+                    id,
+                    key,
+                    htl,
+                    block
+                }
+            ),
+            (id, block_strategy()).prop_map(|(id, block)| Message::SskCollision { id, block }),
         ]
     }
 
@@ -597,6 +659,26 @@ mod tests {
                 },
                 "01 0f ef9bafcdf8acd19101 40 000111111111111111111111111111111111111111111111111111111111111111110123456789abcdef04c000020700000000000000000000000024fe000000",
             ),
+            (
+                Message::SskRequest { id, key, htl: 18 },
+                "01 10 ef9bafcdf8acd19101 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f 12",
+            ),
+            (
+                Message::SskInsert {
+                    id,
+                    key,
+                    htl: 17,
+                    block: VECTOR_BLOCK.to_vec(),
+                },
+                "01 11 ef9bafcdf8acd19101 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f 11 03 616263",
+            ),
+            (
+                Message::SskCollision {
+                    id,
+                    block: VECTOR_BLOCK.to_vec(),
+                },
+                "01 12 ef9bafcdf8acd19101 03 616263",
+            ),
         ]
     }
 
@@ -621,6 +703,9 @@ mod tests {
             Message::AnnounceEnd { .. } => 13,
             Message::FoldOffer { .. } => 14,
             Message::FoldReply { .. } => 15,
+            Message::SskRequest { .. } => 16,
+            Message::SskInsert { .. } => 17,
+            Message::SskCollision { .. } => 18,
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::SeedableRng as _;
-use warren_crypto::{ChkBlock, Location, NodeIdentity, RoutingKey};
+use warren_crypto::{ChkBlock, Location, NodeIdentity, RoutingKey, SskBlock};
 use warren_node::client;
 use warren_node::driver::{Node, NodeConfig};
 use warren_store::{Area, BlockStore, MemoryStore, StoreConfig, StoreError, StoreStats};
@@ -46,6 +46,12 @@ impl BlockStore for GatedStore {
         }
         drop(open);
         self.inner.put(area, block)
+    }
+    fn get_ssk(&self, key: &RoutingKey) -> Result<Option<SskBlock>, StoreError> {
+        self.inner.get_ssk(key)
+    }
+    fn put_ssk(&self, block: &SskBlock) -> Result<(), StoreError> {
+        self.inner.put_ssk(block)
     }
     fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush()

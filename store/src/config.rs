@@ -1,6 +1,6 @@
 //! Store configuration and its defaults.
 
-use warren_crypto::BLOCK_LEN;
+use warren_crypto::{BLOCK_LEN, SSK_BLOCK_LEN};
 
 use crate::Area;
 
@@ -61,6 +61,12 @@ impl StoreConfig {
             Area::Store => self.store_bytes,
             Area::Cache => self.cache_bytes,
         }
+    }
+
+    /// How many SSK blocks the store keeps: a sixty-fourth of both areas'
+    /// bytes (SSK blocks are small pointers; 28,000 of them by default).
+    pub fn ssk_capacity(&self) -> u64 {
+        self.store_bytes.saturating_add(self.cache_bytes) / 64 / SSK_BLOCK_LEN as u64
     }
 
     /// How many whole blocks fit in `area`.

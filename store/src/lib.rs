@@ -1,4 +1,4 @@
-//! Warren's datastore: where a node keeps CHK blocks, and nothing else.
+//! Warren's datastore: where a node keeps CHK and SSK blocks, and nothing else.
 //!
 //! A [`BlockStore`] holds encrypted blocks in two size-bounded areas: the
 //! long-term **store** (inserts that ended at this node) and the **cache**
@@ -53,7 +53,7 @@ pub use fault::FaultPoint;
 pub use memory::MemoryStore;
 pub use sled_store::{SledStore, CELL_FILE, LOCK_FILE, SLED_DIR, STORE_FORMAT_VERSION};
 pub use stats::{AreaStats, StoreStats};
-use warren_crypto::{ChkBlock, RoutingKey};
+use warren_crypto::{ChkBlock, RoutingKey, SskBlock};
 
 /// Which of the two bounded areas a block lives in.
 ///
@@ -101,6 +101,17 @@ pub trait BlockStore: Send + Sync + 'static {
     /// (a repeat counts as an access). An area whose capacity is below one
     /// block stores nothing. Not durable until [`BlockStore::flush`] returns.
     fn put(&self, area: Area, block: &ChkBlock) -> Result<(), StoreError>;
+
+    /// Verified read of an SSK block (kept apart from CHK blocks, in their own
+    /// small keyspace). A block whose signature or routing key no longer
+    /// checks is deleted and reported as absent.
+    fn get_ssk(&self, key: &RoutingKey) -> Result<Option<SskBlock>, StoreError>;
+
+    /// Stores an SSK block. The first block under a key stays: a `put_ssk` of
+    /// another block under a held key changes nothing (the node answers that
+    /// insert with a collision). Bounded by [`StoreConfig::ssk_capacity`],
+    /// evicting the oldest SSK block first. Durable like `put`.
+    fn put_ssk(&self, block: &SskBlock) -> Result<(), StoreError>;
 
     /// Makes every earlier `put` durable: the "acknowledged" point.
     fn flush(&self) -> Result<(), StoreError>;

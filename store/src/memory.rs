@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tracing::warn;
-use warren_crypto::{ChkBlock, RoutingKey};
+use warren_crypto::{ChkBlock, RoutingKey, SskBlock};
 
 use crate::plan::{plan_put, PutPlan};
 use crate::record::Slot;
@@ -27,6 +27,9 @@ struct State {
     lru: BTreeMap<Slot, RoutingKey>,
     next_seq: u64,
     blocks: [u64; 2],
+    /// SSK blocks by key, with their insertion sequence; oldest evicted first.
+    ssk: HashMap<RoutingKey, (u64, Vec<u8>)>,
+    ssk_order: BTreeMap<u64, RoutingKey>,
 }
 
 #[derive(Debug)]
@@ -163,12 +166,51 @@ impl BlockStore for MemoryStore {
         Ok(())
     }
 
+    fn get_ssk(&self, key: &RoutingKey) -> Result<Option<SskBlock>, StoreError> {
+        let mut state = self.state();
+        let Some((seq, bytes)) = state.ssk.get(key) else {
+            return Ok(None);
+        };
+        let seq = *seq;
+        match SskBlock::verify(*key, bytes.clone()) {
+            Ok(block) => Ok(Some(block)),
+            Err(error) => {
+                warn!(?key, %error, "dropping corrupt SSK block");
+                state.ssk.remove(key);
+                state.ssk_order.remove(&seq);
+                Ok(None)
+            }
+        }
+    }
+
+    fn put_ssk(&self, block: &SskBlock) -> Result<(), StoreError> {
+        let key = block.routing_key();
+        let capacity = self.config.ssk_capacity();
+        let mut state = self.state();
+        if capacity == 0 || state.ssk.contains_key(&key) {
+            return Ok(());
+        }
+        while state.ssk.len() as u64 >= capacity {
+            let Some((_, oldest)) = state.ssk_order.pop_first() else {
+                break;
+            };
+            state.ssk.remove(&oldest);
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.ssk.insert(key, (seq, block.as_bytes().to_vec()));
+        state.ssk_order.insert(seq, key);
+        Ok(())
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
 
     fn stats(&self) -> StoreStats {
-        let blocks = self.state().blocks;
-        self.counters.snapshot(&self.config, blocks)
+        let state = self.state();
+        let mut stats = self.counters.snapshot(&self.config, state.blocks);
+        stats.ssk_blocks = state.ssk.len() as u64;
+        stats
     }
 }

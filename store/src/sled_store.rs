@@ -26,7 +26,7 @@ use std::time::Duration;
 use fs2::FileExt;
 use sled::Tree;
 use tracing::warn;
-use warren_crypto::{ChkBlock, RoutingKey};
+use warren_crypto::{ChkBlock, RoutingKey, SskBlock};
 
 use crate::cells::{CellAllocator, CellFile};
 #[cfg(any(test, feature = "fault-injection"))]
@@ -59,6 +59,13 @@ const MAX_PENDING_CELLS: usize = 256;
 const TREE_INDEX: &str = "index";
 const TREE_LRU: &str = "lru";
 const TREE_META: &str = "meta";
+/// SSK blocks: key -> insertion sequence (u64 BE) ‖ block bytes. Small
+/// (1,185 bytes), so they live in sled itself rather than in cells.
+const TREE_SSK: &str = "ssk";
+/// SSK insertion order: sequence (u64 BE) -> key, oldest first; rebuilt from
+/// `ssk` at open, so a crash between the two writes leaves nothing to repair.
+const TREE_SSK_ORDER: &str = "ssk_order";
+const SEQ_LEN: usize = 8;
 
 /// A [`BlockStore`] on disk. See the crate docs and `docs/STORE.md`.
 pub struct SledStore {
@@ -67,6 +74,8 @@ pub struct SledStore {
     db: sled::Db,
     index: Tree,
     lru: Tree,
+    ssk: Tree,
+    ssk_order: Tree,
     cells: CellFile,
     state: Mutex<WriteState>,
     counters: Counters,
@@ -82,6 +91,8 @@ struct WriteState {
     next_seq: u64,
     blocks: [u64; 2],
     cells: CellAllocator,
+    ssk_blocks: u64,
+    ssk_next_seq: u64,
 }
 
 /// A least recently used entry chosen for eviction.
@@ -122,6 +133,7 @@ impl SledStore {
         let db = open_sled(dir, &config).map_err(sled_err)?;
         let tree = |name: &str| db.open_tree(name).map_err(sled_err);
         let (index, lru, meta) = (tree(TREE_INDEX)?, tree(TREE_LRU)?, tree(TREE_META)?);
+        let (ssk, ssk_order) = (tree(TREE_SSK)?, tree(TREE_SSK_ORDER)?);
         let cell_path = dir.join(CELL_FILE);
         let has_cells = fs::metadata(&cell_path).is_ok_and(|m| m.len() > 0);
         check_format(dir, &db, &meta, has_cells)?;
@@ -132,11 +144,15 @@ impl SledStore {
             db,
             index,
             lru,
+            ssk,
+            ssk_order,
             cells,
             state: Mutex::new(WriteState {
                 next_seq: 0,
                 blocks: [0; 2],
                 cells: CellAllocator::default(),
+                ssk_blocks: 0,
+                ssk_next_seq: 0,
             }),
             counters: Counters::default(),
             #[cfg(any(test, feature = "fault-injection"))]
@@ -144,6 +160,7 @@ impl SledStore {
             _lock: lock,
         };
         store.recover()?;
+        store.recover_ssk()?;
         Ok(store)
     }
 
@@ -174,6 +191,47 @@ impl SledStore {
         let bytes = record::damage(*key, bytes);
         self.cells.write(record.cell, &bytes).map_err(io_err)?;
         Ok(true)
+    }
+
+    /// Rebuilds the SSK order from the SSK tree and trims it to capacity.
+    fn recover_ssk(&self) -> Result<(), StoreError> {
+        let mut state = self.state();
+        self.ssk_order.clear().map_err(|e| self.err(e))?;
+        let mut count = 0u64;
+        let mut next = 0u64;
+        for entry in &self.ssk {
+            let (key, value) = entry.map_err(|e| self.err(e))?;
+            let seq = value
+                .get(..SEQ_LEN)
+                .and_then(|s| <[u8; SEQ_LEN]>::try_from(s).ok())
+                .map(u64::from_be_bytes);
+            let Some(seq) = seq else {
+                // Too short to be ours: drop it; `get_ssk` would refuse it anyway.
+                self.ssk.remove(&key).map_err(|e| self.err(e))?;
+                continue;
+            };
+            self.ssk_order
+                .insert(seq.to_be_bytes(), &*key)
+                .map_err(|e| self.err(e))?;
+            count += 1;
+            next = next.max(seq + 1);
+        }
+        state.ssk_blocks = count;
+        state.ssk_next_seq = next;
+        self.trim_ssk(&mut state, self.config.ssk_capacity())
+    }
+
+    /// Evicts the oldest SSK blocks until at most `keep` remain.
+    fn trim_ssk(&self, state: &mut WriteState, keep: u64) -> Result<(), StoreError> {
+        while state.ssk_blocks > keep {
+            let Some((_, key)) = self.ssk_order.pop_min().map_err(|e| self.err(e))? else {
+                break;
+            };
+            if self.ssk.remove(&key).map_err(|e| self.err(e))?.is_some() {
+                state.ssk_blocks -= 1;
+            }
+        }
+        Ok(())
     }
 
     fn err(&self, error: sled::Error) -> StoreError {
@@ -489,6 +547,64 @@ impl BlockStore for SledStore {
         }
     }
 
+    fn get_ssk(&self, key: &RoutingKey) -> Result<Option<SskBlock>, StoreError> {
+        self.check_fault(FaultPoint::Read)?;
+        let Some(raw) = self.ssk.get(key.as_bytes()).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let bytes = raw.get(SEQ_LEN..).map(<[u8]>::to_vec).unwrap_or_default();
+        match SskBlock::verify(*key, bytes) {
+            Ok(block) => Ok(Some(block)),
+            Err(error) => {
+                warn!(?key, %error, "dropping corrupt SSK block");
+                let mut state = self.state();
+                if self
+                    .ssk
+                    .remove(key.as_bytes())
+                    .map_err(|e| self.err(e))?
+                    .is_some()
+                {
+                    state.ssk_blocks = state.ssk_blocks.saturating_sub(1);
+                }
+                if let Some(seq) = raw.get(..SEQ_LEN) {
+                    self.ssk_order.remove(seq).map_err(|e| self.err(e))?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn put_ssk(&self, block: &SskBlock) -> Result<(), StoreError> {
+        self.check_fault(FaultPoint::Write)?;
+        let key = block.routing_key();
+        let capacity = self.config.ssk_capacity();
+        let mut state = self.state();
+        if capacity == 0
+            || self
+                .ssk
+                .contains_key(key.as_bytes())
+                .map_err(|e| self.err(e))?
+        {
+            return Ok(());
+        }
+        self.check_free_space()?;
+        self.trim_ssk(&mut state, capacity - 1)?;
+        let seq = state.ssk_next_seq;
+        let mut value = Vec::with_capacity(SEQ_LEN + block.as_bytes().len());
+        value.extend_from_slice(&seq.to_be_bytes());
+        value.extend_from_slice(block.as_bytes());
+        // The block first, then its order entry (rebuilt at open anyway).
+        self.ssk
+            .insert(key.as_bytes(), value)
+            .map_err(|e| self.err(e))?;
+        self.ssk_order
+            .insert(seq.to_be_bytes(), &key.as_bytes()[..])
+            .map_err(|e| self.err(e))?;
+        state.ssk_next_seq += 1;
+        state.ssk_blocks += 1;
+        Ok(())
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.check_fault(FaultPoint::Flush)?;
         // Cells released before this flush become reusable once it succeeds.
@@ -499,8 +615,10 @@ impl BlockStore for SledStore {
     }
 
     fn stats(&self) -> StoreStats {
-        let blocks = self.state().blocks;
-        self.counters.snapshot(&self.config, blocks)
+        let state = self.state();
+        let mut stats = self.counters.snapshot(&self.config, state.blocks);
+        stats.ssk_blocks = state.ssk_blocks;
+        stats
     }
 }
 

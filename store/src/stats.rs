@@ -30,6 +30,8 @@ pub struct StoreStats {
     pub cache: AreaStats,
     /// Reads that found no valid block since open (corrupt ones included).
     pub misses: u64,
+    /// SSK blocks held (their own keyspace, see `StoreConfig::ssk_capacity`).
+    pub ssk_blocks: u64,
 }
 
 impl StoreStats {
@@ -86,6 +88,7 @@ impl Counters {
             store: area(Area::Store),
             cache: area(Area::Cache),
             misses: self.misses.load(Ordering::Relaxed),
+            ssk_blocks: 0,
         }
     }
 }

@@ -196,6 +196,52 @@ pub(crate) fn concurrent_use_keeps_the_bound<H: Harness>(mut h: H) {
     assert_eq!(held, 12);
 }
 
+/// SSK block `i` of a fixed subspace, with payload `payload`.
+fn ssk_block(i: usize, payload: &[u8]) -> warren_crypto::SskBlock {
+    let insert = warren_crypto::SskInsertUri {
+        private: warren_crypto::ssk::SskPrivateKey::from_seed(&[7; 32]),
+        crypto: warren_crypto::CryptoKey::from_bytes([8; 32]),
+        docname: format!("doc-{i}"),
+    };
+    warren_crypto::SskBlock::encode(
+        &insert.private,
+        &insert.crypto,
+        &insert.hashed_name(),
+        &warren_crypto::SskPayload::Data(payload.to_vec()),
+    )
+    .unwrap()
+}
+
+pub(crate) fn ssk_blocks_first_wins_bounded_and_kept<H: Harness>(mut h: H) {
+    let config = config_blocks(3, 4);
+    let capacity = config.ssk_capacity();
+    assert!(capacity >= 2, "{capacity}");
+    let s = h.open(config.clone());
+    let first = ssk_block(0, b"first");
+    let key = first.routing_key();
+    assert!(s.get_ssk(&key).unwrap().is_none());
+    s.put_ssk(&first).unwrap();
+    s.put_ssk(&first).unwrap();
+    // Another block under the same key changes nothing: the first stays.
+    s.put_ssk(&ssk_block(0, b"second")).unwrap();
+    assert_eq!(s.get_ssk(&key).unwrap(), Some(first.clone()));
+    // Kept apart from CHK blocks.
+    assert!(s.get(&key).unwrap().is_none());
+    assert!(!s.contains(&key).unwrap());
+    assert_eq!(s.stats().ssk_blocks, 1);
+    for i in 1..=capacity as usize {
+        s.put_ssk(&ssk_block(i, b"more")).unwrap();
+    }
+    assert_eq!(s.stats().ssk_blocks, capacity);
+    // The oldest went first.
+    assert!(s.get_ssk(&key).unwrap().is_none());
+    let newest = ssk_block(capacity as usize, b"more");
+    s.flush().unwrap();
+    let s = h.reopen(s, config);
+    assert_eq!(s.get_ssk(&newest.routing_key()).unwrap(), Some(newest));
+    assert_eq!(s.stats().ssk_blocks, capacity);
+}
+
 /// Instantiates the shared suite for one harness constructor.
 macro_rules! shared_suite {
     ($module:ident, $harness:expr) => {
@@ -220,6 +266,10 @@ macro_rules! shared_suite {
             #[test]
             fn corrupt_block_is_dropped_not_served() {
                 super::corrupt_block_is_dropped_not_served($harness);
+            }
+            #[test]
+            fn ssk_blocks_first_wins_bounded_and_kept() {
+                super::ssk_blocks_first_wins_bounded_and_kept($harness);
             }
             #[test]
             fn concurrent_use_keeps_the_bound() {

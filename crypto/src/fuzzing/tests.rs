@@ -317,3 +317,70 @@ fn metadata_entry_decodes_a_real_manifest() {
         .all(|key| key.routing != encoded.uri.key.routing));
     assert_eq!(ContentKind::Metadata, encoded.uri.extra.kind);
 }
+
+fn ssk_input() -> impl Strategy<Value = (Vec<u8>, crate::ssk::SskInsertUri, Vec<u8>)> {
+    (
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+        "[a-z]{1,8}",
+        proptest::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(seed, crypto, docname, data)| {
+            let insert = crate::ssk::SskInsertUri {
+                private: crate::ssk::SskPrivateKey::from_seed(&seed),
+                crypto: CryptoKey::from_bytes(crypto),
+                docname,
+            };
+            let block = SskBlock::encode(
+                &insert.private,
+                &insert.crypto,
+                &insert.hashed_name(),
+                &SskPayload::Data(data.clone()),
+            )
+            .unwrap();
+            let input = block_input(&insert.routing_key(), &insert.crypto, block.as_bytes());
+            (input, insert, data)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn a_real_ssk_block_decodes_both_ways((input, _, data) in ssk_input()) {
+        let outcome = verify_and_decode_ssk_block(&input).unwrap();
+        prop_assert_eq!(outcome.given_key, Ok(SskPayload::Data(data.clone())));
+        prop_assert_eq!(outcome.own_key, Ok(SskPayload::Data(data)));
+    }
+
+    #[test]
+    fn a_changed_ssk_block_byte_is_refused((mut input, _, _) in ssk_input(), at: prop::sample::Index, delta in 1u8..) {
+        let i = 2 * KEY_LEN + at.index(input.len() - 2 * KEY_LEN);
+        input[i] ^= delta;
+        let outcome = verify_and_decode_ssk_block(&input).unwrap();
+        prop_assert!(outcome.given_key.is_err());
+        prop_assert!(outcome.own_key.is_err());
+    }
+
+    #[test]
+    fn noise_is_no_ssk_block(data in proptest::collection::vec(any::<u8>(), 0..1400)) {
+        if let Some(outcome) = verify_and_decode_ssk_block(&data) {
+            prop_assert!(outcome.given_key.is_err());
+            prop_assert!(outcome.own_key.is_err());
+        }
+    }
+
+    #[test]
+    fn valid_ssk_uris_parse_to_themselves((_, insert, _) in ssk_input(), path in proptest::option::of("[a-z0-9/]{1,20}")) {
+        let request = insert.request_uri().with_path(path);
+        let text = request.to_string();
+        prop_assert_eq!(parse_any_uri(text.as_bytes()), Some(AnyUri::Ssk(request)));
+        let text = insert.to_string();
+        prop_assert_eq!(parse_any_uri(text.as_bytes()), Some(AnyUri::SskInsert(insert)));
+    }
+
+    #[test]
+    fn any_uri_parse_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = parse_any_uri(&data);
+    }
+}

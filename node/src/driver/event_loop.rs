@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
-use warren_crypto::{ChkBlock, NodeIdentity, NodePublicKey, NodeRef, RoutingKey};
+use warren_crypto::{ChkBlock, NodeIdentity, NodePublicKey, NodeRef, RoutingKey, SskBlock};
 use warren_store::BlockStore;
 
 use super::admission::{AdmissionConfig, DialLimiter, LinkCounts, Origin, Refusal};
@@ -65,6 +65,16 @@ impl BlockLookup for StoreLookup<'_> {
             }
         }
     }
+
+    fn get_ssk(&self, key: &RoutingKey) -> Option<SskBlock> {
+        match self.0.get_ssk(key) {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::warn!(%err, "store read failed; treating the SSK block as absent");
+                None
+            }
+        }
+    }
 }
 
 pub(super) struct Driver {
@@ -84,6 +94,7 @@ pub(super) struct Driver {
     flaps: HashMap<NodePublicKey, (Instant, u32)>,
     fetches: HashMap<ClientId, oneshot::Sender<Result<ChkBlock, RequestError>>>,
     inserts: HashMap<ClientId, oneshot::Sender<Result<(), RequestError>>>,
+    ssk_fetches: HashMap<ClientId, oneshot::Sender<Result<SskBlock, RequestError>>>,
     next_client: u64,
     identity: Arc<NodeIdentity>,
     noderef: NodeRef,
@@ -142,6 +153,7 @@ impl Driver {
             flaps: HashMap::new(),
             fetches: HashMap::new(),
             inserts: HashMap::new(),
+            ssk_fetches: HashMap::new(),
             next_client: 0,
             identity: parts.identity,
             noderef: parts.noderef,
@@ -241,6 +253,16 @@ impl Driver {
                 let client = self.next_client_id();
                 self.inserts.insert(client, reply);
                 self.feed(Event::Insert { client, block });
+            }
+            Command::FetchSsk { key, reply } => {
+                let client = self.next_client_id();
+                self.ssk_fetches.insert(client, reply);
+                self.feed(Event::FetchSsk { client, key });
+            }
+            Command::InsertSsk { block, reply } => {
+                let client = self.next_client_id();
+                self.inserts.insert(client, reply);
+                self.feed(Event::InsertSsk { client, block });
             }
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
@@ -532,6 +554,23 @@ impl Driver {
                         Area::Cache => warren_store::Area::Cache,
                     };
                     self.writer.write(area, block);
+                }
+                Action::StoreSsk { block } => self.writer.write_ssk(block),
+                Action::SskFetchDone { client, result } => {
+                    if let Some(reply) = self.ssk_fetches.remove(&client) {
+                        let _ = reply.send(result.map_err(RequestError::from));
+                    }
+                }
+                Action::SskInsertDone { client, result } => {
+                    if let Some(reply) = self.inserts.remove(&client) {
+                        let result = result.map_err(|e| match e {
+                            routing::SskInsertError::Collision(existing) => {
+                                RequestError::SskCollision(existing)
+                            }
+                            routing::SskInsertError::Insert(e) => RequestError::Insert(e),
+                        });
+                        let _ = reply.send(result);
+                    }
                 }
                 Action::FetchDone { client, result } => {
                     self.local.count_fetch(result.as_ref().map(|_| ()));

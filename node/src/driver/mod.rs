@@ -37,7 +37,9 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
-use warren_crypto::{ChkBlock, Location, NodeIdentity, NodeRef, RoutingKey, PROTOCOL_VERSION};
+use warren_crypto::{
+    ChkBlock, Location, NodeIdentity, NodeRef, RoutingKey, SskBlock, PROTOCOL_VERSION,
+};
 use warren_store::{BlockStore, SledStore, StoreConfig, StoreError};
 
 use crate::link::{LinkConfig, Listener, ListenerCounts};
@@ -143,6 +145,9 @@ pub enum RequestError {
     Fetch(#[from] FetchError),
     #[error(transparent)]
     Insert(#[from] InsertError),
+    /// An SSK insert met another block under its key, which stays: that block.
+    #[error("a different block is already stored under this key and document name (the first one inserted stays); insert under another name, or a newer USK edition")]
+    SskCollision(SskBlock),
     #[error("the node's request queue is full; retry later")]
     Busy,
     #[error("the node is shutting down")]
@@ -297,6 +302,14 @@ enum Command {
         block: ChkBlock,
         reply: oneshot::Sender<Result<(), RequestError>>,
     },
+    FetchSsk {
+        key: RoutingKey,
+        reply: oneshot::Sender<Result<SskBlock, RequestError>>,
+    },
+    InsertSsk {
+        block: SskBlock,
+        reply: oneshot::Sender<Result<(), RequestError>>,
+    },
     Status {
         reply: oneshot::Sender<NodeStatus>,
     },
@@ -314,6 +327,8 @@ impl std::fmt::Debug for Command {
         f.write_str(match self {
             Command::Fetch { .. } => "Fetch",
             Command::Insert { .. } => "Insert",
+            Command::FetchSsk { .. } => "FetchSsk",
+            Command::InsertSsk { .. } => "InsertSsk",
             Command::Status { .. } => "Status",
         })
     }
@@ -340,6 +355,28 @@ impl NodeHandle {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Insert { block, reply })
+            .await
+            .map_err(|_| RequestError::Stopped)?;
+        answer.await.map_err(|_| RequestError::Stopped)?
+    }
+
+    /// Fetches one SSK block from the local store or the network, verified
+    /// (routing key and signature).
+    pub async fn fetch_ssk_block(&self, key: RoutingKey) -> Result<SskBlock, RequestError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::FetchSsk { key, reply })
+            .await
+            .map_err(|_| RequestError::Stopped)?;
+        answer.await.map_err(|_| RequestError::Stopped)?
+    }
+
+    /// Inserts one signed SSK block; `RequestError::SskCollision` carries the
+    /// different block a node already holds under its key.
+    pub async fn insert_ssk_block(&self, block: SskBlock) -> Result<(), RequestError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::InsertSsk { block, reply })
             .await
             .map_err(|_| RequestError::Stopped)?;
         answer.await.map_err(|_| RequestError::Stopped)?

@@ -12,28 +12,38 @@ use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use warren_crypto::ChkBlock;
+use warren_crypto::{ChkBlock, SskBlock};
 use warren_store::{Area, BlockStore};
 
 /// Block writes waiting for the disk at most (~8 MiB of blocks).
 pub const STORE_WRITE_QUEUE: usize = 256;
 
+/// One queued write.
+enum Write {
+    Chk(Area, ChkBlock),
+    Ssk(SskBlock),
+}
+
 /// The event loop's end of the writer thread.
 #[derive(Debug)]
 pub(super) struct StoreWriter {
-    queue: Option<SyncSender<(Area, ChkBlock)>>,
+    queue: Option<SyncSender<Write>>,
     thread: Option<JoinHandle<()>>,
     shed: Arc<AtomicU64>,
 }
 
 impl StoreWriter {
     pub(super) fn start(store: Arc<dyn BlockStore>) -> std::io::Result<StoreWriter> {
-        let (queue, writes) = sync_channel::<(Area, ChkBlock)>(STORE_WRITE_QUEUE);
+        let (queue, writes) = sync_channel::<Write>(STORE_WRITE_QUEUE);
         let thread = std::thread::Builder::new()
             .name("warren-store-writer".into())
             .spawn(move || {
-                for (area, block) in writes {
-                    if let Err(err) = store.put(area, &block) {
+                for write in writes {
+                    let result = match write {
+                        Write::Chk(area, block) => store.put(area, &block),
+                        Write::Ssk(block) => store.put_ssk(&block),
+                    };
+                    if let Err(err) = result {
                         tracing::warn!(%err, "cannot write a block to the store");
                     }
                 }
@@ -47,10 +57,19 @@ impl StoreWriter {
 
     /// Queues a write without waiting; sheds it if the disk is far behind.
     pub(super) fn write(&self, area: Area, block: ChkBlock) {
+        self.queue(Write::Chk(area, block));
+    }
+
+    /// Queues an SSK block write, like [`StoreWriter::write`].
+    pub(super) fn write_ssk(&self, block: SskBlock) {
+        self.queue(Write::Ssk(block));
+    }
+
+    fn queue(&self, write: Write) {
         let Some(queue) = &self.queue else {
             return;
         };
-        match queue.try_send((area, block)) {
+        match queue.try_send(write) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.shed.fetch_add(1, Ordering::Relaxed);

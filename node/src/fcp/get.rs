@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
-use warren_crypto::{ChkUri, BLOCK_PAYLOAD};
+use warren_crypto::{AnyUri, ChkUri, BLOCK_PAYLOAD};
 
 use super::blocks::BlockDir;
 use super::codes::{get_failed, Fetch, Protocol};
@@ -16,6 +16,7 @@ use super::queue::Description;
 use super::session::{Chunk, Flow, Outgoing, Reply, Session, Target};
 use crate::client::{self, ClientError};
 use crate::driver::NodeHandle;
+use crate::signed::{self, Content, Resolved};
 
 /// Where fetched content goes.
 #[derive(Debug)]
@@ -31,6 +32,15 @@ const SIGNED_KEY_PREFIXES: &[&str] = &["SSK@", "USK@", "KSK@", "SVK@"];
 /// A URI as FCP clients send it: `freenet:` prefixes dropped. `Err` with
 /// the words for the client when it is a key type Warren has not got.
 pub(super) fn strip_uri(raw: &str) -> Result<&str, String> {
+    let uri = strip_freenet(raw);
+    if is_signed(uri) {
+        return Err("FCP inserts under signed keys (SSK@, USK@, KSK@) are not offered; publish with `warren insert --key`".into());
+    }
+    Ok(uri)
+}
+
+/// `raw` without surrounding space and any `freenet:` prefixes.
+fn strip_freenet(raw: &str) -> &str {
     let mut uri = raw.trim();
     while let Some(rest) = uri
         .get(..8)
@@ -39,13 +49,13 @@ pub(super) fn strip_uri(raw: &str) -> Result<&str, String> {
     {
         uri = rest;
     }
-    if SIGNED_KEY_PREFIXES
+    uri
+}
+
+fn is_signed(uri: &str) -> bool {
+    SIGNED_KEY_PREFIXES
         .iter()
         .any(|p| uri.get(..4).is_some_and(|u| u.eq_ignore_ascii_case(p)))
-    {
-        return Err("Warren has no signed keys (SSK@, USK@, KSK@) yet; only CHK@".into());
-    }
-    Ok(uri)
 }
 
 /// The `GetFailed` code for a client-layer error.
@@ -69,16 +79,46 @@ impl Session {
             self.refuse(message, Protocol::MissingField, "URI").await;
             return Flow::Continue;
         };
-        let uri = match strip_uri(raw) {
-            Ok(uri) => uri,
-            Err(why) => {
-                let failed = get_failed(&reply.identifier, reply.global, Fetch::InvalidUri, &why);
+        let text = strip_freenet(raw);
+        let uri = match text.parse::<AnyUri>() {
+            Ok(AnyUri::Chk(uri)) => uri,
+            // Warren's signed keys are resolved to the CHK they point to now
+            // (a USK to its newest edition); the request then runs as a CHK get.
+            Ok(any) => match signed::resolve(&self.shared.node, &any).await {
+                Ok(Resolved {
+                    content: Content::Chk(uri),
+                    ..
+                }) => uri,
+                Ok(_) => {
+                    let why =
+                        "this signed key holds its content inline; fetch it with `warren fetch`";
+                    let failed =
+                        get_failed(&reply.identifier, reply.global, Fetch::InternalError, why);
+                    reply.send(failed).await;
+                    return Flow::Continue;
+                }
+                Err(err) => {
+                    let failed = get_failed(
+                        &reply.identifier,
+                        reply.global,
+                        fetch_code(&err),
+                        &err.to_string(),
+                    );
+                    reply.send(failed).await;
+                    return Flow::Continue;
+                }
+            },
+            // Freenet's own signed keys are not Warren's: an invalid URI.
+            Err(err) if is_signed(text) => {
+                let failed = get_failed(
+                    &reply.identifier,
+                    reply.global,
+                    Fetch::InvalidUri,
+                    &err.to_string(),
+                );
                 reply.send(failed).await;
                 return Flow::Continue;
             }
-        };
-        let uri: ChkUri = match uri.parse() {
-            Ok(uri) => uri,
             Err(err) => {
                 self.refuse(message, Protocol::UriParseError, &err.to_string())
                     .await;
@@ -385,12 +425,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn uris_lose_freenet_prefixes_and_signed_keys_are_named() {
+    fn uris_lose_freenet_prefixes_and_signed_key_inserts_are_named() {
         assert_eq!(strip_uri("freenet:CHK@abc"), Ok("CHK@abc"));
         assert_eq!(strip_uri("FREENET:freenet:CHK@x/y"), Ok("CHK@x/y"));
         assert!(strip_uri("SSK@abc/site")
             .unwrap_err()
             .contains("signed keys"));
         assert!(strip_uri("freenet:usk@abc/site/1").is_err());
+        assert_eq!(strip_freenet(" freenet:USK@a/b/1"), "USK@a/b/1");
+        assert!(is_signed("KSK@x") && is_signed("ssk@x") && !is_signed("CHK@x"));
     }
 }

@@ -271,11 +271,25 @@ impl Session {
             "RemoveRequest" | "RemovePersistentRequest" => self.remove_request(&message).await,
             "GetRequestStatus" => self.request_status(&message).await,
             "Disconnect" => Flow::Close,
-            "GenerateSSK" | "SubscribeUSK" | "UnsubscribeUSK" => {
+            "GenerateSSK" => {
+                // As Fred answers: both keys end in `/`, the client appends
+                // the document name. The insert key goes to this local
+                // client only, and is never logged.
+                let insert = warren_crypto::SskInsertUri::generate(&mut rand::rngs::OsRng, "");
+                let mut reply = Message::new("SSKKeypair")
+                    .with("InsertURI", format!("freenet:{insert}"))
+                    .with("RequestURI", format!("freenet:{}", insert.request_uri()));
+                if let Some(id) = message.get("Identifier") {
+                    reply.set("Identifier", id);
+                }
+                let _ = self.out.send(Outgoing::Message(reply)).await;
+                Flow::Continue
+            }
+            "SubscribeUSK" | "UnsubscribeUSK" => {
                 self.refuse(
                     &message,
                     Protocol::NotSupported,
-                    "Warren has no signed keys (SSK@, USK@, KSK@) yet",
+                    "USK subscriptions are not offered by Warren; fetch USK@…/name/-1 instead",
                 )
                 .await;
                 Flow::Continue

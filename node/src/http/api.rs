@@ -11,10 +11,11 @@ use axum::{Json, Router};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 use tower_http::limit::RequestBodyLimitLayer;
-use warren_crypto::ChkUri;
+use warren_crypto::{AnyUri, ChkUri};
 
 use super::{check_host, guard, metrics, pages, status_page, Door, Shared};
 use crate::client::{self, ClientError, SiteEntry};
+use crate::signed::{self, Content, EDITION_HEADER};
 
 /// Most bytes of a failed upload read (and discarded) so the client gets the
 /// error; past this the connection is simply closed.
@@ -33,6 +34,7 @@ pub(super) fn router(shared: Shared, port: u16) -> Router {
         .route("/api/status", get(status))
         .route("/api/insert", post(insert))
         .route("/api/site", post(insert_site))
+        .route("/api/publish", post(publish))
         .route("/api/fetch/{*key}", get(fetch))
         .route_layer(from_fn_with_state(door.clone(), require_token));
     let pages = Router::new()
@@ -178,26 +180,83 @@ async fn insert_site(State(shared): State<Shared>, Json(site): Json<SiteRequest>
     }
 }
 
-/// The content as it is, for `warren fetch` (which verifies and writes it).
-async fn fetch(State(shared): State<Shared>, Path(key): Path<String>) -> Response {
-    let uri: ChkUri = match key.parse() {
+/// `{"key": insert key, "uri": CHK already inserted, "next_edition": bool}`:
+/// signs a pointer to the CHK under the key. The insert key is a secret: it
+/// is used here and never logged or echoed.
+#[derive(Deserialize)]
+struct PublishRequest {
+    key: String,
+    uri: String,
+    #[serde(default)]
+    next_edition: bool,
+}
+
+impl std::fmt::Debug for PublishRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishRequest").finish_non_exhaustive()
+    }
+}
+
+async fn publish(State(shared): State<Shared>, Json(body): Json<PublishRequest>) -> Response {
+    let target: AnyUri = match body.key.parse() {
+        Ok(key) => key,
+        Err(err) => return error_response(&ClientError::BadKey(err)),
+    };
+    let content: ChkUri = match body.uri.parse() {
         Ok(uri) => uri,
         Err(err) => return error_response(&ClientError::BadKey(err)),
     };
-    match client::fetch(&shared.node, uri).await {
-        Ok(fetch) => {
-            let length = fetch.length;
-            let mut response = Response::new(Body::from_stream(fetch.into_stream()));
-            let headers = response.headers_mut();
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            response
+    match signed::publish(&shared.node, &target, content, body.next_edition).await {
+        Ok(published) => {
+            shared.metrics.count("api", "published");
+            Json(serde_json::json!({ "uri": published.uri, "edition": published.edition }))
+                .into_response()
         }
         Err(err) => error_response(&err),
     }
+}
+
+/// The content as it is, for `warren fetch` (which verifies and writes it).
+/// Any request key; for a USK the edition found is in [`EDITION_HEADER`].
+async fn fetch(State(shared): State<Shared>, Path(key): Path<String>) -> Response {
+    let any: AnyUri = match key.parse() {
+        Ok(uri) => uri,
+        Err(err) => return error_response(&ClientError::BadKey(err)),
+    };
+    let resolved = match signed::resolve(&shared.node, &any).await {
+        Ok(resolved) => resolved,
+        Err(err) => return error_response(&err),
+    };
+    let mut response = match resolved.content {
+        Content::Inline(data) => {
+            let length = data.len() as u64;
+            let mut response = Response::new(Body::from(data));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            response
+        }
+        Content::Chk(uri) => match client::fetch(&shared.node, uri).await {
+            Ok(fetch) => {
+                let length = fetch.length;
+                let mut response = Response::new(Body::from_stream(fetch.into_stream()));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+                response
+            }
+            Err(err) => return error_response(&err),
+        },
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(edition) = resolved.edition {
+        headers.insert(EDITION_HEADER, HeaderValue::from(edition));
+    }
+    response
 }
 
 async fn upload_form(State(shared): State<Shared>) -> Response {

@@ -17,11 +17,12 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use tower::ServiceBuilder;
-use warren_crypto::ChkUri;
+use warren_crypto::{AnyUri, ChkUri, Edition};
 
 use super::filter::{self, Treatment};
 use super::{check_host, guard, pages, Door, Shared};
 use crate::client::{self, ClientError, ContentStream, Located};
+use crate::signed::{self, Content};
 
 /// The policy on every piece of content: its own images, styles, fonts and
 /// media only; no scripts, no connections, no frames, no plugins; forms only
@@ -173,9 +174,9 @@ async fn content(
             as_html,
         );
     };
-    let uri: ChkUri = match decoded.parse() {
+    let uri: ChkUri = match resolve_signed(&shared, &decoded, as_html).await {
         Ok(uri) => uri,
-        Err(err) => return error_page(&ClientError::BadKey(err), as_html),
+        Err(response) => return response,
     };
     let mode = match query.mode.as_deref() {
         Some("download") => Mode::Download,
@@ -215,6 +216,52 @@ async fn content(
         etag: &etag,
     };
     served.respond(fetch, mode, &decoded).await
+}
+
+/// Any request key to the CHK it names: `CHK@` as it is; `SSK@`/`KSK@`
+/// through their signed block; `USK@…/name/N/…` redirects (302: it changes)
+/// to the newest edition found when that is not `N` (`-1` means the newest).
+async fn resolve_signed(shared: &Shared, decoded: &str, as_html: bool) -> Result<ChkUri, Response> {
+    let any: AnyUri = decoded
+        .parse()
+        .map_err(|err| error_page(&ClientError::BadKey(err), as_html))?;
+    if let AnyUri::Chk(uri) = any {
+        return Ok(uri);
+    }
+    let resolved = tokio::time::timeout(
+        shared.config.fetch_timeout,
+        signed::resolve(&shared.node, &any),
+    )
+    .await
+    .map_err(|_| {
+        pages::error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Timed out",
+            "The network did not find this signed key in time. It may come back later; try again.",
+            as_html,
+        )
+    })?
+    .map_err(|err| error_page(&err, as_html))?;
+    if let (AnyUri::Usk(usk), Some(found)) = (&any, resolved.edition) {
+        if usk.edition != Edition::AtLeast(found) {
+            let newest = usk.clone().with_edition(Edition::AtLeast(found));
+            let slash = if decoded.ends_with('/') && usk.path.is_none() {
+                "/"
+            } else {
+                ""
+            };
+            return Err(Redirect::temporary(&format!("/{newest}{slash}")).into_response());
+        }
+    }
+    match resolved.content {
+        Content::Chk(uri) => Ok(uri),
+        Content::Inline(_) => Err(error_page(
+            &ClientError::BadRequest(
+                "this signed key holds its content inline; fetch it with `warren fetch`".into(),
+            ),
+            as_html,
+        )),
+    }
 }
 
 /// Finds the content (its manifests, up to its first bytes) within the

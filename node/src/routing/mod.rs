@@ -16,12 +16,13 @@ mod failure_table;
 mod node;
 mod opennet;
 mod request;
+mod ssk;
 mod traffic;
 
 use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use warren_crypto::{ChkBlock, Location, NodeRef, RoutingKey};
+use warren_crypto::{ChkBlock, Location, NodeRef, RoutingKey, SskBlock};
 
 pub use self::node::{Node, NodeStats};
 pub use self::opennet::{
@@ -79,6 +80,13 @@ pub enum Area {
 pub trait BlockLookup {
     /// The block stored under `key`, verified, if any.
     fn get(&self, key: &RoutingKey) -> Option<ChkBlock>;
+
+    /// The SSK block stored under `key`, verified, if any. A store that keeps
+    /// no SSK blocks (the simulator's, which carries CHK traffic only) keeps
+    /// this default.
+    fn get_ssk(&self, _key: &RoutingKey) -> Option<SskBlock> {
+        None
+    }
 }
 
 /// Looks nothing up: a node with an empty store.
@@ -131,6 +139,10 @@ pub enum Event {
     Fetch { client: ClientId, key: RoutingKey },
     /// A local client inserts `block`.
     Insert { client: ClientId, block: ChkBlock },
+    /// A local client asks for the SSK block named `key`.
+    FetchSsk { client: ClientId, key: RoutingKey },
+    /// A local client inserts an SSK block (already signed).
+    InsertSsk { client: ClientId, block: SskBlock },
 }
 
 /// An output of the core, drained with [`Node::poll_action`].
@@ -149,6 +161,19 @@ pub enum Action {
     InsertDone {
         client: ClientId,
         result: Result<(), InsertError>,
+    },
+    /// Write a verified SSK block to the local datastore (SSK blocks have one
+    /// area of their own; the core emits this under the same rules as `Store`).
+    StoreSsk { block: SskBlock },
+    /// A local SSK fetch finished.
+    SskFetchDone {
+        client: ClientId,
+        result: Result<SskBlock, FetchError>,
+    },
+    /// A local SSK insert finished.
+    SskInsertDone {
+        client: ClientId,
+        result: Result<(), SskInsertError>,
     },
     /// `peer` broke the protocol; the driver should disconnect it.
     Misbehaved { peer: PeerId, reason: Misbehaviour },
@@ -191,11 +216,23 @@ pub enum InsertError {
     Overloaded,
 }
 
+/// Why a local SSK insert failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SskInsertError {
+    #[error(transparent)]
+    Insert(#[from] InsertError),
+    /// A node on the route holds another block under this key: here it is.
+    #[error("a different block is already stored under this key and document name (the first one inserted stays); insert under another name, or a newer USK edition")]
+    Collision(SskBlock),
+}
+
 /// How a peer broke the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Misbehaviour {
-    /// It sent a block that does not hash to the key it was asked for.
+    /// It sent a block that does not hash to the key it was asked for (or an
+    /// SSK block whose key or signature does not verify).
     ForgedBlock,
     /// It answered a request that was not routed to it, or with the wrong kind of reply.
     UnexpectedReply,
@@ -307,5 +344,7 @@ impl RoutingConfig {
     }
 }
 
+#[cfg(test)]
+mod ssk_tests;
 #[cfg(test)]
 mod tests;

@@ -176,6 +176,10 @@ impl Node {
             Event::Message { from, msg } => self.on_message(now, rng, store, from, msg),
             Event::Fetch { client, key } => self.local_fetch(now, rng, store, client, key),
             Event::Insert { client, block } => self.local_insert(now, rng, store, client, block),
+            Event::FetchSsk { client, key } => self.local_fetch_ssk(now, rng, store, client, key),
+            Event::InsertSsk { client, block } => {
+                self.local_insert_ssk(now, rng, store, client, block);
+            }
         }
     }
 
@@ -323,6 +327,15 @@ impl Node {
             }
             Message::Insert { id, key, htl } => self.on_insert(now, from_idx, id, key, htl),
             Message::InsertData { id, block } => self.on_insert_data(now, store, from, id, block),
+            Message::SskRequest { id, key, htl } => {
+                self.on_ssk_request(now, store, from_idx, id, key, htl);
+            }
+            Message::SskInsert {
+                id,
+                key,
+                htl,
+                block,
+            } => self.on_ssk_insert(now, store, from_idx, id, key, htl, block),
             Message::Announce { id, htl, noderef } => {
                 self.on_announce(now, from_idx, id, htl, noderef);
             }

@@ -1,10 +1,12 @@
 //! One request's life at one node: accept, route, backtrack, finish.
 
-use warren_crypto::{ChkBlock, Location, RoutingKey};
+use warren_crypto::{ChkBlock, Location, RoutingKey, SskBlock};
 
 use super::node::{lookup, Node};
 use super::traffic::Ended;
-use super::{Action, Area, BlockLookup, FetchError, InsertError, Misbehaviour, PeerId, Time};
+use super::{
+    Action, Area, BlockLookup, FetchError, InsertError, Misbehaviour, PeerId, SskInsertError, Time,
+};
 use crate::routing::ClientId;
 use crate::wire::{Message, RequestId};
 
@@ -14,6 +16,10 @@ pub(super) enum Kind {
     Fetch,
     /// An insert carries its verified block until it is stored or cached here.
     Insert(ChkBlock),
+    /// A fetch of an SSK block (never merged with other fetches).
+    SskFetch,
+    /// An SSK insert, with its verified block.
+    SskInsert(SskBlock),
 }
 
 /// Who is waiting for a request's answer.
@@ -38,15 +44,29 @@ impl Waiter {
 #[derive(Debug)]
 pub(super) enum Outcome {
     Found(ChkBlock),
-    NotFound { htl: u8 },
-    RouteNotFound { htl: u8 },
+    FoundSsk(SskBlock),
+    /// An SSK insert met another block under its key: that block.
+    Collision(SskBlock),
+    NotFound {
+        htl: u8,
+    },
+    RouteNotFound {
+        htl: u8,
+    },
     Inserted,
     Timeout,
 }
 
+/// The block an insert carries, by key type.
+#[derive(Debug)]
+enum Stored {
+    Chk(ChkBlock),
+    Ssk(SskBlock),
+}
+
 /// What a node does with an insert whose block has arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum InsertStep {
+pub(super) enum InsertStep {
     /// Not a sink: route it on toward the key.
     Forward,
     /// Closer to the key than every peer but the sender: store it here.
@@ -78,7 +98,7 @@ pub(super) struct Request {
     /// Who gets the answer; the first is the request that created this one.
     pub(super) waiters: Vec<Waiter>,
     /// Location of the peer the request came from, for the sink rule.
-    source_location: Option<Location>,
+    pub(super) source_location: Option<Location>,
     /// Peers routed to so far, with their locations at the time.
     pub(super) tried: Vec<(PeerId, Location)>,
     /// The peer currently working on it.
@@ -86,9 +106,9 @@ pub(super) struct Request {
     /// Whether `downstream` has accepted it.
     pub(super) accepted: bool,
     /// Whether any peer has taken it on (an insert that did is not lost).
-    reached: bool,
+    pub(super) reached: bool,
     /// An insert whose route ends here by the sink rule: it goes to the store.
-    sink: bool,
+    pub(super) sink: bool,
     /// "Not found, no hops left" claims doubted so far (see
     /// `RoutingConfig::not_found_doubts`).
     pub(super) doubts: u8,
@@ -140,19 +160,19 @@ impl Request {
     }
 
     fn is_insert(&self) -> bool {
-        matches!(self.kind, Kind::Insert(_))
+        matches!(self.kind, Kind::Insert(_) | Kind::SskInsert(_))
     }
 }
 
 impl Node {
     /// Whether this node takes on another request from `peers[idx]`.
-    fn has_capacity(&self, idx: usize) -> bool {
+    pub(super) fn has_capacity(&self, idx: usize) -> bool {
         self.peers[idx].serving < self.config.max_requests_per_peer
             && self.live_requests() < self.config.max_live_requests
     }
 
     /// Answers `RejectedLoop` if `id` is live here: the request came round again.
-    fn reject_if_loop(&mut self, from: PeerId, id: RequestId) -> bool {
+    pub(super) fn reject_if_loop(&mut self, from: PeerId, id: RequestId) -> bool {
         if !self.is_live(id) {
             return false;
         }
@@ -162,7 +182,7 @@ impl Node {
         true
     }
 
-    fn refuse_overloaded(&mut self, to: PeerId, id: RequestId) {
+    pub(super) fn refuse_overloaded(&mut self, to: PeerId, id: RequestId) {
         self.stats.overloaded_sent += 1;
         self.note_from_peer(to, Ended::Overloaded);
         self.send(to, Message::Overloaded { id });
@@ -346,7 +366,7 @@ impl Node {
     }
 
     /// One fewer request served for `peer`.
-    fn release(&mut self, peer: PeerId) {
+    pub(super) fn release(&mut self, peer: PeerId) {
         if let Some(p) = self.peers.iter_mut().find(|p| p.id == peer) {
             p.serving = p.serving.saturating_sub(1);
         }
@@ -447,6 +467,29 @@ impl Node {
                     self.note_not_found(now, from);
                 }
             }
+            Message::DataFound { block, .. } if matches!(req.kind, Kind::SskFetch) => {
+                if let Ok(block) = SskBlock::verify(req.key, block) {
+                    self.found(now, id, from, Outcome::FoundSsk(block));
+                } else {
+                    self.misbehaved(from, Misbehaviour::ForgedBlock);
+                    self.route_next(now, id);
+                }
+            }
+            Message::SskCollision { block, .. } if matches!(req.kind, Kind::SskInsert(_)) => {
+                if let Ok(theirs) = SskBlock::verify(req.key, block) {
+                    let same = matches!(&req.kind, Kind::SskInsert(ours) if *ours == theirs);
+                    // Our own block back is no collision: it is there already.
+                    let outcome = if same {
+                        Outcome::Inserted
+                    } else {
+                        Outcome::Collision(theirs)
+                    };
+                    self.finish(id, outcome);
+                } else {
+                    self.misbehaved(from, Misbehaviour::ForgedBlock);
+                    self.route_next(now, id);
+                }
+            }
             Message::DataFound { block, .. } if !insert => {
                 if let Ok(block) = ChkBlock::verify(req.key, block) {
                     let upstream = match req.waiters.first() {
@@ -469,7 +512,7 @@ impl Node {
                 self.note_to_peer(from, Ended::Success);
                 self.finish(id, Outcome::Inserted);
             }
-            Message::InsertCollision { .. } if insert => {
+            Message::InsertCollision { .. } if matches!(req.kind, Kind::Insert(_)) => {
                 // A CHK's key is the hash of its block: different data under
                 // the same key needs a SHA-256 collision. The peer is lying;
                 // the insert goes on elsewhere.
@@ -519,6 +562,14 @@ impl Node {
             Kind::Fetch => Message::Request { id, key, htl },
             // The block follows once the peer accepts.
             Kind::Insert(_) => Message::Insert { id, key, htl },
+            Kind::SskFetch => Message::SskRequest { id, key, htl },
+            // Small enough to travel with the insert.
+            Kind::SskInsert(block) => Message::SskInsert {
+                id,
+                key,
+                htl,
+                block: block.as_bytes().to_vec(),
+            },
         };
         self.send(peer, msg);
     }
@@ -552,13 +603,35 @@ impl Node {
             }
         }
         match std::mem::replace(&mut req.kind, Kind::Fetch) {
-            Kind::Fetch => self.finish_fetch(&req, outcome),
-            Kind::Insert(block) => self.finish_insert(&req, block, &outcome),
+            Kind::Fetch => self.finish_fetch(&req, outcome, false),
+            Kind::SskFetch => self.finish_fetch(&req, outcome, true),
+            Kind::Insert(block) => self.finish_insert(&req, Stored::Chk(block), outcome),
+            Kind::SskInsert(block) => self.finish_insert(&req, Stored::Ssk(block), outcome),
         }
     }
 
-    fn finish_fetch(&mut self, req: &Request, outcome: Outcome) {
+    fn finish_fetch(&mut self, req: &Request, outcome: Outcome, ssk: bool) {
         let relayed = matches!(req.waiters.first(), Some(Waiter::Peer { .. }));
+        if let Outcome::FoundSsk(block) = outcome {
+            if relayed && self.config.may_cache(req.htl_in) {
+                let block = block.clone();
+                self.actions.push_back(Action::StoreSsk { block });
+            }
+            for w in &req.waiters {
+                match *w {
+                    Waiter::Peer { peer, id } => {
+                        let block = block.as_bytes().to_vec();
+                        self.send(peer, Message::DataFound { id, block });
+                    }
+                    Waiter::Client(client) => {
+                        let result = Ok(block.clone());
+                        self.actions
+                            .push_back(Action::SskFetchDone { client, result });
+                    }
+                }
+            }
+            return;
+        }
         if let Outcome::Found(block) = outcome {
             // A node's own requests never enter its cache (that would show what it
             // asked for); relayed ones do, except near the originator.
@@ -608,6 +681,11 @@ impl Node {
                     self.note_from_peer(peer, ended);
                     self.send(peer, Message::DataNotFound { id, htl });
                 }
+                Waiter::Client(client) if ssk => {
+                    let result = Err(error);
+                    self.actions
+                        .push_back(Action::SskFetchDone { client, result });
+                }
                 Waiter::Client(client) => {
                     if ended != Ended::Timeout {
                         self.stats.local.fetch_htl_used.record(u32::from(used));
@@ -619,16 +697,32 @@ impl Node {
         }
     }
 
-    fn finish_insert(&mut self, req: &Request, block: ChkBlock, outcome: &Outcome) {
+    fn finish_insert(&mut self, req: &Request, block: Stored, outcome: Outcome) {
         let Some(&first) = req.waiters.first() else {
             return;
         };
         match first {
             Waiter::Peer { peer, id } => {
-                if let Some(area) = self.insert_area(req) {
-                    self.actions.push_back(Action::Store { area, block });
+                let collision = matches!(outcome, Outcome::Collision(_));
+                // A collision stores nothing: the first block under a key stays.
+                match (self.insert_area(req), block) {
+                    (Some(_), _) if collision => {}
+                    (Some(area), Stored::Chk(block)) => {
+                        self.actions.push_back(Action::Store { area, block });
+                    }
+                    (Some(_), Stored::Ssk(block)) => {
+                        self.actions.push_back(Action::StoreSsk { block });
+                    }
+                    (None, _) => {}
                 }
-                let (msg, ended) = match *outcome {
+                let (msg, ended) = match outcome {
+                    Outcome::Collision(existing) => (
+                        Message::SskCollision {
+                            id,
+                            block: existing.into_bytes(),
+                        },
+                        Ended::Success,
+                    ),
                     // A sink stored the block whatever became of its second copy.
                     _ if req.sink => (Message::InsertReply { id }, Ended::Success),
                     Outcome::RouteNotFound { htl } => {
@@ -641,21 +735,39 @@ impl Node {
                 self.send(peer, msg);
             }
             Waiter::Client(client) => {
+                let not_found_htl = match &outcome {
+                    Outcome::RouteNotFound { htl } => Some(*htl),
+                    _ => None,
+                };
                 let result = match outcome {
                     Outcome::Timeout => Err(InsertError::Timeout),
                     Outcome::Inserted => Ok(()),
+                    Outcome::Collision(existing) => {
+                        let result = Err(SskInsertError::Collision(existing));
+                        self.actions
+                            .push_back(Action::SskInsertDone { client, result });
+                        return;
+                    }
                     _ if req.reached => Ok(()),
                     _ => Err(InsertError::RouteNotFound),
                 };
                 if result.is_ok() {
                     self.stats.local.insert_peers_asked.record(peers_asked(req));
                 }
-                if let Outcome::RouteNotFound { htl } = *outcome {
+                if let Some(htl) = not_found_htl {
                     let used = self.config.max_htl.saturating_sub(htl);
                     self.stats.local.insert_htl_used.record(u32::from(used));
                 }
-                self.actions
-                    .push_back(Action::InsertDone { client, result });
+                match block {
+                    Stored::Chk(_) => self
+                        .actions
+                        .push_back(Action::InsertDone { client, result }),
+                    Stored::Ssk(_) => {
+                        let result = result.map_err(SskInsertError::Insert);
+                        self.actions
+                            .push_back(Action::SskInsertDone { client, result });
+                    }
+                }
             }
         }
     }
@@ -663,7 +775,12 @@ impl Node {
     /// Whether an insert for `key` that came from `from` (at `source`) ends
     /// here. Past a sink every hop leads away from the key: it would only
     /// spread cache copies at the cost of a block transfer per hop.
-    fn insert_step(&self, key: &RoutingKey, from: PeerId, source: Location) -> InsertStep {
+    pub(super) fn insert_step(
+        &self,
+        key: &RoutingKey,
+        from: PeerId,
+        source: Location,
+    ) -> InsertStep {
         let target = key.location();
         let mine = self.location.distance(target);
         if source.distance(target) < mine {

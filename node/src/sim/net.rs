@@ -545,6 +545,11 @@ impl Net {
                 self.pending.remove(&client);
                 self.completions.insert(client, Completion::Insert(result));
             }
+            // The simulator carries CHK traffic only: it issues no SSK
+            // events, so these never come, and its stores keep no SSK blocks.
+            Action::StoreSsk { .. }
+            | Action::SskFetchDone { .. }
+            | Action::SskInsertDone { .. } => {}
             Action::Misbehaved { peer, reason } => {
                 let peer = peer.0 as NodeIx;
                 self.counters.misbehaved.push((x, peer, reason));
