@@ -286,6 +286,8 @@ struct Queued {
 #[derive(Debug)]
 pub struct LinkHandle {
     peer: NodeRef,
+    /// The TCP peer address of the connection.
+    remote: Option<SocketAddr>,
     id: LinkId,
     outbox: mpsc::Sender<Queued>,
     budget: Arc<OutboxBudget>,
@@ -368,6 +370,12 @@ impl LinkHandle {
         self.stats.snapshot()
     }
 
+    /// The address the connection comes from (the peer's end of the TCP
+    /// connection, whatever its noderef says).
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote
+    }
+
     /// The address the peer sees this link coming from, once it has said
     /// (a claim by the peer: the driver trusts only what several agree on).
     pub fn observed_address(&self) -> Option<SocketAddr> {
@@ -429,6 +437,7 @@ impl Link {
         };
         LinkHandle {
             peer: self.peer,
+            remote,
             id,
             outbox: outbox_tx,
             budget: self.config.outbox_budget.clone(),
