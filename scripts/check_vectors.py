@@ -257,6 +257,10 @@ class Checker:
             elif name == "Data":
                 data = arg.strip('"').encode()
                 body += varint(len(data)) + data
+            elif name == "Observed":
+                # An IPv4 socket address: variant 0, the 4 bytes, the port.
+                host, port = arg.rsplit(":", 1)
+                body += varint(0) + bytes(int(o) for o in host.split(".")) + varint(int(port))
             else:
                 raise Unreadable(f"no rule for the {name} example")
             self.expect(f"envelope {name}({arg})", unhex(stated).hex(), (bytes([link_version]) + body).hex())

@@ -123,7 +123,8 @@ struct Resolved {
     file: FileConfig,
     state: NodeState,
     listen: SocketAddr,
-    advertise: SocketAddr,
+    /// Set by `--advertise` or the config; else the node learns it.
+    advertise: Option<SocketAddr>,
     api: SocketAddr,
     gateway: SocketAddr,
     /// The FCP address, and whether it was asked for (not the default).
@@ -156,7 +157,7 @@ fn resolve(args: &NodeArgs) -> Result<Resolved> {
         .listen
         .or(file.listen)
         .unwrap_or(SocketAddr::from(([0, 0, 0, 0], DEFAULT_P2P_PORT)));
-    let advertise = args.advertise.or(file.advertise).unwrap_or(listen);
+    let advertise = args.advertise.or(file.advertise);
     let api = args
         .api
         .or(file.api)
@@ -236,7 +237,7 @@ pub fn run(args: &NodeArgs) -> Result<()> {
         resolved.listen,
         resolved.location,
     );
-    config.advertise = Some(resolved.advertise);
+    config.advertise = resolved.advertise;
     config.peers.clone_from(&resolved.peers);
     config.seeds.clone_from(&resolved.seeds);
     let friends_only = args.friends_only || resolved.file.friends_only.unwrap_or(false);
@@ -496,13 +497,20 @@ pub fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
         cache_mib: None,
     })?;
     let identity = load_identity(&resolved.data_dir)?;
+    let address = resolved.advertise.unwrap_or(resolved.listen);
     let noderef = NodeRef {
         identity: identity.public(),
         location: resolved.location,
-        address: resolved.advertise,
+        address,
         version: PROTOCOL_VERSION,
     };
     println!("{noderef}");
+    if address.ip().is_unspecified() || address.ip().is_loopback() {
+        eprintln!(
+            "note: {} is not an address others can dial; a running node learns its public address from its peers (`warren status` shows the noderef it hands out), or set --advertise HOST:PORT",
+            address.ip()
+        );
+    }
     Ok(())
 }
 

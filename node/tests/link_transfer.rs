@@ -215,6 +215,9 @@ async fn a_second_hello_is_a_protocol_violation() {
     let me = identity(2);
     let hello = noderef(&me, "127.0.0.1:1".parse().unwrap());
     let mut peer = RawPeer::connect(&remote, &me, &hello).await;
+    // The node first says where it sees the connection coming from.
+    let from = peer.stream.local_addr().unwrap();
+    assert_eq!(peer.recv().await, Some(LinkMessage::Observed(from)));
     peer.send(&LinkMessage::Hello(hello)).await;
     let reason = closed_reason(&mut events).await;
     assert!(
@@ -225,6 +228,26 @@ async fn a_second_hello_is_a_protocol_violation() {
         peer.recv().await,
         Some(LinkMessage::Close(CloseCode::ProtocolViolation))
     );
+}
+
+#[tokio::test]
+async fn each_side_learns_the_address_the_other_sees() {
+    let (a, b) = linked_pair(quick_config(), quick_config()).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while a.handle.observed_address().is_none() || b.handle.observed_address().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Observed in time"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // a dialled b's listener: b is told the address a dialled, a is told
+    // the (ephemeral) source address b saw.
+    let told_b = b.handle.observed_address().unwrap();
+    let told_a = a.handle.observed_address().unwrap();
+    assert_eq!(told_b, a.handle.peer().address);
+    assert_eq!(told_a.ip(), told_b.ip());
+    assert_ne!(told_a.port(), told_b.port());
 }
 
 #[tokio::test]

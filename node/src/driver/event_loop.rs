@@ -39,6 +39,7 @@ pub(super) struct Parts {
     pub(super) config: NodeConfig,
     pub(super) identity: Arc<NodeIdentity>,
     pub(super) noderef: NodeRef,
+    pub(super) shared_noderef: super::SharedNodeRef,
     pub(super) listener: Listener,
     pub(super) store: Arc<dyn BlockStore>,
     pub(super) commands: mpsc::Receiver<Command>,
@@ -98,6 +99,10 @@ pub(super) struct Driver {
     next_client: u64,
     identity: Arc<NodeIdentity>,
     noderef: NodeRef,
+    /// The node handle's copy, kept in step with `noderef`.
+    shared_noderef: super::SharedNodeRef,
+    /// `--advertise` was given: the address is not learnt.
+    advertise_fixed: bool,
     link_config: LinkConfig,
     initial_peers: Vec<NodeRef>,
     /// Configured peers: reserved slots, never dropped by the opennet.
@@ -157,6 +162,8 @@ impl Driver {
             next_client: 0,
             identity: parts.identity,
             noderef: parts.noderef,
+            shared_noderef: parts.shared_noderef,
+            advertise_fixed: parts.config.advertise.is_some(),
             link_config: parts.config.link,
             initial_peers,
             friends,
@@ -212,7 +219,10 @@ impl Driver {
                 Some(new) = self.new_links.recv() => self.on_new_link(new),
                 Some(link) = self.listener.accept() => self.on_new_link(NewLink { link, outbound: false }),
                 _ = flush_tick.tick() => self.flush_in_background(&mut flushing),
-                _ = seed_tick.tick() => self.check_seeds(),
+                _ = seed_tick.tick() => {
+                    self.check_seeds();
+                    self.learn_address();
+                }
             }
             self.drain_actions();
         }
@@ -528,6 +538,31 @@ impl Driver {
     }
 
     /// Closes the link to a peer the opennet dropped, and stops redialling it.
+    /// Takes the address the peers agree they see this node at, unless the
+    /// operator fixed it (`--advertise`), and advertises it from now on: in
+    /// handshakes, announcements and the status.
+    fn learn_address(&mut self) {
+        if self.advertise_fixed {
+            return;
+        }
+        let reports = self.peers.links().filter_map(|slot| {
+            let remote = slot.handle.remote_addr()?;
+            let observed = slot.handle.observed_address()?;
+            Some((slot.noderef.identity, remote.ip(), observed.ip()))
+        });
+        let Some(ip) = super::address::consensus(reports) else {
+            return;
+        };
+        if ip == self.noderef.address.ip() {
+            return;
+        }
+        tracing::info!(old = %self.noderef.address, new = %ip, "peers agree on this node's address; advertising it");
+        self.noderef.address.set_ip(ip);
+        self.core.set_noderef(self.noderef.clone());
+        self.listener.set_noderef(self.noderef.clone());
+        self.shared_noderef.set(self.noderef.clone());
+    }
+
     fn forget_and_disconnect(&mut self, peer: PeerId) {
         if let Some(slot) = self.peers.link(peer) {
             let key = slot.noderef.identity;

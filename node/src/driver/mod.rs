@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod address;
 pub mod admission;
 mod event_loop;
 mod peers;
@@ -319,7 +320,32 @@ enum Command {
 #[derive(Clone, Debug)]
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
-    noderef: Arc<NodeRef>,
+    noderef: SharedNodeRef,
+}
+
+/// This node's noderef as it is handed out now: it changes when the node
+/// learns its public address from its peers.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedNodeRef(Arc<std::sync::RwLock<NodeRef>>);
+
+impl SharedNodeRef {
+    fn new(noderef: NodeRef) -> Self {
+        SharedNodeRef(Arc::new(std::sync::RwLock::new(noderef)))
+    }
+
+    fn get(&self) -> NodeRef {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set(&self, noderef: NodeRef) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = noderef;
+    }
 }
 
 impl std::fmt::Debug for Command {
@@ -335,9 +361,10 @@ impl std::fmt::Debug for Command {
 }
 
 impl NodeHandle {
-    /// This node's noderef, to hand to peers.
-    pub fn noderef(&self) -> &NodeRef {
-        &self.noderef
+    /// This node's noderef, to hand to peers (with the address its peers
+    /// agree they see it at, unless one was set).
+    pub fn noderef(&self) -> NodeRef {
+        self.noderef.get()
     }
 
     /// Fetches one block from the local store or the network, verified.
@@ -459,13 +486,14 @@ impl Node {
         let cancel = CancellationToken::new();
         let handle = NodeHandle {
             commands,
-            noderef: Arc::new(noderef.clone()),
+            noderef: SharedNodeRef::new(noderef.clone()),
         };
         let writer =
             store_writer::StoreWriter::start(store.clone()).map_err(StartError::StoreWriter)?;
         let driver = event_loop::Driver::new(event_loop::Parts {
             config,
             identity,
+            shared_noderef: handle.noderef.clone(),
             noderef,
             listener,
             store: store.clone(),

@@ -22,6 +22,7 @@
 //! an event loop then, and the driver never waits on a link, so this cannot
 //! deadlock.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -174,6 +175,9 @@ pub struct LinkStats {
     rekeys_sent: AtomicU64,
     rekeys_received: AtomicU64,
     payloads_shed: AtomicU64,
+    /// The address the peer says this connection comes from (the first
+    /// `Observed` it sent; later ones are ignored).
+    observed: std::sync::OnceLock<SocketAddr>,
 }
 
 /// A copy of [`LinkStats`] at one moment.
@@ -282,6 +286,8 @@ struct Queued {
 #[derive(Debug)]
 pub struct LinkHandle {
     peer: NodeRef,
+    /// The TCP peer address of the connection.
+    remote: Option<SocketAddr>,
     id: LinkId,
     outbox: mpsc::Sender<Queued>,
     budget: Arc<OutboxBudget>,
@@ -363,6 +369,18 @@ impl LinkHandle {
     pub fn stats(&self) -> LinkStatsSnapshot {
         self.stats.snapshot()
     }
+
+    /// The address the connection comes from (the peer's end of the TCP
+    /// connection, whatever its noderef says).
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote
+    }
+
+    /// The address the peer sees this link coming from, once it has said
+    /// (a claim by the peer: the driver trusts only what several agree on).
+    pub fn observed_address(&self) -> Option<SocketAddr> {
+        self.stats.observed.get().copied()
+    }
 }
 
 impl Link {
@@ -394,8 +412,10 @@ impl Link {
         let stats = Arc::new(LinkStats::default());
         let now = Instant::now();
         let id = LinkId::next();
+        let remote = self.writer.peer_addr().ok();
         let actor = Actor {
             peer: self.peer.identity,
+            remote,
             id,
             budget: FrameBudget::new(
                 self.config.max_frames_per_sec,
@@ -417,6 +437,7 @@ impl Link {
         };
         LinkHandle {
             peer: self.peer,
+            remote,
             id,
             outbox: outbox_tx,
             budget: self.config.outbox_budget.clone(),
@@ -430,6 +451,8 @@ impl Link {
 
 struct Actor {
     peer: NodePublicKey,
+    /// The TCP peer address, told to the peer first (`Observed`).
+    remote: Option<SocketAddr>,
     id: LinkId,
     reader: FrameReader,
     writer: OwnedWriteHalf,
@@ -532,6 +555,9 @@ impl Actor {
         };
         let timer = tokio::time::sleep_until(at.next());
         tokio::pin!(timer);
+        if let Some(remote) = self.remote {
+            self.seal(&LinkMessage::Observed(remote))?;
+        }
         loop {
             if timer.deadline() != at.next() {
                 timer.as_mut().reset(at.next());
@@ -653,6 +679,9 @@ impl Actor {
             LinkMessage::Rekey => bump(&self.stats.rekeys_received, 1),
             LinkMessage::Close(code) => return Ok(Some(CloseReason::Remote(code))),
             LinkMessage::Hello(_) => return Err(RunError::UnexpectedHello),
+            LinkMessage::Observed(addr) => {
+                let _ = self.stats.observed.set(addr);
+            }
         }
         Ok(None)
     }

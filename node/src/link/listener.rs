@@ -106,6 +106,8 @@ fn bump(counter: &AtomicU64) {
 #[derive(Debug)]
 pub struct Listener {
     local: NodeRef,
+    /// What the accept loop hands to callers (shared with it).
+    handed_out: Arc<std::sync::RwLock<NodeRef>>,
     bound: SocketAddr,
     incoming: mpsc::Receiver<Link>,
     cancel: CancellationToken,
@@ -115,7 +117,8 @@ pub struct Listener {
 
 struct Shared {
     identity: Arc<NodeIdentity>,
-    local: NodeRef,
+    /// Handed to callers; changes when the node learns its address.
+    local: Arc<std::sync::RwLock<NodeRef>>,
     config: LinkConfig,
     policy: Arc<dyn PeerPolicy>,
     links: mpsc::Sender<Link>,
@@ -141,9 +144,10 @@ impl Listener {
         let cancel = CancellationToken::new();
         let permits = Arc::new(Semaphore::new(config.max_handshakes.max(1)));
         let counters = Arc::new(Counters::default());
+        let handed_out = Arc::new(std::sync::RwLock::new(local.clone()));
         let shared = Arc::new(Shared {
             identity,
-            local: local.clone(),
+            local: Arc::clone(&handed_out),
             config,
             policy,
             links,
@@ -152,6 +156,7 @@ impl Listener {
         let task = tokio::spawn(accept_loop(socket, shared, permits, cancel.clone()));
         Ok(Listener {
             local,
+            handed_out,
             bound,
             incoming,
             cancel,
@@ -163,6 +168,15 @@ impl Listener {
     /// The noderef this listener hands to callers.
     pub fn noderef(&self) -> &NodeRef {
         &self.local
+    }
+
+    /// Hands `local` to callers from now on (the node learnt its address).
+    pub fn set_noderef(&mut self, local: NodeRef) {
+        *self
+            .handed_out
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = local.clone();
+        self.local = local;
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -291,11 +305,16 @@ async fn accept_loop(
 
 async fn handshake_one(stream: TcpStream, from: SocketAddr, shared: &Shared) {
     let deadline = shared.config.handshake_timeout;
+    let local = shared
+        .local
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     let attempt = respond(
         stream,
         from,
         &shared.identity,
-        &shared.local,
+        &local,
         &shared.config,
         shared.policy.as_ref(),
     );

@@ -7,6 +7,8 @@
 //! encoding of every message. It borrows from the plaintext: a received
 //! payload is a zero-copy slice of the decrypted frame.
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize, Serializer};
 use warren_crypto::NodeRef;
@@ -40,6 +42,10 @@ pub enum LinkMessage {
     Rekey,
     /// The sender is closing the link and says why.
     Close(CloseCode),
+    /// The address the sender sees this connection coming from (its TCP
+    /// peer address): how a node learns its own public address. Sent once,
+    /// first, by each side of a link.
+    Observed(SocketAddr),
 }
 
 /// Why a peer closed a link, as sent on the wire.
@@ -96,6 +102,7 @@ enum Body<'a> {
     Pong(u64),
     Rekey,
     Close(CloseCode),
+    Observed(SocketAddr),
 }
 
 // serde serialises `&[u8]` as a sequence, one call per byte; postcard writes
@@ -140,6 +147,7 @@ impl LinkMessage {
             LinkMessage::Pong(n) => Body::Pong(*n),
             LinkMessage::Rekey => Body::Rekey,
             LinkMessage::Close(code) => Body::Close(*code),
+            LinkMessage::Observed(addr) => Body::Observed(*addr),
         };
         let envelope = Envelope {
             version: LINK_VERSION,
@@ -189,6 +197,7 @@ impl LinkMessage {
             Body::Pong(n) => LinkMessage::Pong(n),
             Body::Rekey => LinkMessage::Rekey,
             Body::Close(code) => LinkMessage::Close(code),
+            Body::Observed(addr) => LinkMessage::Observed(addr),
         };
         // One encoding per message: a padded size larger than needed, or an
         // overlong varint (postcard accepts those), would let a sender mark
@@ -271,6 +280,14 @@ mod tests {
         expected.extend_from_slice(&[1, 0, 10, 0, 0, 1, 0x82, 0x02, 1]);
         assert_eq!(&hello[..expected.len()], &expected[..]);
         assert!(hello[expected.len()..].iter().all(|&b| b == 0));
+        // version 1, variant 6 (Observed), V4 (0), 203.0.113.7, port 9470
+        // (varint fe 49), then zeros.
+        let observed = LinkMessage::Observed("203.0.113.7:9470".parse().unwrap())
+            .encode()
+            .unwrap();
+        assert_eq!(observed.len(), PAD_CONTROL);
+        assert_eq!(&observed[..10], &[1, 6, 0, 203, 0, 113, 7, 0xfe, 0x49, 0]);
+        assert!(observed[9..].iter().all(|&b| b == 0));
     }
 
     #[test]
@@ -384,6 +401,10 @@ mod tests {
             any::<u64>().prop_map(LinkMessage::Pong),
             Just(LinkMessage::Rekey),
             Just(LinkMessage::Close(CloseCode::Flooding)),
+            (any::<[u8; 16]>(), any::<u16>())
+                .prop_map(|(ip, port)| LinkMessage::Observed(SocketAddr::from((ip, port)))),
+            (any::<[u8; 4]>(), any::<u16>())
+                .prop_map(|(ip, port)| LinkMessage::Observed(SocketAddr::from((ip, port)))),
         ]
     }
 
