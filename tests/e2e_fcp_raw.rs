@@ -737,3 +737,77 @@ fn warren_signed_keys_from_generate_ssk_are_fetched_over_fcp() {
     let failed = far.until("none", &["GetFailed"]);
     assert_eq!(failed.fields["Code"], "13", "{failed:?}");
 }
+
+#[test]
+fn client_puts_under_warren_signed_keys_are_fetched_far_away() {
+    let net = TestNet::start(4);
+    let ports = fcp_ports(&net);
+    let mut c = Client::hello(ports[0]);
+    c.send(b"GenerateSSK\nIdentifier=k\nEndMessage\n");
+    let pair = c.until("k", &["SSKKeypair"]);
+    let insert = pair.fields["InsertURI"].replacen("SSK@", "USK@", 1);
+    let request = pair.fields["RequestURI"].replacen("SSK@", "USK@", 1);
+    // Edition 0 of a file over ClientPut, then edition 1: the newest is seen.
+    for (edition, text) in [(0, "diary, edition 0"), (1, "diary, edition 1")] {
+        let message = format!(
+            "ClientPut\nIdentifier=p{edition}\nURI={insert}diary/{edition}\nUploadFrom=direct\nDataLength={}\nData\n{text}",
+            text.len()
+        );
+        c.send(message.as_bytes());
+        let done = c.until(
+            &format!("p{edition}"),
+            &["PutSuccessful", "PutFailed", "ProtocolError"],
+        );
+        assert_eq!(done.name, "PutSuccessful", "{done:?}");
+        let uri = &done.fields["URI"];
+        assert!(
+            uri.starts_with("USK@") && uri.ends_with(&format!("/diary/{edition}")),
+            "{uri}"
+        );
+        // The request URI, never the private key.
+        assert!(!uri.contains(",AQEB"), "{uri}");
+    }
+    let mut far = Client::hello(ports[3]);
+    assert_eq!(
+        get(&mut far, "newest", &format!("{request}diary/-1")),
+        b"diary, edition 1"
+    );
+    // A site under an SSK through ClientPutComplexDir, read at a page.
+    let site_key = format!("{}blog", pair.fields["InsertURI"]);
+    let page = b"<p>hello from a signed site</p>";
+    let mut message = format!(
+        "ClientPutComplexDir\nIdentifier=site\nURI={site_key}\nFiles.0.Name=index.html\nFiles.0.UploadFrom=direct\nFiles.0.DataLength={}\nFiles.0.Metadata.ContentType=text/html\nEndMessage\n",
+        page.len()
+    )
+    .into_bytes();
+    message.extend_from_slice(page);
+    c.send(&message);
+    let done = c.until("site", &["PutSuccessful", "PutFailed", "ProtocolError"]);
+    assert_eq!(done.name, "PutSuccessful", "{done:?}");
+    let site = done.fields["URI"].clone();
+    assert!(
+        site.starts_with("SSK@") && site.ends_with("/blog/"),
+        "{site}"
+    );
+    assert_eq!(get(&mut far, "page", &format!("{site}index.html")), page);
+    // A request key cannot be inserted under; a different file under a
+    // name that is taken collides.
+    c.send(
+        format!(
+            "ClientPut\nIdentifier=bad\nURI={request}x/0\nUploadFrom=direct\nDataLength=1\nData\nx"
+        )
+        .as_bytes(),
+    );
+    let failed = c.until("bad", &["PutFailed"]);
+    assert_eq!(failed.fields["Code"], "1", "{failed:?}");
+    let other = "not the diary";
+    c.send(
+        format!(
+            "ClientPut\nIdentifier=again\nURI={insert}diary/1\nUploadFrom=direct\nDataLength={}\nData\n{other}",
+            other.len()
+        )
+        .as_bytes(),
+    );
+    let failed = c.until("again", &["PutFailed", "PutSuccessful"]);
+    assert_eq!(failed.name, "PutFailed", "{failed:?}");
+}

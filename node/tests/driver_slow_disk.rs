@@ -1,5 +1,6 @@
 //! A disk that does not answer cannot stall routing: block writes run on the
-//! store writer's thread, and the event loop keeps serving while one hangs.
+//! store writer's thread, and the event loop keeps serving while one hangs,
+//! blocks still queued for the disk included.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -122,9 +123,20 @@ async fn a_hanging_disk_write_does_not_stall_the_event_loop() {
         .expect("a request through the slow node is answered");
     assert!(answer.is_err());
 
+    // What the slow node is still writing it already serves: the insert was
+    // answered, so the next request must find the block.
+    let key = uri.key.routing;
+    let found = tokio::time::timeout(PATIENCE, fast.handle().fetch_block(key))
+        .await
+        .expect("a request for the queued block is answered");
+    assert!(
+        found.is_ok(),
+        "a block queued for the disk is not served: {found:?}"
+    );
+    assert!(!gated.inner.contains(&key).unwrap(), "the gate leaked");
+
     // Once the disk answers, the block is written.
     gated.open_gate();
-    let key = uri.key.routing;
     while !gated.inner.contains(&key).unwrap() {
         assert!(Instant::now() < deadline, "the write never completed");
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -53,11 +53,15 @@ struct NewLink {
     outbound: bool,
 }
 
-/// The core reads the store through this.
-struct StoreLookup<'a>(&'a dyn BlockStore);
+/// The core reads the store through this: the writes still queued for the
+/// disk first, then the store.
+struct StoreLookup<'a>(&'a dyn BlockStore, &'a StoreWriter);
 
 impl BlockLookup for StoreLookup<'_> {
     fn get(&self, key: &RoutingKey) -> Option<ChkBlock> {
+        if let Some(block) = self.1.pending().get(key) {
+            return Some(block);
+        }
         match self.0.get(key) {
             Ok(found) => found,
             Err(err) => {
@@ -68,6 +72,9 @@ impl BlockLookup for StoreLookup<'_> {
     }
 
     fn get_ssk(&self, key: &RoutingKey) -> Option<SskBlock> {
+        if let Some(block) = self.1.pending().get_ssk(key) {
+            return Some(block);
+        }
         match self.0.get_ssk(key) {
             Ok(found) => found,
             Err(err) => {
@@ -248,7 +255,7 @@ impl Driver {
 
     fn feed(&mut self, event: Event) {
         let now = self.now();
-        let lookup = StoreLookup(self.store.as_ref());
+        let lookup = StoreLookup(self.store.as_ref(), &self.writer);
         self.core.handle(now, &mut self.rng, &lookup, event);
     }
 

@@ -40,7 +40,7 @@ pub(super) fn strip_uri(raw: &str) -> Result<&str, String> {
 }
 
 /// `raw` without surrounding space and any `freenet:` prefixes.
-fn strip_freenet(raw: &str) -> &str {
+pub(super) fn strip_freenet(raw: &str) -> &str {
     let mut uri = raw.trim();
     while let Some(rest) = uri
         .get(..8)

@@ -44,6 +44,9 @@ pub(super) enum Resume {
         content_type: Option<String>,
         name: Option<String>,
         chk_only: bool,
+        /// The signed insert key to publish the CHK under, if any.
+        #[serde(default)]
+        publish_to: Option<String>,
     },
     /// A `ClientPut` of content that came over the connection, spooled
     /// whole (sealed) in the data directory (see `fcp::spool`).
@@ -51,6 +54,8 @@ pub(super) enum Resume {
         content_type: Option<String>,
         name: Option<String>,
         chk_only: bool,
+        #[serde(default)]
+        publish_to: Option<String>,
     },
     /// Content that is not kept (a connection-persistence upload, a site,
     /// or a spool not yet complete): after a restart it can only fail.
@@ -246,7 +251,8 @@ mod tests {
                     filename,
                     content_type,
                     name,
-                    chk_only
+                    chk_only,
+                    publish_to: None,
                 }),
             (
                 proptest::option::of(".{0,9}"),
@@ -256,7 +262,8 @@ mod tests {
                 .prop_map(|(content_type, name, chk_only)| Resume::PutSpool {
                     content_type,
                     name,
-                    chk_only
+                    chk_only,
+                    publish_to: Some("KSK@x".into()),
                 }),
             Just(Resume::NotResumable),
         ]

@@ -9,11 +9,11 @@ use futures_util::{Stream, StreamExt as _};
 use tokio::io::AsyncReadExt as _;
 use tokio::sync::mpsc;
 use warren_crypto::splitfile::SplitfileEncoder;
-use warren_crypto::ChkUri;
+use warren_crypto::{AnyUri, ChkUri};
 
 use super::codes::{put_failed, Insert, Protocol};
 use super::dda;
-use super::get::strip_uri;
+use super::get::{strip_freenet, strip_uri};
 use super::message::Message;
 use super::persist::Resume;
 use super::progress;
@@ -22,6 +22,7 @@ use super::session::{Chunk, Flow, Reply, Session, Target, MAX_DATA_LENGTH, UPLOA
 use super::spool::Spool;
 use crate::client::{self, ClientError, SiteEntry};
 use crate::driver::NodeHandle;
+use crate::signed;
 
 /// Files in one site insert.
 pub const MAX_SITE_FILES: usize = 10_000;
@@ -156,6 +157,20 @@ struct PutSettings {
     chk_only: bool,
     /// `Verbosity` asked for `SimpleProgress`.
     verbose: bool,
+    /// A signed insert key (`SSK@`, `USK@`, `KSK@`): the content goes in as
+    /// a CHK, then a signed pointer to it under this key.
+    publish_to: Option<String>,
+}
+
+/// The signed insert key a put's URI names, if it is not a `CHK@`.
+fn signed_target(uri: &str) -> Option<String> {
+    (!uri.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("CHK@"))).then(|| uri.to_owned())
+}
+
+/// Publishes `chk` under the signed insert key `target`; the request URI.
+async fn publish(node: &NodeHandle, target: &str, chk: ChkUri) -> Result<String, ClientError> {
+    let target: AnyUri = target.parse()?;
+    Ok(signed::publish(node, &target, chk, false).await?.uri)
 }
 
 /// Inserts (or only encodes) one file and answers the request.
@@ -165,6 +180,7 @@ async fn run_put(node: NodeHandle, reply: Reply, source: Source, settings: PutSe
         name,
         chk_only,
         verbose,
+        publish_to,
     } = settings;
     let progress = std::sync::Arc::new(client::Progress::default());
     let counted = std::sync::Arc::clone(&progress);
@@ -176,15 +192,20 @@ async fn run_put(node: NodeHandle, reply: Reply, source: Source, settings: PutSe
             client::insert_stream_counted(&node, content, content_type, counted).await
         }
     };
-    let result = progress::reporting(&reply, &progress, verbose, work).await;
+    let mut result = progress::reporting(&reply, &progress, verbose, work)
+        .await
+        .map(|uri| match name {
+            Some(name) => uri.with_path(name).to_string(),
+            None => uri.to_string(),
+        });
+    if let (Ok(chk), Some(target)) = (&result, &publish_to) {
+        result = match chk.parse::<ChkUri>() {
+            Ok(chk) => publish(&node, target, chk).await,
+            Err(err) => Err(err.into()),
+        };
+    }
     match result {
-        Ok(uri) => {
-            let uri = match name {
-                Some(name) => uri.with_path(name),
-                None => uri,
-            };
-            succeed(&reply, &uri.to_string(), !chk_only).await;
-        }
+        Ok(uri) => succeed(&reply, &uri, !chk_only).await,
         Err(err) => {
             let failed = put_failed(
                 &reply.identifier,
@@ -206,6 +227,7 @@ pub(super) async fn resume_put(node: NodeHandle, reply: Reply, resume: Resume) {
             content_type,
             name,
             chk_only,
+            publish_to,
         } => {
             let source = Source::File(PathBuf::from(filename));
             let settings = PutSettings {
@@ -213,6 +235,7 @@ pub(super) async fn resume_put(node: NodeHandle, reply: Reply, resume: Resume) {
                 name,
                 chk_only,
                 verbose: false,
+                publish_to,
             };
             run_put(node, reply, source, settings).await;
         }
@@ -220,6 +243,7 @@ pub(super) async fn resume_put(node: NodeHandle, reply: Reply, resume: Resume) {
             content_type,
             name,
             chk_only,
+            publish_to,
         } => {
             let Some(spool) = spool_of(&reply) else {
                 return;
@@ -229,6 +253,7 @@ pub(super) async fn resume_put(node: NodeHandle, reply: Reply, resume: Resume) {
                 name,
                 chk_only,
                 verbose: false,
+                publish_to,
             };
             put_spooled(node, reply, spool, settings).await;
         }
@@ -316,7 +341,12 @@ async fn succeed(reply: &Reply, uri: &str, inserted: bool) {
 impl Session {
     /// Checks a put's `URI`; `None` after answering.
     /// Runs a site insert (a disk dir or a complex dir) as a request.
-    async fn start_site(&mut self, reply: &Reply, files: Vec<SiteFile>) {
+    async fn start_site(
+        &mut self,
+        reply: &Reply,
+        files: Vec<SiteFile>,
+        publish_to: Option<String>,
+    ) {
         let node = self.shared.node.clone();
         let task_reply = reply.clone();
         let description = Description {
@@ -326,31 +356,36 @@ impl Session {
             resume: Resume::NotResumable,
         };
         self.start(reply, description, async move {
-            run_site(node, task_reply, files).await;
+            run_site(node, task_reply, files, publish_to).await;
         })
         .await;
     }
 
+    /// A put's `URI`: `CHK@`, or one of Warren's signed insert keys
+    /// (`SSK@`/`USK@` with the private key, `KSK@`); `None` after answering.
     async fn put_uri(&self, message: &Message, reply: &Reply) -> Option<String> {
         let Some(raw) = message.get("URI") else {
             self.refuse(message, Protocol::MissingField, "URI").await;
             return None;
         };
-        match strip_uri(raw) {
-            Ok(uri) if uri.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("CHK@")) => {
-                Some(uri.to_owned())
-            }
-            Ok(_) => {
-                self.refuse(message, Protocol::UriParseError, "not a CHK@ URI")
-                    .await;
-                None
-            }
-            Err(why) => {
-                let failed = put_failed(&reply.identifier, reply.global, Insert::InvalidUri, &why);
-                reply.send(failed).await;
-                None
-            }
+        let uri = strip_freenet(raw);
+        if uri.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("CHK@")) {
+            return Some(uri.to_owned());
         }
+        let why = match uri.parse::<AnyUri>() {
+            Ok(AnyUri::SskInsert(_) | AnyUri::UskInsert(_) | AnyUri::Ksk(_)) => {
+                return Some(uri.to_owned())
+            }
+            Ok(_) => "this is a request key: insert under its insert URI (GenerateSSK, or `warren keys new`)".to_owned(),
+            // Said without the key: it may hold a private key.
+            Err(err) => match strip_uri(uri) {
+                Err(why) => why,
+                Ok(_) => err.to_string(),
+            },
+        };
+        let failed = put_failed(&reply.identifier, reply.global, Insert::InvalidUri, &why);
+        reply.send(failed).await;
+        None
     }
 
     /// Whether this connection may have the node read `path`: it proved it
@@ -383,7 +418,12 @@ impl Session {
     async fn start_put(&mut self, message: &Message) -> Option<mpsc::Sender<Chunk>> {
         let reply = self.claim(message).await?;
         let uri = self.put_uri(message, &reply).await?;
-        let name = match target_name(message, &uri) {
+        let publish_to = signed_target(&uri);
+        let signed = publish_to.is_some();
+        // Under a signed key the URI's path is its document name, not a
+        // file name: only `TargetFilename` names the file.
+        let named = if signed { "CHK@" } else { uri.as_str() };
+        let name = match target_name(message, named) {
             Ok(name) => name,
             Err(why) => {
                 self.refuse(message, Protocol::InvalidField, why).await;
@@ -399,6 +439,11 @@ impl Session {
                 return None;
             }
         };
+        if chk_only && signed {
+            self.refuse(message, Protocol::InvalidField, "GetCHKOnly needs URI=CHK@")
+                .await;
+            return None;
+        }
         let content_type = message.get("Metadata.ContentType").map(str::to_owned);
         let upload_from = message
             .get("UploadFrom")
@@ -453,6 +498,7 @@ impl Session {
                 content_type: content_type.clone(),
                 name: name.clone(),
                 chk_only,
+                publish_to: publish_to.clone(),
             };
         }
         if let Source::File(path) = &source {
@@ -462,6 +508,7 @@ impl Session {
                 content_type: content_type.clone(),
                 name: name.clone(),
                 chk_only,
+                publish_to: publish_to.clone(),
             };
         }
         if let Some(name) = &name {
@@ -484,6 +531,7 @@ impl Session {
             name,
             chk_only,
             verbose: progress::verbose(message),
+            publish_to,
         };
         self.start(&reply, description, async move {
             match (source, spool) {
@@ -501,9 +549,9 @@ impl Session {
         let Some(reply) = self.claim(message).await else {
             return Flow::Continue;
         };
-        if self.put_uri(message, &reply).await.is_none() {
+        let Some(uri) = self.put_uri(message, &reply).await else {
             return Flow::Continue;
-        }
+        };
         let Some(dir) = message.get("Filename") else {
             self.refuse(message, Protocol::MissingField, "Filename")
                 .await;
@@ -526,7 +574,7 @@ impl Session {
                 return Flow::Continue;
             }
         };
-        self.start_site(&reply, files).await;
+        self.start_site(&reply, files, signed_target(&uri)).await;
         Flow::Continue
     }
 
@@ -593,7 +641,7 @@ impl Session {
         count: usize,
     ) -> Option<Vec<mpsc::Sender<Chunk>>> {
         let reply = self.claim(message).await?;
-        self.put_uri(message, &reply).await?;
+        let uri = self.put_uri(message, &reply).await?;
         if count == 0 {
             self.refuse(message, Protocol::MissingField, "Files.0.Name")
                 .await;
@@ -666,7 +714,7 @@ impl Session {
                 content_type,
             });
         }
-        self.start_site(&reply, files).await;
+        self.start_site(&reply, files, signed_target(&uri)).await;
         Some(sinks)
     }
 }
@@ -715,10 +763,15 @@ fn walk(dir: &Path) -> Result<Vec<SiteFile>, String> {
 
 /// Inserts a site's files one by one, then its manifest; reports progress
 /// per file with `SimpleProgress`.
-async fn run_site(node: NodeHandle, reply: Reply, files: Vec<SiteFile>) {
+async fn run_site(
+    node: NodeHandle,
+    reply: Reply,
+    files: Vec<SiteFile>,
+    publish_to: Option<String>,
+) {
     let total = files.len();
     let mut entries = Vec::with_capacity(total);
-    let result: Result<ChkUri, ClientError> = async {
+    let result: Result<String, ClientError> = async {
         for (done, file) in files.into_iter().enumerate() {
             let (uri, size) = match file.source {
                 Source::Key(uri) => {
@@ -755,7 +808,12 @@ async fn run_site(node: NodeHandle, reply: Reply, files: Vec<SiteFile>) {
                 .with("FinalizedTotal", true);
             reply.send(progress).await;
         }
-        client::insert_site(&node, entries).await
+        let manifest = client::insert_site(&node, entries).await?;
+        match &publish_to {
+            // Readers open the signed key as the site: `…/name/` or `…/N/`.
+            Some(target) => publish(&node, target, manifest).await,
+            None => Ok(manifest.to_string()),
+        }
     }
     .await;
     match result {
