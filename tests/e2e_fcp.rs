@@ -116,3 +116,71 @@ fn fcpput_and_fcpget_round_trip_byte_for_byte() {
         std::fs::remove_file(&back).expect("remove");
     }
 }
+
+#[test]
+fn pyfreenet_genkey_and_fcpgenkey_publish_signed_keys() {
+    let venv = venv();
+    let net = TestNet::start(4);
+    let ports = fcp_ports(&net);
+    let (far, _) = net.farthest_from(0);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fcp/signed_keys.py");
+    let out = Command::new(venv.join("python"))
+        .arg(&script)
+        .args([ports[0].to_string(), ports[far].to_string()])
+        .output()
+        .expect("run signed_keys.py");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        report.lines().filter(|l| l.starts_with("ok ")).count(),
+        5,
+        "{report}"
+    );
+
+    // The command-line tools: fcpgenkey prints the request then the insert
+    // URI; fcpput under the insert URI, fcpget of the request URI elsewhere.
+    let keys = Command::new(venv.join("fcpgenkey"))
+        .args(["-P", &ports[0].to_string()])
+        .output()
+        .expect("run fcpgenkey");
+    let text = String::from_utf8_lossy(&keys.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        keys.status.success() && lines.len() == 2,
+        "fcpgenkey: {text}"
+    );
+    let (request, insert) = (lines[0].trim(), lines[1].trim());
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = work.path().join("page.txt");
+    std::fs::write(&file, b"published with fcpput").expect("write");
+    let put = Command::new(venv.join("fcpput"))
+        .args(["-P", &ports[0].to_string(), &format!("{insert}page")])
+        .arg(&file)
+        .output()
+        .expect("run fcpput");
+    let uri = String::from_utf8_lossy(&put.stdout).trim().to_owned();
+    assert!(
+        put.status.success() && uri.contains("SSK@") && uri.ends_with("/page"),
+        "fcpput: {uri} {}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let back = work.path().join("back");
+    let get = Command::new(venv.join("fcpget"))
+        .args(["-P", &ports[far].to_string(), &format!("{request}page")])
+        .arg(&back)
+        .output()
+        .expect("run fcpget");
+    assert!(
+        get.status.success(),
+        "fcpget: {}",
+        String::from_utf8_lossy(&get.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&back).expect("fetched"),
+        b"published with fcpput"
+    );
+}
