@@ -175,7 +175,7 @@ fn bad_input_is_refused_and_the_node_stays_up() {
     let e = protocol_error(c.read());
     assert_eq!(
         (e.fields["Code"].as_str(), e.fields["Identifier"].as_str()),
-        ("16", "u1")
+        ("8", "u1")
     );
     c.send(b"ClientGet\nIdentifier=s1\nURI=USK@abc,def,AQACAAE/site/3\nEndMessage\n");
     let failed = c.until("s1", &["GetFailed"]);
@@ -747,6 +747,12 @@ fn client_puts_under_warren_signed_keys_are_fetched_far_away() {
     let pair = c.until("k", &["SSKKeypair"]);
     let insert = pair.fields["InsertURI"].replacen("SSK@", "USK@", 1);
     let request = pair.fields["RequestURI"].replacen("SSK@", "USK@", 1);
+    // Three hops away, a client subscribes before anything is published.
+    let mut far = Client::hello(ports[3]);
+    far.send(
+        format!("SubscribeUSK\nIdentifier=sub\nURI={request}diary/0\nEndMessage\n").as_bytes(),
+    );
+    assert_eq!(far.until("sub", &["SubscribedUSK"]).name, "SubscribedUSK");
     // Edition 0 of a file over ClientPut, then edition 1: the newest is seen.
     for (edition, text) in [(0, "diary, edition 0"), (1, "diary, edition 1")] {
         let message = format!(
@@ -767,7 +773,17 @@ fn client_puts_under_warren_signed_keys_are_fetched_far_away() {
         // The request URI, never the private key.
         assert!(!uri.contains(",AQEB"), "{uri}");
     }
-    let mut far = Client::hello(ports[3]);
+    // The subscriber is told, at the latest, of edition 1.
+    loop {
+        let update = far.until("sub", &["SubscribedUSKUpdate"]);
+        assert!(update.fields["URI"].starts_with("USK@"), "{update:?}");
+        if update.fields["Edition"] == "1" {
+            assert!(update.fields["URI"].ends_with("/diary/1"), "{update:?}");
+            break;
+        }
+        assert_eq!(update.fields["Edition"], "0", "{update:?}");
+    }
+    far.send(b"UnsubscribeUSK\nIdentifier=sub\nEndMessage\n");
     assert_eq!(
         get(&mut far, "newest", &format!("{request}diary/-1")),
         b"diary, edition 1"

@@ -24,6 +24,7 @@ mod put;
 mod queue;
 mod session;
 mod spool;
+mod subscribe;
 pub mod vault;
 
 pub use blocks::BLOCKS_DIR;

@@ -285,15 +285,8 @@ impl Session {
                 let _ = self.out.send(Outgoing::Message(reply)).await;
                 Flow::Continue
             }
-            "SubscribeUSK" | "UnsubscribeUSK" => {
-                self.refuse(
-                    &message,
-                    Protocol::NotSupported,
-                    "USK subscriptions are not offered by Warren; fetch USK@…/name/-1 instead",
-                )
-                .await;
-                Flow::Continue
-            }
+            "SubscribeUSK" => self.subscribe_usk(&message).await,
+            "UnsubscribeUSK" => self.unsubscribe_usk(&message),
             name if KNOWN_UNSUPPORTED.contains(&name) => {
                 self.refuse(&message, Protocol::NotSupported, "not offered by Warren")
                     .await;
@@ -565,6 +558,16 @@ impl Session {
         Flow::Continue
     }
 
+    /// Ends a request of this connection; `false` if there is none so named.
+    pub(super) fn end_request(&mut self, identifier: &str) -> bool {
+        let Some(handle) = self.requests.remove(identifier) else {
+            return false;
+        };
+        handle.abort();
+        self.task_ids.retain(|_, id| id != identifier);
+        true
+    }
+
     async fn remove_request(&mut self, message: &Message) -> Flow {
         let Some((identifier, global)) = self.request_named(message).await else {
             return Flow::Continue;
@@ -580,12 +583,10 @@ impl Session {
                 .remove()
                 .await;
         } else {
-            let Some(handle) = self.requests.remove(identifier) else {
+            if !self.end_request(identifier) {
                 self.refuse(message, Protocol::NoSuchIdentifier, "").await;
                 return Flow::Continue;
-            };
-            handle.abort();
-            self.task_ids.retain(|_, id| id != identifier);
+            }
         }
         let removed = Message::new("PersistentRequestRemoved")
             .with("Identifier", identifier)
