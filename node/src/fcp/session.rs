@@ -582,11 +582,9 @@ impl Session {
             super::spool::Spool::new(&self.shared.data_dir, Arc::clone(vault), &key)
                 .remove()
                 .await;
-        } else {
-            if !self.end_request(identifier) {
-                self.refuse(message, Protocol::NoSuchIdentifier, "").await;
-                return Flow::Continue;
-            }
+        } else if !self.end_request(identifier) {
+            self.refuse(message, Protocol::NoSuchIdentifier, "").await;
+            return Flow::Continue;
         }
         let removed = Message::new("PersistentRequestRemoved")
             .with("Identifier", identifier)

@@ -36,13 +36,10 @@ impl Session {
             self.refuse(message, Protocol::MissingField, "URI").await;
             return Flow::Continue;
         };
-        let usk = match strip_freenet(raw).parse::<AnyUri>() {
-            Ok(AnyUri::Usk(usk)) => usk,
-            _ => {
-                let why = "SubscribeUSK needs a Warren USK request URI (USK@…/name/N)";
-                self.refuse(message, Protocol::InvalidField, why).await;
-                return Flow::Continue;
-            }
+        let Ok(AnyUri::Usk(usk)) = strip_freenet(raw).parse::<AnyUri>() else {
+            let why = "SubscribeUSK needs a Warren USK request URI (USK@…/name/N)";
+            self.refuse(message, Protocol::InvalidField, why).await;
+            return Flow::Continue;
         };
         let subscribed = reply
             .message("SubscribedUSK")
