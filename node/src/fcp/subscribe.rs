@@ -95,10 +95,10 @@ async fn watch(node: NodeHandle, reply: Reply, usk: UskUri) {
                 next = edition + 1;
                 pause = MIN_POLL;
             }
-            Ok((None, _)) => pause = (pause * 2).min(MAX_POLL),
             Err(ClientError::Stopped) => return,
-            // Overloaded or a failed probe: try again later, more slowly.
-            Err(_) => pause = (pause * 2).min(MAX_POLL),
+            // Nothing newer, or overloaded, or a failed probe: again later,
+            // more slowly.
+            Ok((None, _)) | Err(_) => pause = (pause * 2).min(MAX_POLL),
         }
         tokio::time::sleep(pause).await;
     }
