@@ -827,3 +827,80 @@ fn client_puts_under_warren_signed_keys_are_fetched_far_away() {
     let failed = c.until("again", &["PutFailed", "PutSuccessful"]);
     assert_eq!(failed.name, "PutFailed", "{failed:?}");
 }
+
+#[test]
+fn forever_sites_survive_a_node_crash_and_restart() {
+    let mut net = TestNet::start(3);
+    let big: Vec<u8> = (0..16_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+        .collect();
+    let page = b"<p>a site that outlives its node</p>".to_vec();
+    let mut c = Client::connect(fcp_ports(&net)[1]);
+    hello_as(&mut c, "sitemaker");
+    let mut message = format!(
+        "ClientPutComplexDir\nIdentifier=site\nURI=CHK@\nPersistence=forever\n\
+         Files.0.Name=index.html\nFiles.0.UploadFrom=direct\nFiles.0.DataLength={}\n\
+         Files.0.Metadata.ContentType=text/html\n\
+         Files.1.Name=video.bin\nFiles.1.UploadFrom=direct\nFiles.1.DataLength={}\nEndMessage\n",
+        page.len(),
+        big.len()
+    )
+    .into_bytes();
+    message.extend_from_slice(&page);
+    message.extend_from_slice(&big);
+    c.send(&message);
+    // Both files spooled: the inserts are then under way; crash the node.
+    let node = net.nodes[1].clone();
+    let uploads = node.data_dir.join("fcp-uploads");
+    let sizes = || -> Vec<u64> {
+        let mut sizes: Vec<u64> = std::fs::read_dir(&uploads)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok().map(|m| m.len()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        sizes.sort_unstable();
+        sizes
+    };
+    let complete = vec![
+        sealed_spool_len(page.len() as u64),
+        sealed_spool_len(big.len() as u64),
+    ];
+    wait_for("the site to be spooled", || sizes() == complete);
+    net.kill(1);
+    assert_eq!(
+        sizes(),
+        complete,
+        "the site finished before the crash, so this test proves nothing: use a larger file"
+    );
+    net.restart(1).expect("restart node 1");
+    let mut again = Client::connect(fcp_ports(&net)[1]);
+    hello_as(&mut again, "sitemaker");
+    let uri = loop {
+        again.send(b"GetRequestStatus\nIdentifier=site\nEndMessage\n");
+        let reply = again.until(
+            "site",
+            &[
+                "PutSuccessful",
+                "PutFailed",
+                "ProtocolError",
+                "PersistentPutDir",
+            ],
+        );
+        assert!(
+            !["PutFailed", "ProtocolError"].contains(&reply.name.as_str()),
+            "{reply:?}"
+        );
+        if reply.name == "PutSuccessful" {
+            break reply.fields["URI"].clone();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    wait_for("the spools to go", || sizes().is_empty());
+    let mut reader = Client::hello(fcp_ports(&net)[2]);
+    assert_eq!(get(&mut reader, "page", &format!("{uri}index.html")), page);
+    assert!(
+        get(&mut reader, "video", &format!("{uri}video.bin")) == big,
+        "the big file differs"
+    );
+}

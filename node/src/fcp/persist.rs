@@ -57,9 +57,35 @@ pub(super) enum Resume {
         #[serde(default)]
         publish_to: Option<String>,
     },
-    /// Content that is not kept (a connection-persistence upload, a site,
-    /// or a spool not yet complete): after a restart it can only fail.
+    /// A site (`ClientPutDiskDir`, `ClientPutComplexDir`): its files from
+    /// disk, by key, or spooled (those sent over the connection).
+    PutSite {
+        files: Vec<SiteRecord>,
+        #[serde(default)]
+        publish_to: Option<String>,
+    },
+    /// Content that is not kept (a connection-persistence upload, or a
+    /// spool not yet complete): after a restart it can only fail.
     NotResumable,
+}
+
+/// One file of a site to resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct SiteRecord {
+    pub(super) path: String,
+    pub(super) content_type: Option<String>,
+    pub(super) source: SiteSource,
+}
+
+/// Where a site file's content is, for a resumed insert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum SiteSource {
+    /// A file the client let the node read.
+    Disk(String),
+    /// Already in the network under this `CHK@`.
+    Key(String),
+    /// Sent over the connection, spooled as the request's file number N.
+    Spooled(usize),
 }
 
 /// One persistent request as stored.
@@ -264,6 +290,32 @@ mod tests {
                     name,
                     chk_only,
                     publish_to: Some("KSK@x".into()),
+                }),
+            (
+                ".{0,9}",
+                proptest::option::of(".{0,5}"),
+                0usize..3,
+                proptest::option::of(".{0,9}")
+            )
+                .prop_map(|(path, content_type, n, publish_to)| Resume::PutSite {
+                    files: vec![
+                        SiteRecord {
+                            path: path.clone(),
+                            content_type: content_type.clone(),
+                            source: SiteSource::Spooled(n)
+                        },
+                        SiteRecord {
+                            path: path.clone(),
+                            content_type: None,
+                            source: SiteSource::Disk(path.clone())
+                        },
+                        SiteRecord {
+                            path,
+                            content_type,
+                            source: SiteSource::Key("CHK@k".into())
+                        },
+                    ],
+                    publish_to,
                 }),
             Just(Resume::NotResumable),
         ]

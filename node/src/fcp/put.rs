@@ -15,7 +15,7 @@ use super::codes::{put_failed, Insert, Protocol};
 use super::dda;
 use super::get::{strip_freenet, strip_uri};
 use super::message::Message;
-use super::persist::Resume;
+use super::persist::{Resume, SiteRecord, SiteSource};
 use super::progress;
 use super::queue::Description;
 use super::session::{Chunk, Flow, Reply, Session, Target, MAX_DATA_LENGTH, UPLOAD_QUEUE};
@@ -52,6 +52,8 @@ struct SiteFile {
     path: String,
     source: Source,
     content_type: Option<String>,
+    /// For content sent over the connection: its `DataLength`.
+    length: u64,
 }
 
 /// The `PutFailed` code for a client-layer error.
@@ -257,6 +259,9 @@ pub(super) async fn resume_put(node: NodeHandle, reply: Reply, resume: Resume) {
             };
             put_spooled(node, reply, spool, settings).await;
         }
+        Resume::PutSite { files, publish_to } => {
+            resume_site(node, reply, files, publish_to).await;
+        }
         Resume::Get { .. } | Resume::NotResumable => {
             let failed = put_failed(
                 &reply.identifier,
@@ -284,6 +289,79 @@ fn spool_of(reply: &Reply) -> Option<Spool> {
         )),
         _ => None,
     }
+}
+
+/// For a `Persistence=forever` site of `files` files: a spool for each
+/// (direct files take them in order); `None` for any other site.
+fn site_spools(reply: &Reply, files: usize) -> Option<Vec<Spool>> {
+    match &reply.target {
+        Target::Queue {
+            shared,
+            key,
+            persistence,
+        } if persistence == "forever" => Some(
+            (0..files)
+                .map(|i| {
+                    Spool::for_site_file(
+                        &shared.data_dir,
+                        std::sync::Arc::clone(&shared.vault),
+                        key,
+                        i,
+                    )
+                })
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Starts a `forever` site again from its records.
+async fn resume_site(
+    node: NodeHandle,
+    reply: Reply,
+    records: Vec<SiteRecord>,
+    publish_to: Option<String>,
+) {
+    let spools = site_spools(&reply, records.len()).unwrap_or_default();
+    let mut files = Vec::with_capacity(records.len());
+    for record in records {
+        let source = match record.source {
+            SiteSource::Disk(path) => Source::File(PathBuf::from(path)),
+            SiteSource::Key(uri) => match uri.parse::<ChkUri>() {
+                Ok(uri) => Source::Key(uri),
+                Err(err) => {
+                    let failed = put_failed(
+                        &reply.identifier,
+                        reply.global,
+                        Insert::InvalidUri,
+                        &err.to_string(),
+                    );
+                    reply.send(failed).await;
+                    return;
+                }
+            },
+            SiteSource::Spooled(n) => {
+                let Some(spool) = spools.get(n) else {
+                    let failed = put_failed(
+                        &reply.identifier,
+                        reply.global,
+                        Insert::Cancelled,
+                        "the site's kept files do not match its record; insert it again",
+                    );
+                    reply.send(failed).await;
+                    return;
+                };
+                Source::Spool(spool.clone())
+            }
+        };
+        files.push(SiteFile {
+            path: record.path,
+            source,
+            content_type: record.content_type,
+            length: 0,
+        });
+    }
+    run_site(node, reply, files, publish_to).await;
 }
 
 /// A `Persistence=forever` direct put: the content is spooled whole, then
@@ -349,11 +427,37 @@ impl Session {
     ) {
         let node = self.shared.node.clone();
         let task_reply = reply.clone();
+        // A `forever` site can start again after a restart: its records say
+        // where each file is (direct ones are spooled first, see `run_site`).
+        let resume = if spool_of(reply).is_some() {
+            let mut spooled = 0;
+            let files = files
+                .iter()
+                .map(|file| SiteRecord {
+                    path: file.path.clone(),
+                    content_type: file.content_type.clone(),
+                    source: match &file.source {
+                        Source::File(path) => SiteSource::Disk(path.display().to_string()),
+                        Source::Key(uri) => SiteSource::Key(uri.to_string()),
+                        Source::Stream(_) | Source::Spool(_) => {
+                            spooled += 1;
+                            SiteSource::Spooled(spooled - 1)
+                        }
+                    },
+                })
+                .collect();
+            Resume::PutSite {
+                files,
+                publish_to: publish_to.clone(),
+            }
+        } else {
+            Resume::NotResumable
+        };
         let description = Description {
             kind: "PersistentPutDir",
             fields: vec![("Files".to_owned(), files.len().to_string())],
             direct_uri: None,
-            resume: Resume::NotResumable,
+            resume,
         };
         self.start(reply, description, async move {
             run_site(node, task_reply, files, publish_to).await;
@@ -708,10 +812,14 @@ impl Session {
                     return None;
                 }
             };
+            let length = field("DataLength")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
             files.push(SiteFile {
                 path,
                 source,
                 content_type,
+                length,
             });
         }
         self.start_site(&reply, files, signed_target(&uri)).await;
@@ -753,6 +861,7 @@ fn walk(dir: &Path) -> Result<Vec<SiteFile>, String> {
                     content_type: guess_type(&rel),
                     path: rel,
                     source: Source::File(entry.path()),
+                    length: 0,
                 });
             }
         }
@@ -771,7 +880,30 @@ async fn run_site(
 ) {
     let total = files.len();
     let mut entries = Vec::with_capacity(total);
+    let spools = site_spools(&reply, files.len());
+    let node_stopping = node.clone();
     let result: Result<String, ClientError> = async {
+        // A `forever` site's direct files are spooled, in the order they
+        // arrive, before anything is inserted: a restart resumes from there.
+        let mut files = files;
+        if let Some(spools) = &spools {
+            let mut next = spools.iter();
+            for file in &mut files {
+                if let Source::Stream(_) = file.source {
+                    let Some(spool) = next.next() else {
+                        return Err(ClientError::Input("more files than spools".into()));
+                    };
+                    let Source::Stream(upload) =
+                        std::mem::replace(&mut file.source, Source::Spool(spool.clone()))
+                    else {
+                        continue;
+                    };
+                    spool.receive(upload, file.length).await.map_err(|e| {
+                        ClientError::Input(format!("the content could not be kept: {e}"))
+                    })?;
+                }
+            }
+        }
         for (done, file) in files.into_iter().enumerate() {
             let (uri, size) = match file.source {
                 Source::Key(uri) => {
@@ -816,6 +948,15 @@ async fn run_site(
         }
     }
     .await;
+    // An outcome is sent now, unless the node is stopping (then the site
+    // starts again from its spools later).
+    if let Some(spools) = spools {
+        if node_stopping.status().await.is_ok() {
+            for spool in spools {
+                spool.remove().await;
+            }
+        }
+    }
     match result {
         Ok(uri) => succeed(&reply, &format!("{uri}/"), true).await,
         Err(err) => {

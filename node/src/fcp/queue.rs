@@ -293,6 +293,14 @@ impl Queue {
         Ok(())
     }
 
+    /// How a request would start again (what it keeps on disk).
+    pub(super) fn resume_of(&self, key: &RequestKey) -> Option<Resume> {
+        self.lock()
+            .requests
+            .get(key)
+            .map(|e| e.description.resume.clone())
+    }
+
     /// Runs a request's task, detached from any connection.
     pub(super) fn start(
         &self,

@@ -574,8 +574,17 @@ impl Session {
         };
         let identifier = identifier.as_str();
         let key = self.key(identifier, global);
+        let resume = self.shared.queue.resume_of(&key);
         if self.shared.queue.remove(&key) {
             let vault = &self.shared.vault;
+            if let Some(super::persist::Resume::PutSite { files, .. }) = resume {
+                for i in 0..files.len() {
+                    let data_dir = &self.shared.data_dir;
+                    super::spool::Spool::for_site_file(data_dir, Arc::clone(vault), &key, i)
+                        .remove()
+                        .await;
+                }
+            }
             super::blocks::BlockDir::new(&self.shared.data_dir, Arc::clone(vault), &key)
                 .remove()
                 .await;

@@ -45,6 +45,24 @@ impl Spool {
         }
     }
 
+    /// The spool of file `index` of a site request.
+    pub(super) fn for_site_file(
+        data_dir: &std::path::Path,
+        vault: Arc<Vault>,
+        key: &RequestKey,
+        index: usize,
+    ) -> Spool {
+        let mut name = request_name(key);
+        name.extend_from_slice(b"\0file\0");
+        name.extend_from_slice(&(index as u64).to_be_bytes());
+        let path = data_dir.join(UPLOADS_DIR).join(vault.name("upload", &name));
+        Spool {
+            path,
+            context: [SEALED_CONTEXT, &name].concat(),
+            vault,
+        }
+    }
+
     /// Writes what `chunks` brings, until it ends, which must be after
     /// exactly `expected` bytes. An upload that ends with an error or short
     /// leaves no spool.
