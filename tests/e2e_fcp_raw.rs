@@ -481,6 +481,32 @@ fn forever_downloads_survive_a_node_crash_and_restart() {
     });
 }
 
+/// Asks for `id`'s state until it has succeeded; its `URI`. A failure, or
+/// no such request, fails the test.
+fn finished_put(client: &mut Client, id: &str) -> String {
+    loop {
+        client.send(format!("GetRequestStatus\nIdentifier={id}\nEndMessage\n").as_bytes());
+        let reply = client.until(
+            id,
+            &[
+                "PutSuccessful",
+                "PutFailed",
+                "ProtocolError",
+                "PersistentPut",
+                "PersistentPutDir",
+            ],
+        );
+        assert!(
+            !["PutFailed", "ProtocolError"].contains(&reply.name.as_str()),
+            "{reply:?}"
+        );
+        if reply.name == "PutSuccessful" {
+            return reply.fields["URI"].clone();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Polls `done` until it holds, for at most [`READ_TIMEOUT`].
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + READ_TIMEOUT;
@@ -569,28 +595,7 @@ fn forever_direct_uploads_survive_a_node_crash_and_restart() {
     net.restart(1).expect("restart node 1");
     let mut again = Client::connect(fcp_ports(&net)[1]);
     hello_as(&mut again, "uploader");
-    let uri = loop {
-        again.send(b"GetRequestStatus\nIdentifier=diary-upload\nEndMessage\n");
-        let reply = again.until(
-            "diary-upload",
-            &[
-                "PutSuccessful",
-                "PutFailed",
-                "SimpleProgress",
-                "PersistentPut",
-                "URIGenerated",
-                "PutFetchable",
-            ],
-        );
-        assert!(
-            !["PutFailed", "ProtocolError"].contains(&reply.name.as_str()),
-            "{reply:?}"
-        );
-        if reply.name == "PutSuccessful" {
-            break reply.fields["URI"].clone();
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let uri = finished_put(&mut again, "diary-upload");
     assert!(uri.ends_with("/secret-diary.txt"), "{uri}");
     wait_for("the spool to go", || spool_size().is_none());
     // Fetched at another node, byte for byte.
@@ -876,26 +881,7 @@ fn forever_sites_survive_a_node_crash_and_restart() {
     net.restart(1).expect("restart node 1");
     let mut again = Client::connect(fcp_ports(&net)[1]);
     hello_as(&mut again, "sitemaker");
-    let uri = loop {
-        again.send(b"GetRequestStatus\nIdentifier=site\nEndMessage\n");
-        let reply = again.until(
-            "site",
-            &[
-                "PutSuccessful",
-                "PutFailed",
-                "ProtocolError",
-                "PersistentPutDir",
-            ],
-        );
-        assert!(
-            !["PutFailed", "ProtocolError"].contains(&reply.name.as_str()),
-            "{reply:?}"
-        );
-        if reply.name == "PutSuccessful" {
-            break reply.fields["URI"].clone();
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let uri = finished_put(&mut again, "site");
     wait_for("the spools to go", || sizes().is_empty());
     let mut reader = Client::hello(fcp_ports(&net)[2]);
     assert_eq!(get(&mut reader, "page", &format!("{uri}index.html")), page);

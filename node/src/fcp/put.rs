@@ -164,6 +164,12 @@ struct PutSettings {
     publish_to: Option<String>,
 }
 
+/// Answers the put with `PutFailed`.
+async fn fail(reply: &Reply, code: Insert, why: &str) {
+    let failed = put_failed(&reply.identifier, reply.global, code, why);
+    reply.send(failed).await;
+}
+
 /// The signed insert key a put's URI names, if it is not a `CHK@`.
 fn signed_target(uri: &str) -> Option<String> {
     (!uri.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("CHK@"))).then(|| uri.to_owned())
@@ -263,13 +269,9 @@ pub(super) async fn resume_put(node: NodeHandle, reply: Reply, resume: Resume) {
             resume_site(node, reply, files, publish_to).await;
         }
         Resume::Get { .. } | Resume::NotResumable => {
-            let failed = put_failed(
-                &reply.identifier,
-                reply.global,
-                Insert::Cancelled,
-                "the node restarted before this insert's content had all arrived; insert it again",
-            );
-            reply.send(failed).await;
+            let why =
+                "the node restarted before this insert's content had all arrived; insert it again";
+            fail(&reply, Insert::Cancelled, why).await;
         }
     }
 }
@@ -329,27 +331,12 @@ async fn resume_site(
             SiteSource::Disk(path) => Source::File(PathBuf::from(path)),
             SiteSource::Key(uri) => match uri.parse::<ChkUri>() {
                 Ok(uri) => Source::Key(uri),
-                Err(err) => {
-                    let failed = put_failed(
-                        &reply.identifier,
-                        reply.global,
-                        Insert::InvalidUri,
-                        &err.to_string(),
-                    );
-                    reply.send(failed).await;
-                    return;
-                }
+                Err(err) => return fail(&reply, Insert::InvalidUri, &err.to_string()).await,
             },
             SiteSource::Spooled(n) => {
                 let Some(spool) = spools.get(n) else {
-                    let failed = put_failed(
-                        &reply.identifier,
-                        reply.global,
-                        Insert::Cancelled,
-                        "the site's kept files do not match its record; insert it again",
-                    );
-                    reply.send(failed).await;
-                    return;
+                    let why = "the site's kept files do not match its record; insert it again";
+                    return fail(&reply, Insert::Cancelled, why).await;
                 };
                 Source::Spool(spool.clone())
             }
