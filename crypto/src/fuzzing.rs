@@ -114,6 +114,42 @@ pub fn verify_and_decode_block(data: &[u8]) -> Option<BlockOutcome> {
     })
 }
 
+/// A `block_decode` input that reaches the decoder and decodes: the block
+/// of `content`'s routing key, its crypto key, then the whole block. The
+/// seed corpus (`fuzz/corpus/block_decode/`) is made of these, by
+/// `cargo run -p warren-crypto --example fuzz_seeds`.
+pub fn block_seed(content: &[u8]) -> Result<Vec<u8>, BlockError> {
+    let (block, key) = ChkBlock::encode(content)?;
+    let mut seed = Vec::with_capacity(2 * KEY_LEN + block.as_bytes().len());
+    seed.extend_from_slice(key.routing.as_bytes());
+    seed.extend_from_slice(key.crypto.as_bytes());
+    seed.extend_from_slice(block.as_bytes());
+    Ok(seed)
+}
+
+/// An `ssk_block` input that reaches the payload decoder: the routing key
+/// and crypto key of the keyword `keyword`'s KSK, then its signed block
+/// holding `content` inline. The seed corpus (`fuzz/corpus/ssk_block/`) is
+/// made of these, by `cargo run -p warren-crypto --example fuzz_seeds`.
+pub fn ssk_block_seed(keyword: &str, content: &[u8]) -> Result<Vec<u8>, SskBlockError> {
+    let insert = crate::ssk::KskUri {
+        keyword: keyword.to_owned(),
+        path: None,
+    }
+    .insert_uri();
+    let block = SskBlock::encode(
+        &insert.private,
+        &insert.crypto,
+        &insert.hashed_name(),
+        &SskPayload::Data(content.to_vec()),
+    )?;
+    let mut seed = Vec::with_capacity(2 * KEY_LEN + block.as_bytes().len());
+    seed.extend_from_slice(insert.routing_key().as_bytes());
+    seed.extend_from_slice(insert.crypto.as_bytes());
+    seed.extend_from_slice(block.as_bytes());
+    Ok(seed)
+}
+
 /// Decodes bytes as a metadata document; one that decodes must re-encode exactly.
 pub fn decode_metadata(data: &[u8]) -> Option<Metadata> {
     let document = Metadata::from_bytes(data).ok()?;

@@ -384,3 +384,64 @@ proptest! {
         let _ = parse_any_uri(&data);
     }
 }
+
+/// Every `seed-*` file of `fuzz/corpus/<target>`, which must hold at least
+/// `at_least` of them.
+fn seeds(target: &str, at_least: usize) -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
+    let mut seeds = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("the seed corpus is committed") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_owned();
+        if name.starts_with("seed-") {
+            seeds.push((name, std::fs::read(&path).expect("seed")));
+        }
+    }
+    assert!(
+        seeds.len() >= at_least,
+        "only {} seeds in {}",
+        seeds.len(),
+        dir.display()
+    );
+    seeds
+}
+
+/// The committed seed corpus of `block_decode` reaches the decoder: every
+/// seed is a whole block that verifies and decodes under its own keys.
+#[test]
+fn the_block_decode_seed_corpus_reaches_the_decoder() {
+    for (name, bytes) in seeds("block_decode", 6) {
+        assert_eq!(bytes.len(), 2 * KEY_LEN + BLOCK_LEN, "{name}");
+        let outcome = verify_and_decode_block(&bytes).expect("long enough");
+        assert!(outcome.given_key.is_ok(), "{name}: {:?}", outcome.given_key);
+    }
+}
+
+/// Likewise for `ssk_block`: signed blocks that verify and decode.
+#[test]
+fn the_ssk_block_seed_corpus_reaches_the_decoder() {
+    for (name, bytes) in seeds("ssk_block", 3) {
+        let outcome = verify_and_decode_ssk_block(&bytes).expect("long enough");
+        assert!(outcome.given_key.is_ok(), "{name}: {:?}", outcome.given_key);
+        assert!(outcome.own_key.is_ok(), "{name}: {:?}", outcome.own_key);
+    }
+}
+
+#[test]
+fn seeds_decode_to_their_content() {
+    let seed = block_seed(b"content").unwrap();
+    let outcome = verify_and_decode_block(&seed).unwrap();
+    assert_eq!(outcome.given_key.unwrap(), b"content");
+    let seed = ssk_block_seed("k", b"note").unwrap();
+    let outcome = verify_and_decode_ssk_block(&seed).unwrap();
+    assert_eq!(
+        outcome.given_key.unwrap(),
+        SskPayload::Data(b"note".to_vec())
+    );
+}
