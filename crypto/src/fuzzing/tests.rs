@@ -445,3 +445,20 @@ fn seeds_decode_to_their_content() {
         SskPayload::Data(b"note".to_vec())
     );
 }
+
+/// Found by `uri_parse` (10-minute run): a keyword ending in a no-break
+/// space printed and parsed back as another keyword (the parser trims).
+/// Names and paths with whitespace at their ends are now refused.
+#[test]
+fn names_with_whitespace_at_their_ends_are_refused_not_mangled() {
+    let crash = b"KSK@oooooo@\xc2\xa0\xf3\x88\x91\xbf\xf3\x81\x91\xbf\xc2\xa0/";
+    assert!(parse_any_uri(crash).is_none());
+    for text in ["KSK@note\u{a0}/", "KSK@ note", "KSK@note\u{a0}/x"] {
+        assert!(text.parse::<AnyUri>().is_err(), "{text:?}");
+        assert!(parse_any_uri(text.as_bytes()).is_none());
+    }
+    // Whitespace around the whole URI is what pasting adds: trimmed.
+    for text in ["KSK@a note", "KSK@note/a path", "KSK@note ", " KSK@note\n"] {
+        assert!(parse_any_uri(text.as_bytes()).is_some(), "{text:?}");
+    }
+}

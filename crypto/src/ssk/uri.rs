@@ -236,8 +236,15 @@ impl KskUri {
     }
 }
 
+/// A document name or keyword: not empty, bounded, no control characters,
+/// and no whitespace at either end (a URI is trimmed when parsed, so such a
+/// name would not survive being printed and pasted back).
 fn check_name(name: &str) -> Result<(), UriError> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || name.chars().any(char::is_control)
+        || name.trim() != name
+    {
         return Err(UriError::BadDocName);
     }
     Ok(())
@@ -246,7 +253,8 @@ fn check_name(name: &str) -> Result<(), UriError> {
 fn check_path(path: Option<&str>) -> Result<Option<String>, UriError> {
     match path {
         None | Some("") => Ok(None),
-        Some(p) if p.chars().any(char::is_control) => Err(UriError::BadPath),
+        // Trailing whitespace would be trimmed off when the URI is parsed again.
+        Some(p) if p.chars().any(char::is_control) || p.trim_end() != p => Err(UriError::BadPath),
         Some(p) => Ok(Some(p.to_owned())),
     }
 }
