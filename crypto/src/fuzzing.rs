@@ -42,18 +42,22 @@ pub struct SskOutcome {
     pub own_key: Result<SskPayload, SskBlockError>,
 }
 
+/// A block entry's input: a routing key, a crypto key, then the block's
+/// bytes; `None` when it is too short to hold the two keys.
+fn split_keys(data: &[u8]) -> Option<(RoutingKey, CryptoKey, &[u8])> {
+    let (routing, rest) = data.split_first_chunk::<KEY_LEN>()?;
+    let (crypto, bytes) = rest.split_first_chunk::<KEY_LEN>()?;
+    Some((
+        RoutingKey::from_bytes(*routing),
+        CryptoKey::from_bytes(*crypto),
+        bytes,
+    ))
+}
+
 /// Reads a routing key, a crypto key, then an SSK block; verifies and decodes it.
 /// `None` when the input is too short to hold the two keys.
 pub fn verify_and_decode_ssk_block(data: &[u8]) -> Option<SskOutcome> {
-    if data.len() < 2 * KEY_LEN {
-        return None;
-    }
-    let (keys, bytes) = data.split_at(2 * KEY_LEN);
-    let mut routing = [0u8; KEY_LEN];
-    routing.copy_from_slice(&keys[..KEY_LEN]);
-    let mut crypto = [0u8; KEY_LEN];
-    crypto.copy_from_slice(&keys[KEY_LEN..]);
-    let crypto = CryptoKey::from_bytes(crypto);
+    let (routing, crypto, bytes) = split_keys(data)?;
     let open = |routing: RoutingKey| {
         let block = SskBlock::verify(routing, bytes.to_vec())?;
         block.decode(&crypto)
@@ -73,7 +77,7 @@ pub fn verify_and_decode_ssk_block(data: &[u8]) -> Option<SskOutcome> {
         _ => RoutingKey::from_bytes([0; KEY_LEN]),
     };
     Some(SskOutcome {
-        given_key: open(RoutingKey::from_bytes(routing)),
+        given_key: open(routing),
         own_key: open(own),
     })
 }
@@ -92,15 +96,7 @@ pub struct BlockOutcome {
 /// A block that decodes must be canonical: its content encodes to it again.
 /// `None` when the input is too short to hold the two keys.
 pub fn verify_and_decode_block(data: &[u8]) -> Option<BlockOutcome> {
-    if data.len() < 2 * KEY_LEN {
-        return None;
-    }
-    let (keys, bytes) = data.split_at(2 * KEY_LEN);
-    let mut routing = [0u8; KEY_LEN];
-    routing.copy_from_slice(&keys[..KEY_LEN]);
-    let mut crypto = [0u8; KEY_LEN];
-    crypto.copy_from_slice(&keys[KEY_LEN..]);
-    let crypto = CryptoKey::from_bytes(crypto);
+    let (routing, crypto, bytes) = split_keys(data)?;
     let open = |routing: RoutingKey| {
         let block = ChkBlock::verify(routing, bytes.to_vec())?;
         let plain = block.decode(&crypto)?;
@@ -109,7 +105,7 @@ pub fn verify_and_decode_block(data: &[u8]) -> Option<BlockOutcome> {
         Ok(plain)
     };
     Some(BlockOutcome {
-        given_key: open(RoutingKey::from_bytes(routing)),
+        given_key: open(routing),
         own_hash: open(RoutingKey::from_bytes(Sha256::digest(bytes).into())),
     })
 }
