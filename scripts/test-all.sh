@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export TEST_VENV="$PWD/.venv-test"
 bash scripts/install-test-deps.sh
+echo "== free disk space (a clean build needs about 3 GiB)"
+df -h . | tail -1
 echo "== protocol vectors recomputed from docs/PROTOCOL.md alone (Python)"
 "$TEST_VENV/bin/python" scripts/check_vectors.py
 echo "== cargo fmt --check"
