@@ -97,3 +97,28 @@ fn a_node_that_cannot_start_names_each_cause_once() {
         assert_eq!(last.matches(part).count(), 1, "{part:?} in {last}");
     }
 }
+
+#[test]
+fn a_bandwidth_limit_too_low_to_work_is_refused_before_the_node_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = warren(&[
+        "node",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--api",
+        "127.0.0.1:0",
+        "--bandwidth-out-kib",
+        "8",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let last = err.trim().lines().last().unwrap_or_default();
+    assert!(
+        last.contains("--bandwidth-out-kib")
+            && last.contains("8 KiB/s")
+            && last.contains("16 KiB/s"),
+        "{last}"
+    );
+}

@@ -24,6 +24,9 @@ pub const DEFAULT_FCP_PORT: u16 = warren_node::fcp::DEFAULT_FCP_PORT;
 pub const DEFAULT_STORE_MIB: u64 = 1024;
 /// Default cache size.
 pub const DEFAULT_CACHE_MIB: u64 = 256;
+/// The lowest bandwidth limit, KiB/s: below it one block takes longer than
+/// the link's idle timeout allows for a frame, and links would time out.
+pub const MIN_BANDWIDTH_KIB: u64 = 16;
 
 /// What `config.toml` may hold. Every field is optional; absent means default.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -66,6 +69,10 @@ pub struct FileConfig {
     pub seeds: Vec<String>,
     /// Opennet peers this node aims for.
     pub target_peers: Option<usize>,
+    /// Most KiB per second all peer links together may send (absent: unlimited).
+    pub bandwidth_out_kib: Option<u64>,
+    /// Most KiB per second all peer links together may receive (absent: unlimited).
+    pub bandwidth_in_kib: Option<u64>,
 }
 
 impl FileConfig {

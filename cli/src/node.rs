@@ -13,6 +13,7 @@ use warren_node::driver::{Node, NodeConfig};
 use crate::config::{
     default_data_dir, FileConfig, NodeState, DEFAULT_API_PORT, DEFAULT_CACHE_MIB, DEFAULT_FCP_PORT,
     DEFAULT_GATEWAY_PORT, DEFAULT_P2P_PORT, DEFAULT_STORE_MIB, DEFAULT_UPLOAD_LIMIT_MIB,
+    MIN_BANDWIDTH_KIB,
 };
 use crate::runfile::RunFile;
 
@@ -62,6 +63,23 @@ pub struct NodeArgs {
     /// Cache size in MiB.
     #[arg(long, env = "WARREN_CACHE_MIB")]
     pub cache_mib: Option<u64>,
+    /// Most KiB/s all peer links together may send [default: unlimited].
+    #[arg(long, env = "WARREN_BANDWIDTH_OUT_KIB")]
+    pub bandwidth_out_kib: Option<u64>,
+    /// Most KiB/s all peer links together may receive [default: unlimited].
+    #[arg(long, env = "WARREN_BANDWIDTH_IN_KIB")]
+    pub bandwidth_in_kib: Option<u64>,
+}
+
+/// A bandwidth limit in KiB/s, refused below what links can live with.
+fn bandwidth_limit(flag: &str, kib: Option<u64>) -> Result<Option<u64>> {
+    match kib {
+        Some(kib) if kib < MIN_BANDWIDTH_KIB => anyhow::bail!(
+            "{flag} (or its config/environment setting) is {kib} KiB/s; the lowest Warren can \
+             work with is {MIN_BANDWIDTH_KIB} KiB/s"
+        ),
+        other => Ok(other),
+    }
 }
 
 fn init_logging() {
@@ -256,6 +274,23 @@ pub fn run(args: &NodeArgs) -> Result<()> {
     }
     config.store.store_bytes = store_mib * MIB;
     config.store.cache_bytes = cache_mib * MIB;
+    let out_kib = bandwidth_limit(
+        "--bandwidth-out-kib",
+        args.bandwidth_out_kib.or(resolved.file.bandwidth_out_kib),
+    )?;
+    let in_kib = bandwidth_limit(
+        "--bandwidth-in-kib",
+        args.bandwidth_in_kib.or(resolved.file.bandwidth_in_kib),
+    )?;
+    config.limit_bandwidth(out_kib.map(|k| k * 1024), in_kib.map(|k| k * 1024));
+    if out_kib.is_some() || in_kib.is_some() {
+        tracing::info!(
+            out_kib_per_sec = ?out_kib,
+            in_kib_per_sec = ?in_kib,
+            served_requests = ?config.routing.max_served_requests,
+            "bandwidth limited"
+        );
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(RUNTIME_THREADS)
@@ -495,6 +530,8 @@ pub fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
         target_peers: None,
         store_mib: None,
         cache_mib: None,
+        bandwidth_out_kib: None,
+        bandwidth_in_kib: None,
     })?;
     let identity = load_identity(&resolved.data_dir)?;
     let address = resolved.advertise.unwrap_or(resolved.listen);

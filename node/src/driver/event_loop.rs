@@ -22,6 +22,7 @@ use super::{
     Command, LinkTotals, LocalRequests, NodeConfig, NodeStatus, PeerStatus, RequestError,
     FLUSH_INTERVAL, LINK_EVENT_QUEUE, MAX_SEEDS, NEW_LINK_QUEUE, SEEDS_FILE, SEED_CHECK_INTERVAL,
 };
+use crate::link::bandwidth::Direction;
 use crate::link::{self, Backoff, Link, LinkConfig, LinkEvent, LinkSendError, Listener};
 use crate::routing::{
     self, Action, Area, BlockLookup, ClientId, ConnectReason, Event, PeerId, PeerKind, Time,
@@ -111,6 +112,9 @@ pub(super) struct Driver {
     /// `--advertise` was given: the address is not learnt.
     advertise_fixed: bool,
     link_config: LinkConfig,
+    /// Bytes queued for sending beyond which the node takes on no new
+    /// requests: what the outbound limit carries in the bandwidth liability.
+    send_backlog_limit: Option<u64>,
     initial_peers: Vec<NodeRef>,
     /// Configured peers: reserved slots, never dropped by the opennet.
     friends: HashSet<NodePublicKey>,
@@ -171,6 +175,12 @@ impl Driver {
             noderef: parts.noderef,
             shared_noderef: parts.shared_noderef,
             advertise_fixed: parts.config.advertise.is_some(),
+            send_backlog_limit: parts
+                .config
+                .link
+                .bandwidth
+                .rate(Direction::Out)
+                .map(|rate| rate.saturating_mul(routing::BANDWIDTH_LIABILITY.as_secs())),
             link_config: parts.config.link,
             initial_peers,
             friends,
@@ -299,6 +309,10 @@ impl Driver {
                     return;
                 };
                 self.totals.bytes_received += payload.len() as u64;
+                if let Some(limit) = self.send_backlog_limit {
+                    let queued = self.link_config.outbox_budget.queued();
+                    self.core.set_backlogged(queued > limit);
+                }
                 match wire::decode(&payload) {
                     Ok(msg) => self.feed(Event::Message { from, msg }),
                     Err(err) => {

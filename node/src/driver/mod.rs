@@ -43,8 +43,12 @@ use warren_crypto::{
 };
 use warren_store::{BlockStore, SledStore, StoreConfig, StoreError};
 
+use crate::link::bandwidth::Bandwidth;
 use crate::link::{LinkConfig, Listener, ListenerCounts};
-use crate::routing::{FetchError, InsertError, LocalRoutes, Outcomes, PeerTraffic, RoutingConfig};
+use crate::routing::{
+    served_requests_for_bandwidth, FetchError, InsertError, LocalRoutes, Outcomes, PeerTraffic,
+    RoutingConfig,
+};
 
 /// Local client commands queued for the event loop at most.
 pub const COMMAND_QUEUE: usize = 1024;
@@ -108,6 +112,23 @@ impl NodeConfig {
             routing: RoutingConfig::default(),
             link,
         }
+    }
+
+    /// Hold the node to the operator's limits (bytes per second; `None` is
+    /// unlimited): every link's frames pass one token bucket per direction,
+    /// and the node accepts no more requests from peers than the slower
+    /// direction can carry (see [`served_requests_for_bandwidth`]).
+    pub fn limit_bandwidth(
+        &mut self,
+        out_bytes_per_sec: Option<u64>,
+        in_bytes_per_sec: Option<u64>,
+    ) {
+        self.link.bandwidth = Bandwidth::new(out_bytes_per_sec, in_bytes_per_sec);
+        self.routing.max_served_requests = out_bytes_per_sec
+            .into_iter()
+            .chain(in_bytes_per_sec)
+            .min()
+            .map(served_requests_for_bandwidth);
     }
 }
 

@@ -38,6 +38,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, info};
 use warren_crypto::{NodePublicKey, NodeRef};
 
+use super::bandwidth::Direction;
 use super::budget::FrameBudget;
 use super::frame::{FrameCipher, FrameError, LENGTH_PREFIX_LEN};
 use super::handshake::FrameReader;
@@ -480,12 +481,15 @@ struct Deadlines {
     /// While bytes wait for the socket: when a peer that reads nothing is
     /// declared stuck.
     stall: Option<Instant>,
+    /// While the node is over a bandwidth limit: when to look again.
+    throttle: Option<Instant>,
 }
 
 impl Deadlines {
     fn next(&self) -> Instant {
         let next = self.keepalive.min(self.idle).min(self.rekey);
-        self.stall.map_or(next, |stall| stall.min(next))
+        let next = self.stall.map_or(next, |stall| stall.min(next));
+        self.throttle.map_or(next, |throttle| throttle.min(next))
     }
 }
 
@@ -552,6 +556,7 @@ impl Actor {
             idle: now + self.config.idle_timeout,
             rekey: now + self.config.rekey_interval,
             stall: None,
+            throttle: None,
         };
         let timer = tokio::time::sleep_until(at.next());
         tokio::pin!(timer);
@@ -562,7 +567,17 @@ impl Actor {
             if timer.deadline() != at.next() {
                 timer.as_mut().reset(at.next());
             }
-            let room = self.pending.len() < WRITE_HIGH_WATER;
+            // Over a limit, a direction waits; the timer wakes it when the
+            // node-wide bucket has paid its debt.
+            let send_wait = self.config.bandwidth.wait(Direction::Out);
+            let read_wait = self.config.bandwidth.wait(Direction::In);
+            at.throttle = send_wait
+                .into_iter()
+                .chain(read_wait)
+                .min()
+                .map(|wait| Instant::now() + wait);
+            let room = self.pending.len() < WRITE_HIGH_WATER && send_wait.is_none();
+            let may_read = self.ticket.is_some() && read_wait.is_none();
             tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => return Ok(CloseReason::Local),
@@ -578,7 +593,7 @@ impl Actor {
                     // Reading was paused for the node, not by the peer.
                     at.idle = Instant::now() + self.config.idle_timeout;
                 }
-                frame = self.reader.next(), if self.ticket.is_some() => {
+                frame = self.reader.next(), if may_read => {
                     let frame = frame.ok_or(RunError::Eof)?.map_err(RunError::Read)?;
                     at.idle = Instant::now() + self.config.idle_timeout;
                     if let Some(reason) = self.on_frame(&frame)? {
@@ -591,7 +606,9 @@ impl Actor {
                     self.send_data(queued.payload, &mut at)?;
                     // Take what else is queued, up to the high water mark:
                     // one write then carries several frames.
-                    while self.pending.len() < WRITE_HIGH_WATER {
+                    while self.pending.len() < WRITE_HIGH_WATER
+                        && self.config.bandwidth.wait(Direction::Out).is_none()
+                    {
                         let Ok(queued) = self.outbox.try_recv() else { break };
                         self.send_data(queued.payload, &mut at)?;
                     }
@@ -610,8 +627,9 @@ impl Actor {
 
     fn on_timer(&mut self, at: &mut Deadlines) -> Result<(), RunError> {
         let now = Instant::now();
-        if self.ticket.is_none() {
-            // Not reading (the node is behind): the peer cannot be heard.
+        if self.ticket.is_none() || self.config.bandwidth.wait(Direction::In).is_some() {
+            // Not reading (the node is behind, or over its inbound limit):
+            // the peer cannot be heard.
             at.idle = now + self.config.idle_timeout;
         }
         if now >= at.idle {
@@ -649,6 +667,7 @@ impl Actor {
 
     fn seal(&mut self, message: &LinkMessage) -> Result<(), RunError> {
         let len = self.cipher.seal(message, &mut self.pending)?;
+        self.config.bandwidth.charge(Direction::Out, len);
         bump(&self.stats.frames_sent, 1);
         bump(&self.stats.bytes_sent, len as u64);
         Ok(())
@@ -662,6 +681,9 @@ impl Actor {
                 burst: self.config.frame_burst,
             });
         }
+        self.config
+            .bandwidth
+            .charge(Direction::In, frame.len() + LENGTH_PREFIX_LEN);
         let message = self.cipher.open(frame)?;
         bump(&self.stats.frames_received, 1);
         bump(

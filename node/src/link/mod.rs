@@ -24,6 +24,7 @@ use std::time::Duration;
 
 mod actor;
 pub mod backoff;
+pub mod bandwidth;
 mod budget;
 pub mod frame;
 mod handshake;
@@ -100,6 +101,8 @@ pub struct LinkConfig {
     pub outbox_capacity: usize,
     /// Shared by every link spawned from this config (and its clones).
     pub outbox_budget: std::sync::Arc<OutboxBudget>,
+    /// The operator's limits, shared by every link spawned from this config.
+    pub bandwidth: std::sync::Arc<bandwidth::Bandwidth>,
     pub max_queued_events: usize,
     pub max_handshakes: usize,
     pub max_handshakes_per_ip: usize,
@@ -121,6 +124,7 @@ impl Default for LinkConfig {
             rekey_interval: DEFAULT_REKEY_INTERVAL,
             outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
             outbox_budget: OutboxBudget::new(DEFAULT_OUTBOX_BUDGET_BYTES),
+            bandwidth: bandwidth::Bandwidth::unlimited(),
             max_queued_events: DEFAULT_MAX_QUEUED_EVENTS,
             max_handshakes: DEFAULT_MAX_HANDSHAKES,
             max_handshakes_per_ip: DEFAULT_MAX_HANDSHAKES_PER_IP,

@@ -303,6 +303,13 @@ pub struct RoutingConfig {
     /// See [`DEFAULT_NOT_FOUND_DOUBTS`]; 0 believes every claim.
     #[serde(default = "default_not_found_doubts")]
     pub not_found_doubts: u8,
+    /// Requests from peers this node carries at once at most, whatever their
+    /// kind; beyond, `Overloaded`, so the upstream routes around this node.
+    /// The driver derives it from the operator's bandwidth limit (see
+    /// [`served_requests_for_bandwidth`]); `None` is no limit beyond the
+    /// per-peer and table limits.
+    #[serde(default)]
+    pub max_served_requests: Option<usize>,
     /// Opennet rules; `None` is a friends-only node (no announcement, no folding).
     #[serde(default)]
     pub opennet: Option<OpennetConfig>,
@@ -328,9 +335,27 @@ impl Default for RoutingConfig {
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
             not_found_doubts: DEFAULT_NOT_FOUND_DOUBTS,
+            max_served_requests: None,
             opennet: None,
         }
     }
+}
+
+/// Seconds of traffic at the bandwidth limit the requests a node has accepted
+/// may promise (Fred's "bandwidth liability" rule): each accepted request
+/// may move about one block each way. Half the accept timeout, because a
+/// link's outbox is one queue: an `Accepted` waits behind the blocks already
+/// promised, and must still reach the upstream before it gives up.
+pub const BANDWIDTH_LIABILITY: Duration = Duration::from_secs(5);
+
+/// The [`RoutingConfig::max_served_requests`] that the slower direction of a
+/// bandwidth limit (bytes per second) can carry: at least one.
+pub fn served_requests_for_bandwidth(bytes_per_sec: u64) -> usize {
+    let liability = bytes_per_sec.saturating_mul(BANDWIDTH_LIABILITY.as_secs());
+    let per_request = warren_crypto::BLOCK_LEN as u64;
+    usize::try_from(liability / per_request)
+        .unwrap_or(usize::MAX)
+        .max(1)
 }
 
 fn default_not_found_doubts() -> u8 {

@@ -89,6 +89,9 @@ pub struct Node {
     pub(super) opennet_stats: OpennetStats,
     /// Peers that recently answered "not found" per key.
     pub(super) failures: FailureTable,
+    /// The driver says more is queued for sending than the bandwidth limit
+    /// carries in [`super::BANDWIDTH_LIABILITY`]: take on no new requests.
+    pub(super) backlogged: bool,
 }
 
 impl Node {
@@ -106,7 +109,15 @@ impl Node {
             stats: NodeStats::default(),
             opennet: Opennet::default(),
             opennet_stats: OpennetStats::default(),
+            backlogged: false,
         }
+    }
+
+    /// Whether the node's send queue is beyond what its bandwidth limit can
+    /// carry soon: while it is, requests from peers are refused `Overloaded`
+    /// (an input from the driver, which sees the queues; the core sees none).
+    pub fn set_backlogged(&mut self, backlogged: bool) {
+        self.backlogged = backlogged;
     }
 
     pub fn location(&self) -> Location {

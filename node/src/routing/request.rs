@@ -167,8 +167,18 @@ impl Request {
 impl Node {
     /// Whether this node takes on another request from `peers[idx]`.
     pub(super) fn has_capacity(&self, idx: usize) -> bool {
-        self.peers[idx].serving < self.config.max_requests_per_peer
+        !self.backlogged
+            && self.peers[idx].serving < self.config.max_requests_per_peer
             && self.live_requests() < self.config.max_live_requests
+            && self
+                .config
+                .max_served_requests
+                .is_none_or(|max| self.served_requests() < max)
+    }
+
+    /// Requests from peers this node is working on.
+    fn served_requests(&self) -> usize {
+        self.peers.iter().map(|p| p.serving as usize).sum()
     }
 
     /// Answers `RejectedLoop` if `id` is live here: the request came round again.
@@ -199,6 +209,12 @@ impl Node {
     ) {
         let from = self.peers[idx].id;
         if self.reject_if_loop(from, id) {
+            return;
+        }
+        // A block from the store costs outbound bandwidth too; asked before
+        // the store is, so a refusal says nothing about what it holds.
+        if self.backlogged {
+            self.refuse_overloaded(from, id);
             return;
         }
         if let Some(block) = lookup(store, &key) {

@@ -37,6 +37,12 @@ impl Node {
         if self.reject_if_loop(from, id) {
             return;
         }
+        // A block from the store costs outbound bandwidth too; asked before
+        // the store is, so a refusal says nothing about what it holds.
+        if self.backlogged {
+            self.refuse_overloaded(from, id);
+            return;
+        }
         if let Some(block) = lookup_ssk(store, &key) {
             self.stats.answered_from_store += 1;
             let block = block.into_bytes();

@@ -568,6 +568,57 @@ fn answered_from_the_store_without_routing() {
     ));
 }
 
+#[test]
+fn a_backlogged_node_refuses_even_what_it_holds_and_serves_again_after() {
+    let block = sim_block(1, 11);
+    let key = block.routing_key();
+    let mut one = relay(&block);
+    one.store.0.insert(key, block.clone());
+    one.node.set_backlogged(true);
+    // Held or not, the answer is the same: the refusal reveals no store.
+    let out = one.msg(1, request(7, key, 18));
+    assert_eq!(
+        sends(&out),
+        vec![(1, &Message::Overloaded { id: RequestId(7) })]
+    );
+    let out = one.msg(1, request(8, sim_block(2, 11).routing_key(), 18));
+    assert_eq!(
+        sends(&out),
+        vec![(1, &Message::Overloaded { id: RequestId(8) })]
+    );
+    let out = one.msg(1, insert_msg(9, &block, 18));
+    assert_eq!(
+        sends(&out),
+        vec![(1, &Message::Overloaded { id: RequestId(9) })]
+    );
+    assert_eq!(one.node.stats().overloaded_sent, 3);
+    one.node.set_backlogged(false);
+    let out = one.msg(1, request(10, key, 18));
+    assert_eq!(sends(&out), vec![(1, &data_found(10, &block))]);
+}
+
+#[test]
+fn served_requests_are_capped_by_the_bandwidth_rule() {
+    // 64 KiB/s carries 5 s x 64 KiB of blocks: nine whole ones.
+    assert_eq!(served_requests_for_bandwidth(64 * 1024), 9);
+    assert_eq!(served_requests_for_bandwidth(1), 1);
+    let block = sim_block(1, 11);
+    let config = RoutingConfig {
+        max_served_requests: Some(2),
+        ..RoutingConfig::default()
+    };
+    let mut one = relay_with(config, &block);
+    for id in [7, 8] {
+        let out = one.msg(1, request(id, sim_block(id, 11).routing_key(), 18));
+        assert!(sends(&out).contains(&(1, &Message::Accepted { id: RequestId(id) })));
+    }
+    let out = one.msg(1, request(9, sim_block(9, 11).routing_key(), 18));
+    assert_eq!(
+        sends(&out),
+        vec![(1, &Message::Overloaded { id: RequestId(9) })]
+    );
+}
+
 fn insert_msg(id: u64, block: &ChkBlock, htl: u8) -> Message {
     let key = block.routing_key();
     Message::Insert {
