@@ -5,6 +5,7 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use warren_node::sim::levine::{self, HtlPolicy, LevineConfig};
 use warren_node::sim::traceback::{self, Scenario, TracebackConfig};
+use warren_node::sim::transfer::{self, FixedWindow, TransferConfig, Window};
 use warren_node::sim::{self, MaliciousKind, SimConfig, Topology};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -75,6 +76,17 @@ pub struct SimArgs {
     /// Traceback: share of nodes colluding.
     #[arg(long, default_value_t = 0.05)]
     colluders: f64,
+    /// Instead: insert and fetch one file of this many MiB over links of
+    /// each `--rtts-ms` round trip (a fresh network each), and print how long
+    /// each took in virtual time, as a ratio to the first round trip's.
+    #[arg(long)]
+    transfer_mib: Option<usize>,
+    /// Transfer: link round trips to compare, in ms.
+    #[arg(long, value_delimiter = ',', default_value = "0,20,80,150")]
+    rtts_ms: Vec<u64>,
+    /// Transfer: what each direction of each link carries, KiB/s.
+    #[arg(long, default_value_t = 2048)]
+    link_kib: u64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -166,6 +178,56 @@ fn print_traceback(args: &SimArgs) -> Result<()> {
     Ok(())
 }
 
+fn print_transfer(args: &SimArgs, file_mib: usize) -> Result<()> {
+    if file_mib == 0 || args.rtts_ms.is_empty() || args.link_kib == 0 {
+        bail!("--transfer-mib, --rtts-ms and --link-kib must be above 0");
+    }
+    let config = TransferConfig {
+        nodes: args.nodes,
+        degree: args.degree,
+        file_mib,
+        link_bytes_per_sec: args.link_kib * 1024,
+        seed: args.seed,
+    };
+    let windows: [(&str, WindowMaker<'_>); 1] =
+        [("fixed windows (32 inserts, 48 fetches in flight)", &|| {
+            (
+                Box::new(FixedWindow(warren_node::client::INSERT_WINDOW)),
+                Box::new(FixedWindow(warren_node::client::FETCH_WINDOW)),
+            )
+        })];
+    for (name, make) in windows {
+        let points = transfer::by_rtt(&config, &args.rtts_ms, &|| make().0, &|| make().1);
+        if args.json {
+            println!("{}", serde_json::to_string(&points)?);
+            continue;
+        }
+        println!(
+            "{file_mib} MiB over {} nodes (ideal small world, degree {}), links {} KiB/s each way, {name}, seed {}",
+            args.nodes, args.degree, args.link_kib, args.seed
+        );
+        println!("  RTT ms | insert s | MiB/s | vs first | fetch s | MiB/s | vs first | failed");
+        let first = points[0];
+        for p in &points {
+            println!(
+                "  {:>6} | {:>8.1} | {:>5.2} | {:>7.0} % | {:>7.1} | {:>5.2} | {:>7.0} % | {}",
+                p.rtt_ms,
+                p.insert.seconds,
+                p.insert.mib_per_s(),
+                100.0 * p.insert.mib_per_s() / first.insert.mib_per_s(),
+                p.fetch.seconds,
+                p.fetch.mib_per_s(),
+                100.0 * p.fetch.mib_per_s() / first.fetch.mib_per_s(),
+                p.insert.failed + p.fetch.failed
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Makes the insert and fetch window controllers of one transfer.
+type WindowMaker<'a> = &'a dyn Fn() -> (Box<dyn Window>, Box<dyn Window>);
+
 pub fn run(args: &SimArgs) -> Result<()> {
     if !(0.0..1.0).contains(&args.churn) {
         bail!("--churn must be at least 0 and below 1");
@@ -181,6 +243,9 @@ pub fn run(args: &SimArgs) -> Result<()> {
     }
     if args.traceback {
         return print_traceback(args);
+    }
+    if let Some(file_mib) = args.transfer_mib {
+        return print_transfer(args, file_mib);
     }
     let config = SimConfig {
         nodes: args.nodes,

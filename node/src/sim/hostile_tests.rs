@@ -81,6 +81,7 @@ fn missing_keys(doubts: u8) -> (u64, usize, usize) {
         seed: 4,
         latency_ms: DEFAULT_LATENCY_MS,
         cache_capacity: DEFAULT_CACHE_CAPACITY,
+        link_bytes_per_sec: None,
     };
     let config = RoutingConfig {
         not_found_doubts: doubts,
@@ -182,6 +183,7 @@ fn doubts_in_a_warm_network_cost_less_and_still_help() {
             seed: 6,
             latency_ms: DEFAULT_LATENCY_MS,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            link_bytes_per_sec: None,
         };
         let config = RoutingConfig {
             not_found_doubts: doubts,

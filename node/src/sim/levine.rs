@@ -109,6 +109,7 @@ pub fn run(config: &LevineConfig) -> LevineReport {
         seed: rng.gen(),
         latency_ms: DEFAULT_LATENCY_MS,
         cache_capacity: DEFAULT_CACHE_CAPACITY,
+        link_bytes_per_sec: None,
     };
     let mut net = Net::new(RoutingConfig::default(), &locations, adjacency, params);
     let file: Rc<RefCell<HashSet<RoutingKey>>> = Rc::default();

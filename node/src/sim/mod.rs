@@ -12,6 +12,7 @@ pub mod malicious;
 pub mod net;
 pub mod topology;
 pub mod traceback;
+pub mod transfer;
 
 use std::time::Instant;
 
@@ -219,6 +220,7 @@ pub fn run(config: &SimConfig) -> SimReport {
         seed: rng.gen(),
         latency_ms: config.latency_ms,
         cache_capacity: config.cache_capacity,
+        link_bytes_per_sec: None,
     };
     let mut net = Net::new(routing, &locations, adjacency, params);
     let attacked = std::rc::Rc::new(std::cell::Cell::new(0));

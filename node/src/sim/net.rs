@@ -170,6 +170,10 @@ pub struct Net {
     rng: ChaCha8Rng,
     latency_ms: (u64, u64),
     cache_capacity: usize,
+    /// Bytes per virtual millisecond each link direction carries.
+    link_bytes_per_ms: Option<f64>,
+    /// When each link direction has finished sending what it was given (ms).
+    link_busy_until: HashMap<(NodeIx, NodeIx), f64>,
     next_client: u64,
     completions: HashMap<ClientId, Completion>,
     /// Local operations in flight, by the node running them.
@@ -203,6 +207,10 @@ pub struct NetParams {
     pub latency_ms: (u64, u64),
     /// Blocks each node's cache holds before evicting the oldest.
     pub cache_capacity: usize,
+    /// Each direction of each link carries this many bytes a second, one
+    /// message after another (a block takes `BLOCK_LEN / rate` to send);
+    /// `None` is infinitely fast links.
+    pub link_bytes_per_sec: Option<u64>,
 }
 
 impl Net {
@@ -233,6 +241,10 @@ impl Net {
             rng: ChaCha8Rng::seed_from_u64(params.seed),
             latency_ms: params.latency_ms,
             cache_capacity: params.cache_capacity,
+            link_bytes_per_ms: params
+                .link_bytes_per_sec
+                .map(|rate| rate.max(1) as f64 / 1000.0),
+            link_busy_until: HashMap::new(),
             next_client: 0,
             completions: HashMap::new(),
             pending: HashMap::new(),
@@ -391,6 +403,16 @@ impl Net {
             ran += 1;
         }
         ran
+    }
+
+    /// Runs every event due at the earliest time queued; `false` if none is.
+    pub fn step(&mut self) -> bool {
+        let Some(Reverse(Entry(at, _, _))) = self.queue.peek() else {
+            return false;
+        };
+        let at = *at;
+        self.run_until(at, super::MAX_EVENTS);
+        true
     }
 
     /// Runs events due at or before `until`, then moves the clock to `until`.
@@ -630,7 +652,18 @@ impl Net {
         let (lo, hi) = self.latency_ms;
         let delay = self.rng.gen_range(lo..=hi.max(lo));
         let epochs = (self.epoch[from as usize], self.epoch[to as usize]);
-        let at = Time(self.now.0 + delay);
+        let sent = match self.link_bytes_per_ms {
+            // A link sends one message after another: this one starts when
+            // the one before has left, and takes its size over the rate.
+            Some(rate) => {
+                let busy = self.link_busy_until.entry((from, to)).or_insert(0.0);
+                let done = busy.max(self.now.0 as f64) + message_len(&msg) as f64 / rate;
+                *busy = done;
+                done.ceil() as u64
+            }
+            None => self.now.0,
+        };
+        let at = Time(sent + delay);
         self.schedule(
             at,
             Pending::Deliver {
@@ -813,5 +846,17 @@ impl Net {
     /// Neighbours of `x` in the topology (whether up or not).
     pub fn neighbours(&self, x: NodeIx) -> &[NodeIx] {
         &self.adjacency[x as usize]
+    }
+}
+
+/// Bytes a message takes on a link: a block, or a small control message
+/// (the wire pads every control message to one frame size).
+fn message_len(msg: &Message) -> usize {
+    match msg {
+        Message::DataFound { block, .. }
+        | Message::InsertData { block, .. }
+        | Message::SskInsert { block, .. }
+        | Message::SskCollision { block, .. } => block.len() + 32,
+        _ => crate::link::PAD_CONTROL,
     }
 }

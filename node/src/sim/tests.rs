@@ -26,6 +26,7 @@ fn ideal_net(n: usize, seed: u64) -> Net {
         seed,
         latency_ms: DEFAULT_LATENCY_MS,
         cache_capacity: DEFAULT_CACHE_CAPACITY,
+        link_bytes_per_sec: None,
     };
     Net::new(RoutingConfig::default(), &locations, adjacency, params)
 }

@@ -118,6 +118,7 @@ pub fn run(config: &TracebackConfig) -> TracebackReport {
         seed: rng.gen(),
         latency_ms: DEFAULT_LATENCY_MS,
         cache_capacity: DEFAULT_CACHE_CAPACITY,
+        link_bytes_per_sec: None,
     };
     let mut net = Net::new(RoutingConfig::default(), &locations, adjacency, params);
     let n = config.nodes;
