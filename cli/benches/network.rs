@@ -286,6 +286,7 @@ impl Net {
             seed: 1,
             wiring: Wiring::Wired,
             exe: PathBuf::from(WARREN),
+            link: None,
         })
         .expect("start the testnet");
         net.wait_linked(STARTUP_TIMEOUT).expect("testnet links");
