@@ -2,10 +2,11 @@
 //!
 //! The content codecs are sans-IO (`warren_crypto::splitfile`); this module
 //! drives them against a running node. Inserts encode a segment at a time and
-//! keep a bounded window of block inserts in flight; fetches keep a bounded
-//! window of block requests in flight so throughput is not one block per round
-//! trip, and hand content out in order, a segment at a time, so memory stays
-//! bounded by a few segments whatever the file size.
+//! keep a window of block inserts in flight; fetches keep a window of block
+//! requests in flight so throughput is not one block per round trip, and hand
+//! content out in order, a segment at a time, so memory stays bounded by a few
+//! segments whatever the file size. Both windows adapt to the path's round
+//! trip and to overload, within node-wide bounds ([`crate::flow`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +16,6 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use warren_crypto::metadata::{Segment, SplitfileManifest, INDEX_FILE, MAX_PATH_LEN};
 use warren_crypto::splitfile::{
@@ -28,13 +28,8 @@ use warren_crypto::{
 };
 
 use crate::driver::{NodeHandle, RequestError};
+use crate::flow::{Slot, Window, FETCH_INITIAL, INSERT_INITIAL};
 
-/// Block inserts in flight at once for one client insert.
-pub const INSERT_WINDOW: usize = 32;
-/// Block requests in flight at once for one client fetch. Below the routing
-/// core's per-peer limit (64), so a node with a single peer is not refused by
-/// it; 60 measured no faster than 48 on the 10-node loopback benchmark.
-pub const FETCH_WINDOW: usize = 48;
 /// Bytes gathered from the client before handing them to the encoder, so the
 /// (CPU-heavy) encoder runs on big batches off the async threads.
 const ENCODE_BATCH: usize = 1024 * 1024;
@@ -214,9 +209,11 @@ async fn encode_off_thread(
     Ok((encoder, blocks?))
 }
 
-/// A bounded window of block inserts in flight.
+/// An adaptive window of block inserts in flight: the next block starts as
+/// soon as the window has room, not when an earlier one comes back.
 struct InsertWindow {
     node: NodeHandle,
+    window: Arc<Window>,
     inflight: JoinSet<Result<(), RequestError>>,
     progress: Arc<Progress>,
 }
@@ -224,6 +221,7 @@ struct InsertWindow {
 impl InsertWindow {
     fn new(node: NodeHandle) -> Self {
         InsertWindow {
+            window: Window::new(node.transfers(), INSERT_INITIAL),
             node,
             inflight: JoinSet::new(),
             progress: Arc::default(),
@@ -244,25 +242,37 @@ impl InsertWindow {
             self.progress.add_total(blocks.len());
         }
         for block in blocks {
-            while self.inflight.len() >= INSERT_WINDOW {
-                self.join_one().await?;
+            let slot = self.window.acquire().await;
+            // Finished inserts are reaped as slots come free: a failure
+            // stops the insert at once, and results do not pile up.
+            while let Some(joined) = self.inflight.try_join_next() {
+                self.joined(joined)?;
             }
             let node = self.node.clone();
             self.inflight
-                .spawn(async move { insert_with_retry(&node, block).await });
+                .spawn(async move { insert_with_retry(&node, block, slot).await });
         }
         Ok(())
     }
 
-    async fn join_one(&mut self) -> Result<(), ClientError> {
-        match self.inflight.join_next().await {
-            Some(Ok(result)) => {
+    fn joined(
+        &self,
+        joined: Result<Result<(), RequestError>, tokio::task::JoinError>,
+    ) -> Result<(), ClientError> {
+        match joined {
+            Ok(result) => {
                 if result.is_ok() {
                     self.progress.succeeded_one();
                 }
                 result.map_err(ClientError::from)
             }
-            Some(Err(_)) => Err(ClientError::Stopped),
+            Err(_) => Err(ClientError::Stopped),
+        }
+    }
+
+    async fn join_one(&mut self) -> Result<(), ClientError> {
+        match self.inflight.join_next().await {
+            Some(joined) => self.joined(joined),
             None => Ok(()),
         }
     }
@@ -275,12 +285,28 @@ impl InsertWindow {
     }
 }
 
-async fn insert_with_retry(node: &NodeHandle, block: ChkBlock) -> Result<(), RequestError> {
+/// Inserts one block in its window slot: overload or a timeout shrinks the
+/// window (and the block is tried once more), success opens it.
+async fn insert_with_retry(
+    node: &NodeHandle,
+    block: ChkBlock,
+    mut slot: Slot,
+) -> Result<(), RequestError> {
     let mut tries = 0;
     loop {
         match node.insert_block(block.clone()).await {
-            Err(err) if err.is_transient() && tries < BLOCK_RETRIES => tries += 1,
-            other => return other,
+            Ok(()) => {
+                slot.succeeded();
+                return Ok(());
+            }
+            Err(err) if err.is_transient() => {
+                slot.congested();
+                if tries >= BLOCK_RETRIES {
+                    return Err(err);
+                }
+                tries += 1;
+            }
+            Err(err) => return Err(err),
         }
     }
 }
@@ -426,7 +452,10 @@ pub fn content_type_for_name(name: &str) -> Option<String> {
 struct FetchRun {
     node: NodeHandle,
     fetcher: ContentFetcher,
-    inflight: JoinSet<(RoutingKey, Result<ChkBlock, RequestError>)>,
+    window: Arc<Window>,
+    /// Each request with its window slot (`None`: a block at hand, which
+    /// takes no room and says nothing about the path).
+    inflight: JoinSet<(RoutingKey, Result<ChkBlock, RequestError>, Option<Slot>)>,
     tries: HashMap<RoutingKey, u32>,
     cache: Option<Arc<dyn BlockCache>>,
     /// Blocks at hand already (made here, or fetched before): not asked for.
@@ -437,6 +466,7 @@ struct FetchRun {
 impl FetchRun {
     fn new(node: NodeHandle, uri: &ChkUri) -> Self {
         FetchRun {
+            window: Window::new(node.transfers(), FETCH_INITIAL),
             node,
             fetcher: ContentFetcher::new(uri),
             inflight: JoinSet::new(),
@@ -447,44 +477,55 @@ impl FetchRun {
         }
     }
 
-    fn request(&mut self, key: RoutingKey) {
+    /// Requests `key` in `slot` (a block at hand needs none).
+    fn request(&mut self, key: RoutingKey, slot: Option<Slot>) {
         if let Some(block) = self.local.remove(&key) {
-            self.inflight.spawn(async move { (key, Ok(block)) });
+            self.inflight.spawn(async move { (key, Ok(block), None) });
             return;
         }
         let node = self.node.clone();
         let Some(cache) = self.cache.clone() else {
             self.inflight
-                .spawn(async move { (key, node.fetch_block(key).await) });
+                .spawn(async move { (key, node.fetch_block(key).await, slot) });
             return;
         };
         self.inflight.spawn(async move {
             let lookup = Arc::clone(&cache);
             if let Ok(Some(block)) = tokio::task::spawn_blocking(move || lookup.get(&key)).await {
-                return (key, Ok(block));
+                // Found here: the network was not asked.
+                return (key, Ok(block), None);
             }
             let result = node.fetch_block(key).await;
             if let Ok(block) = &result {
                 let block = block.clone();
                 let _ = tokio::task::spawn_blocking(move || cache.put(&block)).await;
             }
-            (key, result)
+            (key, result, slot)
         });
     }
 
     /// Tops up the window, then handles one finished block request.
     async fn step(&mut self) -> Result<(), ClientError> {
-        let room = FETCH_WINDOW.saturating_sub(self.inflight.len());
+        let room = self.window.room();
         for key in self.fetcher.wanted(room) {
-            self.request(key);
+            let slot = self.window.try_acquire();
+            self.request(key, slot);
         }
         let Some(joined) = self.inflight.join_next().await else {
             // Nothing in flight and nothing wanted: the fetcher is stuck.
             return Err(ClientError::NotFound("no more blocks to try".into()));
         };
-        let (key, result) = joined.map_err(|_| ClientError::Stopped)?;
+        let (key, result, mut slot) = joined.map_err(|_| ClientError::Stopped)?;
+        if let (Some(slot), Err(err)) = (&mut slot, &result) {
+            if err.is_transient() {
+                slot.congested();
+            }
+        }
         match result {
             Ok(block) => {
+                if let Some(slot) = slot {
+                    slot.succeeded();
+                }
                 self.progress.succeeded_one();
                 self.fetcher.on_block(&block)?;
             }
@@ -493,7 +534,7 @@ impl FetchRun {
                     && self.tries.get(&key).copied().unwrap_or(0) < BLOCK_RETRIES =>
             {
                 *self.tries.entry(key).or_default() += 1;
-                self.request(key);
+                self.request(key, slot);
             }
             Err(RequestError::Stopped) => return Err(ClientError::Stopped),
             Err(_) => {
@@ -658,7 +699,7 @@ fn truncate_on_char(text: &mut String, max: usize) {
 
 /// One block, fetched (with a retry when the network was busy) and decrypted.
 async fn fetch_plain(node: &NodeHandle, key: &ChkKey, part: Part) -> Result<Vec<u8>, ClientError> {
-    let block = fetch_with_retry(node, key.routing)
+    let block = fetch_with_retry(node, key.routing, None)
         .await
         .map_err(|err| match err {
             RequestError::Stopped => ClientError::Stopped,
@@ -669,11 +710,25 @@ async fn fetch_plain(node: &NodeHandle, key: &ChkKey, part: Part) -> Result<Vec<
         .map_err(|source| ContentError::BadBlock { part, source }.into())
 }
 
-async fn fetch_with_retry(node: &NodeHandle, key: RoutingKey) -> Result<ChkBlock, RequestError> {
+/// Fetches one block, once more after overload or a timeout; in a window
+/// `slot`, those shrink the window.
+async fn fetch_with_retry(
+    node: &NodeHandle,
+    key: RoutingKey,
+    mut slot: Option<&mut Slot>,
+) -> Result<ChkBlock, RequestError> {
     let mut tries = 0;
     loop {
         match node.fetch_block(key).await {
-            Err(err) if err.is_transient() && tries < BLOCK_RETRIES => tries += 1,
+            Err(err) if err.is_transient() => {
+                if let Some(slot) = slot.as_deref_mut() {
+                    slot.congested();
+                }
+                if tries >= BLOCK_RETRIES {
+                    return Err(err);
+                }
+                tries += 1;
+            }
             other => return other,
         }
     }
@@ -780,7 +835,7 @@ const RANGE_SEGMENTS: usize = 2;
 /// Sends the content bytes `[start, start + len)` of a splitfile to `tx` in
 /// order. Only the data blocks holding the range are fetched; a segment
 /// where one of them is missing is recovered from its check blocks instead.
-/// At most [`FETCH_WINDOW`] block requests are in flight at once.
+/// The block requests in flight follow one adaptive window ([`crate::flow`]).
 async fn read_split(
     node: NodeHandle,
     manifest: Arc<SplitfileManifest>,
@@ -794,7 +849,7 @@ async fn read_split(
     let payload = BLOCK_PAYLOAD as u64;
     let end = start + len;
     let (first, last) = (start / payload, (end - 1) / payload);
-    let window = Arc::new(Semaphore::new(FETCH_WINDOW));
+    let window = Window::new(node.transfers(), FETCH_INITIAL);
     let mut jobs = std::collections::VecDeque::new();
     let mut segment_start = 0u64;
     let mut pending = Vec::new();
@@ -858,7 +913,7 @@ struct SegmentJob {
     first_block: u64,
     from: usize,
     to: usize,
-    window: Arc<Semaphore>,
+    window: Arc<Window>,
 }
 
 impl SegmentJob {
@@ -881,8 +936,12 @@ impl SegmentJob {
             let (node, window) = (self.node.clone(), self.window.clone());
             let routing = self.segment().data[i].routing;
             fetches.spawn(async move {
-                let _permit = window.acquire_owned().await;
-                (i, fetch_with_retry(&node, routing).await)
+                let mut slot = window.acquire().await;
+                let result = fetch_with_retry(&node, routing, Some(&mut slot)).await;
+                if result.is_ok() {
+                    slot.succeeded();
+                }
+                (i, result)
             });
         }
         let mut blocks: Vec<Option<ChkBlock>> = vec![None; self.to - self.from + 1];

@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod driver;
+pub mod flow;
 pub mod fcp;
 pub mod http;
 pub mod link;

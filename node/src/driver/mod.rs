@@ -321,6 +321,8 @@ enum Command {
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     noderef: SharedNodeRef,
+    /// This node's client transfers, sharing its flow-control budget.
+    transfers: Arc<crate::flow::Transfers>,
 }
 
 /// This node's noderef as it is handed out now: it changes when the node
@@ -361,6 +363,11 @@ impl std::fmt::Debug for Command {
 }
 
 impl NodeHandle {
+    /// The transfers running on this node (they share its window budget).
+    pub fn transfers(&self) -> &Arc<crate::flow::Transfers> {
+        &self.transfers
+    }
+
     /// This node's noderef, to hand to peers (with the address its peers
     /// agree they see it at, unless one was set).
     pub fn noderef(&self) -> NodeRef {
@@ -487,6 +494,7 @@ impl Node {
         let handle = NodeHandle {
             commands,
             noderef: SharedNodeRef::new(noderef.clone()),
+            transfers: Arc::default(),
         };
         let writer =
             store_writer::StoreWriter::start(store.clone()).map_err(StartError::StoreWriter)?;
