@@ -169,21 +169,43 @@ where
     E: std::fmt::Display,
 {
     let mut chunks = std::pin::pin!(chunks);
-    let mut encoder = SplitfileEncoder::new(content_type);
+    let mut encoder = Some(SplitfileEncoder::new(content_type));
     let mut window = InsertWindow::new(node.clone());
     window.progress = Arc::clone(&progress);
     let mut batch = Vec::with_capacity(ENCODE_BATCH);
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| ClientError::Input(e.to_string()))?;
-        batch.extend_from_slice(&chunk);
-        if batch.len() >= ENCODE_BATCH {
-            let (back, blocks) = encode_off_thread(encoder, std::mem::take(&mut batch)).await?;
-            encoder = back;
-            window.insert_all(blocks).await?;
+    // One batch encodes on a blocking thread while the blocks of the batch
+    // before it go out, so encoding and inserting overlap (on two cores)
+    // instead of taking turns.
+    let mut encoding = None;
+    let mut input_done = false;
+    while !input_done {
+        match chunks.next().await {
+            Some(chunk) => {
+                batch.extend_from_slice(&chunk.map_err(|e| ClientError::Input(e.to_string()))?);
+            }
+            None => input_done = true,
         }
+        if batch.len() < ENCODE_BATCH && !input_done {
+            continue;
+        }
+        let previous = match encoding.take() {
+            Some(handle) => {
+                let (back, blocks) = joined_encode(handle).await?;
+                encoder = Some(back);
+                blocks
+            }
+            None => Vec::new(),
+        };
+        let next = encoder.take().ok_or(ClientError::Stopped)?;
+        encoding = Some(spawn_encode(next, std::mem::take(&mut batch)));
+        window.insert_all(previous).await?;
     }
-    let (encoder, blocks) = encode_off_thread(encoder, batch).await?;
-    window.insert_all(blocks).await?;
+    if let Some(handle) = encoding.take() {
+        let (back, blocks) = joined_encode(handle).await?;
+        encoder = Some(back);
+        window.insert_all(blocks).await?;
+    }
+    let encoder = encoder.ok_or(ClientError::Stopped)?;
     let encoded = tokio::task::spawn_blocking(move || encoder.finish())
         .await
         .map_err(|_| ClientError::Stopped)??;
@@ -196,16 +218,20 @@ where
     Ok(encoded.uri)
 }
 
-async fn encode_off_thread(
-    mut encoder: SplitfileEncoder,
-    batch: Vec<u8>,
-) -> Result<(SplitfileEncoder, Vec<ChkBlock>), ClientError> {
-    let (encoder, blocks) = tokio::task::spawn_blocking(move || {
+type Encoding = tokio::task::JoinHandle<(SplitfileEncoder, Result<Vec<ChkBlock>, EncodeError>)>;
+
+/// Starts encoding `batch` on a blocking thread (the encoder is CPU-heavy).
+fn spawn_encode(mut encoder: SplitfileEncoder, batch: Vec<u8>) -> Encoding {
+    tokio::task::spawn_blocking(move || {
         let blocks = encoder.push(&batch);
         (encoder, blocks)
     })
-    .await
-    .map_err(|_| ClientError::Stopped)?;
+}
+
+async fn joined_encode(
+    handle: Encoding,
+) -> Result<(SplitfileEncoder, Vec<ChkBlock>), ClientError> {
+    let (encoder, blocks) = handle.await.map_err(|_| ClientError::Stopped)?;
     Ok((encoder, blocks?))
 }
 
