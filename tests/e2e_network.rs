@@ -101,13 +101,7 @@ fn insert_and_fetch_across_a_chain_of_three_fresh_nodes() {
 fn insert_and_fetch_through_delayed_links() {
     let _serial = serial();
     let delay = Duration::from_millis(20);
-    let mut net = TestNet::start_shaped(
-        6,
-        Some(LinkShape {
-            delay,
-            rate: None,
-        }),
-    );
+    let mut net = TestNet::start_shaped(6, Some(LinkShape { delay, rate: None }));
     assert!(net.relayed());
     let work = tempfile::tempdir().unwrap();
     let doc = work.path().join("document.bin");

@@ -129,6 +129,14 @@ fn loopback() {
         .tempdir()
         .expect("tempdir");
 
+    // WARREN_BENCH_KEEP=1 leaves the nodes' logs behind.
+    let work = if std::env::var_os("WARREN_BENCH_KEEP").is_some() {
+        let kept = work.keep();
+        println!("keeping {}", kept.display());
+        Workdir::Kept(kept)
+    } else {
+        Workdir::Temp(work)
+    };
     let tcp = tcp_copy_mb_s(mib * MIB);
     println!("baseline: plain TCP copy on loopback, {mib} MiB: {tcp:.0} MB/s");
 
@@ -232,6 +240,21 @@ fn loopback() {
     net.stop();
     let fresh = fresh_idle_node(work.path(), idle_s);
     println!("idle relay RSS, a fresh node with 2 peers after {idle_s} s: {fresh:.1} MB");
+}
+
+/// The bench's scratch directory: removed at the end unless kept.
+enum Workdir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Workdir {
+    fn path(&self) -> &Path {
+        match self {
+            Workdir::Temp(dir) => dir.path(),
+            Workdir::Kept(path) => path,
+        }
+    }
 }
 
 /// sync(1): every dirty page on disk.

@@ -228,9 +228,7 @@ fn spawn_encode(mut encoder: SplitfileEncoder, batch: Vec<u8>) -> Encoding {
     })
 }
 
-async fn joined_encode(
-    handle: Encoding,
-) -> Result<(SplitfileEncoder, Vec<ChkBlock>), ClientError> {
+async fn joined_encode(handle: Encoding) -> Result<(SplitfileEncoder, Vec<ChkBlock>), ClientError> {
     let (encoder, blocks) = handle.await.map_err(|_| ClientError::Stopped)?;
     Ok((encoder, blocks?))
 }

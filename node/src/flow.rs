@@ -378,9 +378,11 @@ mod tests {
             slots.push(window.acquire().await);
         }
         // Full: a ninth waits.
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(20), window.acquire())
-            .await
-            .is_err());
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), window.acquire())
+                .await
+                .is_err()
+        );
         // One congestion: the window halves to 4; the 8 held slots come back
         // and only 4 are free again.
         slots[0].congested();

@@ -19,8 +19,8 @@
 
 pub mod client;
 pub mod driver;
-pub mod flow;
 pub mod fcp;
+pub mod flow;
 pub mod http;
 pub mod link;
 pub mod routing;

@@ -24,10 +24,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+use self::delay::LinkShape;
 pub use self::net::{
     testnet_target_peers, NotLinked, StartOptions, Testnet, Wiring, STARTUP_TIMEOUT, STOP_TIMEOUT,
 };
-use self::delay::LinkShape;
 use self::signals::StopSignals;
 pub use self::state::{NodeInfo, TestnetState, STATE_FILE};
 

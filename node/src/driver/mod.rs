@@ -52,9 +52,13 @@ pub const COMMAND_QUEUE: usize = 1024;
 pub const LINK_EVENT_QUEUE: usize = 4096;
 /// New links (dialled or accepted) queued for the event loop at most.
 pub const NEW_LINK_QUEUE: usize = 64;
-/// Frames queued per link; above the routing core's per-peer request limit so
-/// replies to accepted requests are not shed in normal operation.
-pub const LINK_OUTBOX: usize = 256;
+/// Frames queued per link: room for a reply to every request the peer may
+/// have accepted here and every request it may have accepted from us (the
+/// routing core's per-peer limit, each way) plus control messages, so replies
+/// to accepted requests are not shed in normal operation (a shed reply costs
+/// its request a whole search timeout). Memory stays bounded by the node's
+/// live requests, each of which has at most one block in an outbox.
+pub const LINK_OUTBOX: usize = 2 * crate::routing::DEFAULT_MAX_REQUESTS_PER_PEER as usize + 128;
 /// How often the store is flushed to disk while running.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long shutdown waits for the event loop to finish.
