@@ -43,16 +43,11 @@ pub struct LinkShape {
 
 /// One relay: listens on loopback, forwards to whatever the target is when a
 /// connection arrives. Dropping it stops it and every connection through it.
+#[derive(Debug)]
 pub struct Relay {
     addr: SocketAddr,
     target: Arc<Mutex<Option<SocketAddr>>>,
     task: tokio::task::JoinHandle<()>,
-}
-
-impl std::fmt::Debug for Relay {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relay").field("addr", &self.addr).finish()
-    }
 }
 
 impl Relay {
