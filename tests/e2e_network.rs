@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use support::{random_file, stderr, stdout, TestNet, WARREN};
+use warren_cli::testnet::delay::LinkShape;
 
 /// One testnet at a time: each is ten processes on a two-core machine.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -90,6 +91,45 @@ fn insert_and_fetch_across_a_chain_of_three_fresh_nodes() {
             );
         }
     }
+}
+
+/// The wide-area test bed: every link crosses a relay that delays each
+/// direction by 20 ms. An insert and a fetch across a chain must still
+/// succeed with the right bytes (adaptive windows, timeouts and the relays'
+/// ordering all take part), and the links must really go through the relays.
+#[test]
+fn insert_and_fetch_through_delayed_links() {
+    let _serial = serial();
+    let delay = Duration::from_millis(20);
+    let mut net = TestNet::start_shaped(6, Some(LinkShape { delay, rate: None }));
+    assert!(net.relayed());
+    let work = tempfile::tempdir().unwrap();
+    let doc = work.path().join("document.bin");
+    random_file(&doc, 2 * MIB + 777, 3);
+    let key = insert_ok(&net, 0, &doc);
+    let (anchor, _) = net.farthest_from(0);
+    let tip = net.add_chain(anchor, 2).expect("chain");
+    net.wait_linked();
+    // Every node advertises its relay, not the port it listens on.
+    for node in &net.nodes {
+        let run = warren_cli::runfile::RunFile::read(&node.data_dir)
+            .unwrap()
+            .expect("run file");
+        let noderef: warren_crypto::NodeRef = node.noderef.parse().unwrap();
+        assert_ne!(
+            noderef.address, run.p2p,
+            "node {} advertises its own port",
+            node.index
+        );
+    }
+    fetch_exactly(
+        &net,
+        tip,
+        &key,
+        &work.path().join("fetched"),
+        &std::fs::read(&doc).unwrap(),
+        "fetch through delayed links",
+    );
 }
 
 #[test]

@@ -6,8 +6,18 @@
 //! join after it: fetcher - relay - relay - network. The chain holds nothing,
 //! so every block of a cold fetch comes from at least three hops away.
 //!
+//! Then the wide-area test bed: for each link round trip (0, 20 and 80 ms), a
+//! fresh 10-node network whose every peer link crosses a delaying relay
+//! (`warren testnet --link-delay-ms`, half the round trip each way; the 0 ms
+//! row crosses the same relays without delay), a 64 MiB insert at node 0 and
+//! a fetch at the node farthest from it, each shown as a ratio to the same
+//! run's 0 ms figure.
+//!
 //! `cargo bench -p warren --bench network`
 //! Sizes: WARREN_BENCH_MIB (64), WARREN_BENCH_BIG_MIB (256), WARREN_BENCH_IDLE_S (60).
+//! Wide area: WARREN_BENCH_RTTS (`0,20,80`, ms; the first is the baseline),
+//! WARREN_BENCH_WAN_MIB (64). WARREN_BENCH_SECTIONS (`loopback,wan`) picks
+//! the parts to run: `WARREN_BENCH_SECTIONS=wan` runs only the wide-area table.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use warren_cli::testnet::delay::LinkShape;
 use warren_cli::testnet::topology::farthest_from;
 use warren_cli::testnet::{StartOptions, Testnet, Wiring, STARTUP_TIMEOUT};
 
@@ -24,6 +35,8 @@ const CHAIN: usize = 3;
 const MIB: usize = 1024 * 1024;
 /// Nodes that take the insert; the chain of three joins after it.
 const CORE_NODES: usize = 7;
+/// Nodes of each wide-area network (as in the measurements).
+const WAN_NODES: usize = 10;
 /// How often memory is sampled while a process runs.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
@@ -35,6 +48,79 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn main() {
+    let sections = std::env::var("WARREN_BENCH_SECTIONS").unwrap_or_else(|_| "loopback,wan".into());
+    let sections: Vec<&str> = sections.split(',').map(str::trim).collect();
+    if sections.contains(&"loopback") {
+        loopback();
+    }
+    if sections.contains(&"wan") {
+        wide_area();
+    }
+}
+
+/// Insert and fetch over networks whose links have each round trip asked
+/// for, as ratios to the first (the 0 ms baseline, through the same relays).
+fn wide_area() {
+    let mib = env_usize("WARREN_BENCH_WAN_MIB", 64);
+    let rtts: Vec<u64> = std::env::var("WARREN_BENCH_RTTS")
+        .unwrap_or_else(|_| "0,20,80".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    let work = tempfile::Builder::new()
+        .prefix("warren-bench-wan-")
+        .tempdir()
+        .expect("tempdir");
+    let doc = work.path().join("doc.bin");
+    random_file(&doc, mib * MIB, 3);
+    sync_disks();
+    let mut rows = Vec::new();
+    // WARREN_BENCH_KEEP=1 leaves the nodes' logs behind, for looking into a figure.
+    let work_dir = if std::env::var_os("WARREN_BENCH_KEEP").is_some() {
+        let kept = work.keep();
+        println!("keeping {}", kept.display());
+        kept
+    } else {
+        work.path().to_path_buf()
+    };
+    for &rtt in &rtts {
+        let shape = LinkShape {
+            delay: Duration::from_millis(rtt) / 2,
+            rate: None,
+        };
+        let net = Net::start_shaped(&work_dir.join(format!("rtt-{rtt}")), WAN_NODES, Some(shape));
+        let (key, insert_s) = net.insert(0, &doc);
+        let (far, hops) = net.farthest_from(0);
+        let out = work_dir.join(format!("rtt-{rtt}.out"));
+        let run = net.fetch(far, &key, &out);
+        assert_eq!(
+            std::fs::metadata(&out).expect("fetched").len(),
+            (mib * MIB) as u64
+        );
+        std::fs::remove_file(&out).ok();
+        drop(net);
+        let (insert, fetch) = (mib as f64 / insert_s, mib as f64 / run.secs);
+        println!(
+            "wide area, link RTT {rtt} ms: insert {mib} MiB at node 0 {insert:.2} MiB/s; fetch at node {far} ({hops} hops) {fetch:.2} MiB/s"
+        );
+        rows.push((rtt, insert, fetch));
+    }
+    let Some(&(_, base_insert, base_fetch)) = rows.first() else {
+        return;
+    };
+    println!("wide area, {WAN_NODES} nodes, every link through a delaying relay, {mib} MiB:");
+    println!("| link RTT | insert MiB/s | fetch MiB/s | insert / 0 ms | fetch / 0 ms |");
+    println!("|---|---|---|---|---|");
+    for (rtt, insert, fetch) in rows {
+        println!(
+            "| {rtt} ms | {insert:.2} | {fetch:.2} | {:.0}% | {:.0}% |",
+            100.0 * insert / base_insert,
+            100.0 * fetch / base_fetch
+        );
+    }
+}
+
+fn loopback() {
     let mib = env_usize("WARREN_BENCH_MIB", 64);
     let big_mib = env_usize("WARREN_BENCH_BIG_MIB", 256);
     let idle_s = env_usize("WARREN_BENCH_IDLE_S", 60);
@@ -43,6 +129,14 @@ fn main() {
         .tempdir()
         .expect("tempdir");
 
+    // WARREN_BENCH_KEEP=1 leaves the nodes' logs behind.
+    let work = if std::env::var_os("WARREN_BENCH_KEEP").is_some() {
+        let kept = work.keep();
+        println!("keeping {}", kept.display());
+        Workdir::Kept(kept)
+    } else {
+        Workdir::Temp(work)
+    };
     let tcp = tcp_copy_mb_s(mib * MIB);
     println!("baseline: plain TCP copy on loopback, {mib} MiB: {tcp:.0} MB/s");
 
@@ -146,6 +240,21 @@ fn main() {
     net.stop();
     let fresh = fresh_idle_node(work.path(), idle_s);
     println!("idle relay RSS, a fresh node with 2 peers after {idle_s} s: {fresh:.1} MB");
+}
+
+/// The bench's scratch directory: removed at the end unless kept.
+enum Workdir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Workdir {
+    fn path(&self) -> &Path {
+        match self {
+            Workdir::Temp(dir) => dir.path(),
+            Workdir::Kept(path) => path,
+        }
+    }
 }
 
 /// sync(1): every dirty page on disk.
@@ -280,12 +389,18 @@ struct Net {
 
 impl Net {
     fn start(work: &Path) -> Net {
+        Net::start_shaped(&work.join("net"), CORE_NODES, None)
+    }
+
+    /// A wired network of `nodes` in `dir`, its links shaped by `link`.
+    fn start_shaped(dir: &Path, nodes: usize, link: Option<LinkShape>) -> Net {
         let mut net = Testnet::start(&StartOptions {
-            nodes: CORE_NODES,
-            dir: work.join("net"),
+            nodes,
+            dir: dir.to_path_buf(),
             seed: 1,
             wiring: Wiring::Wired,
             exe: PathBuf::from(WARREN),
+            link,
         })
         .expect("start the testnet");
         net.wait_linked(STARTUP_TIMEOUT).expect("testnet links");
@@ -408,6 +523,7 @@ fn fresh_idle_node(work: &Path, idle_s: usize) -> f64 {
         seed: 1,
         wiring: Wiring::Wired,
         exe: PathBuf::from(WARREN),
+        link: None,
     })
     .expect("start the idle testnet");
     net.wait_linked(STARTUP_TIMEOUT)

@@ -57,6 +57,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         seed: 1,
         detach: false,
         wired: false,
+        link_delay_ms: None,
+        link_rate_kib: None,
     })?;
     // The fetcher hangs off the node farthest from the inserter, behind a
     // chain of empty nodes: the only way to the data is through all of them.

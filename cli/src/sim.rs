@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
+use warren_node::flow::{self, Aimd};
 use warren_node::sim::levine::{self, HtlPolicy, LevineConfig};
 use warren_node::sim::traceback::{self, Scenario, TracebackConfig};
 use warren_node::sim::transfer::{self, FixedWindow, TransferConfig, Window};
@@ -189,13 +190,21 @@ fn print_transfer(args: &SimArgs, file_mib: usize) -> Result<()> {
         link_bytes_per_sec: args.link_kib * 1024,
         seed: args.seed,
     };
-    let windows: [(&str, WindowMaker<'_>); 1] =
-        [("fixed windows (32 inserts, 48 fetches in flight)", &|| {
-            (
-                Box::new(FixedWindow(warren_node::client::INSERT_WINDOW)),
-                Box::new(FixedWindow(warren_node::client::FETCH_WINDOW)),
-            )
-        })];
+    let windows: [(&str, WindowMaker<'_>); 2] = [
+        (
+            "the client's adaptive windows (AIMD, at most 512 in flight)",
+            &|| {
+                (
+                    Box::new(Aimd::new(flow::INSERT_INITIAL, flow::MAX_WINDOW)),
+                    Box::new(Aimd::new(flow::FETCH_INITIAL, flow::MAX_WINDOW)),
+                )
+            },
+        ),
+        (
+            "the fixed windows before them (32 inserts, 48 fetches in flight)",
+            &|| (Box::new(FixedWindow(32)), Box::new(FixedWindow(48))),
+        ),
+    ];
     for (name, make) in windows {
         let points = transfer::by_rtt(&config, &args.rtts_ms, &|| make().0, &|| make().1);
         if args.json {

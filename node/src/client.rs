@@ -2,10 +2,11 @@
 //!
 //! The content codecs are sans-IO (`warren_crypto::splitfile`); this module
 //! drives them against a running node. Inserts encode a segment at a time and
-//! keep a bounded window of block inserts in flight; fetches keep a bounded
-//! window of block requests in flight so throughput is not one block per round
-//! trip, and hand content out in order, a segment at a time, so memory stays
-//! bounded by a few segments whatever the file size.
+//! keep a window of block inserts in flight; fetches keep a window of block
+//! requests in flight so throughput is not one block per round trip, and hand
+//! content out in order, a segment at a time, so memory stays bounded by a few
+//! segments whatever the file size. Both windows adapt to the path's round
+//! trip and to overload, within node-wide bounds ([`crate::flow`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +16,6 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use warren_crypto::metadata::{Segment, SplitfileManifest, INDEX_FILE, MAX_PATH_LEN};
 use warren_crypto::splitfile::{
@@ -28,18 +28,32 @@ use warren_crypto::{
 };
 
 use crate::driver::{NodeHandle, RequestError};
+use crate::flow::{Slot, Window, FETCH_INITIAL, INSERT_INITIAL};
 
-/// Block inserts in flight at once for one client insert.
-pub const INSERT_WINDOW: usize = 32;
-/// Block requests in flight at once for one client fetch. Below the routing
-/// core's per-peer limit (64), so a node with a single peer is not refused by
-/// it; 60 measured no faster than 48 on the 10-node loopback benchmark.
-pub const FETCH_WINDOW: usize = 48;
 /// Bytes gathered from the client before handing them to the encoder, so the
 /// (CPU-heavy) encoder runs on big batches off the async threads.
 const ENCODE_BATCH: usize = 1024 * 1024;
-/// Extra tries for a block whose request timed out or met an overloaded peer.
-const BLOCK_RETRIES: u32 = 1;
+/// Extra tries for a block whose request timed out.
+const TIMEOUT_RETRIES: u32 = 1;
+/// Extra tries for a block whose request met only overloaded or backed-off
+/// peers: the network said "later", not "no". Each waits [`retry_delay`]
+/// first, about 12 s in all, so a saturated neighbourhood is given time to
+/// drain instead of a fetch failing in a second.
+const BUSY_RETRIES: u32 = 6;
+
+/// Whether a block request that failed with `err` after `tries` extra tries
+/// is tried again, and after how long: 250 ms doubling to 4 s when the
+/// network was busy, at once after a timeout (which took its own time).
+fn retry_after(err: &RequestError, tries: u32) -> Option<std::time::Duration> {
+    if !err.is_transient() {
+        return None;
+    }
+    if err.is_busy() {
+        (tries < BUSY_RETRIES).then(|| std::time::Duration::from_millis(250u64 << tries.min(4)))
+    } else {
+        (tries < TIMEOUT_RETRIES).then_some(std::time::Duration::ZERO)
+    }
+}
 /// Decoded segments queued between the fetch task and the reader.
 const OUTPUT_QUEUE: usize = 2;
 
@@ -174,21 +188,43 @@ where
     E: std::fmt::Display,
 {
     let mut chunks = std::pin::pin!(chunks);
-    let mut encoder = SplitfileEncoder::new(content_type);
+    let mut encoder = Some(SplitfileEncoder::new(content_type));
     let mut window = InsertWindow::new(node.clone());
     window.progress = Arc::clone(&progress);
     let mut batch = Vec::with_capacity(ENCODE_BATCH);
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| ClientError::Input(e.to_string()))?;
-        batch.extend_from_slice(&chunk);
-        if batch.len() >= ENCODE_BATCH {
-            let (back, blocks) = encode_off_thread(encoder, std::mem::take(&mut batch)).await?;
-            encoder = back;
-            window.insert_all(blocks).await?;
+    // One batch encodes on a blocking thread while the blocks of the batch
+    // before it go out, so encoding and inserting overlap (on two cores)
+    // instead of taking turns.
+    let mut encoding = None;
+    let mut input_done = false;
+    while !input_done {
+        match chunks.next().await {
+            Some(chunk) => {
+                batch.extend_from_slice(&chunk.map_err(|e| ClientError::Input(e.to_string()))?);
+            }
+            None => input_done = true,
         }
+        if batch.len() < ENCODE_BATCH && !input_done {
+            continue;
+        }
+        let previous = match encoding.take() {
+            Some(handle) => {
+                let (back, blocks) = joined_encode(handle).await?;
+                encoder = Some(back);
+                blocks
+            }
+            None => Vec::new(),
+        };
+        let next = encoder.take().ok_or(ClientError::Stopped)?;
+        encoding = Some(spawn_encode(next, std::mem::take(&mut batch)));
+        window.insert_all(previous).await?;
     }
-    let (encoder, blocks) = encode_off_thread(encoder, batch).await?;
-    window.insert_all(blocks).await?;
+    if let Some(handle) = encoding.take() {
+        let (back, blocks) = joined_encode(handle).await?;
+        encoder = Some(back);
+        window.insert_all(blocks).await?;
+    }
+    let encoder = encoder.ok_or(ClientError::Stopped)?;
     let encoded = tokio::task::spawn_blocking(move || encoder.finish())
         .await
         .map_err(|_| ClientError::Stopped)??;
@@ -201,22 +237,26 @@ where
     Ok(encoded.uri)
 }
 
-async fn encode_off_thread(
-    mut encoder: SplitfileEncoder,
-    batch: Vec<u8>,
-) -> Result<(SplitfileEncoder, Vec<ChkBlock>), ClientError> {
-    let (encoder, blocks) = tokio::task::spawn_blocking(move || {
+type Encoding = tokio::task::JoinHandle<(SplitfileEncoder, Result<Vec<ChkBlock>, EncodeError>)>;
+
+/// Starts encoding `batch` on a blocking thread (the encoder is CPU-heavy).
+fn spawn_encode(mut encoder: SplitfileEncoder, batch: Vec<u8>) -> Encoding {
+    tokio::task::spawn_blocking(move || {
         let blocks = encoder.push(&batch);
         (encoder, blocks)
     })
-    .await
-    .map_err(|_| ClientError::Stopped)?;
+}
+
+async fn joined_encode(handle: Encoding) -> Result<(SplitfileEncoder, Vec<ChkBlock>), ClientError> {
+    let (encoder, blocks) = handle.await.map_err(|_| ClientError::Stopped)?;
     Ok((encoder, blocks?))
 }
 
-/// A bounded window of block inserts in flight.
+/// An adaptive window of block inserts in flight: the next block starts as
+/// soon as the window has room, not when an earlier one comes back.
 struct InsertWindow {
     node: NodeHandle,
+    window: Arc<Window>,
     inflight: JoinSet<Result<(), RequestError>>,
     progress: Arc<Progress>,
 }
@@ -224,6 +264,7 @@ struct InsertWindow {
 impl InsertWindow {
     fn new(node: NodeHandle) -> Self {
         InsertWindow {
+            window: Window::new(node.transfers(), INSERT_INITIAL),
             node,
             inflight: JoinSet::new(),
             progress: Arc::default(),
@@ -244,25 +285,37 @@ impl InsertWindow {
             self.progress.add_total(blocks.len());
         }
         for block in blocks {
-            while self.inflight.len() >= INSERT_WINDOW {
-                self.join_one().await?;
+            let slot = self.window.acquire().await;
+            // Finished inserts are reaped as slots come free: a failure
+            // stops the insert at once, and results do not pile up.
+            while let Some(joined) = self.inflight.try_join_next() {
+                self.joined(joined)?;
             }
             let node = self.node.clone();
             self.inflight
-                .spawn(async move { insert_with_retry(&node, block).await });
+                .spawn(async move { insert_with_retry(&node, block, slot).await });
         }
         Ok(())
     }
 
-    async fn join_one(&mut self) -> Result<(), ClientError> {
-        match self.inflight.join_next().await {
-            Some(Ok(result)) => {
+    fn joined(
+        &self,
+        joined: Result<Result<(), RequestError>, tokio::task::JoinError>,
+    ) -> Result<(), ClientError> {
+        match joined {
+            Ok(result) => {
                 if result.is_ok() {
                     self.progress.succeeded_one();
                 }
                 result.map_err(ClientError::from)
             }
-            Some(Err(_)) => Err(ClientError::Stopped),
+            Err(_) => Err(ClientError::Stopped),
+        }
+    }
+
+    async fn join_one(&mut self) -> Result<(), ClientError> {
+        match self.inflight.join_next().await {
+            Some(joined) => self.joined(joined),
             None => Ok(()),
         }
     }
@@ -275,12 +328,29 @@ impl InsertWindow {
     }
 }
 
-async fn insert_with_retry(node: &NodeHandle, block: ChkBlock) -> Result<(), RequestError> {
+/// Inserts one block in its window slot: overload or a timeout shrinks the
+/// window (and the block is tried once more), success opens it.
+async fn insert_with_retry(
+    node: &NodeHandle,
+    block: ChkBlock,
+    mut slot: Slot,
+) -> Result<(), RequestError> {
     let mut tries = 0;
     loop {
         match node.insert_block(block.clone()).await {
-            Err(err) if err.is_transient() && tries < BLOCK_RETRIES => tries += 1,
-            other => return other,
+            Ok(()) => {
+                slot.succeeded();
+                return Ok(());
+            }
+            Err(err) if err.is_transient() => {
+                slot.congested();
+                let Some(delay) = retry_after(&err, tries) else {
+                    return Err(err);
+                };
+                tokio::time::sleep(delay).await;
+                tries += 1;
+            }
+            Err(err) => return Err(err),
         }
     }
 }
@@ -426,7 +496,10 @@ pub fn content_type_for_name(name: &str) -> Option<String> {
 struct FetchRun {
     node: NodeHandle,
     fetcher: ContentFetcher,
-    inflight: JoinSet<(RoutingKey, Result<ChkBlock, RequestError>)>,
+    window: Arc<Window>,
+    /// Each request with its window slot (`None`: a block at hand, which
+    /// takes no room and says nothing about the path).
+    inflight: JoinSet<(RoutingKey, Result<ChkBlock, RequestError>, Option<Slot>)>,
     tries: HashMap<RoutingKey, u32>,
     cache: Option<Arc<dyn BlockCache>>,
     /// Blocks at hand already (made here, or fetched before): not asked for.
@@ -437,6 +510,7 @@ struct FetchRun {
 impl FetchRun {
     fn new(node: NodeHandle, uri: &ChkUri) -> Self {
         FetchRun {
+            window: Window::new(node.transfers(), FETCH_INITIAL),
             node,
             fetcher: ContentFetcher::new(uri),
             inflight: JoinSet::new(),
@@ -447,53 +521,66 @@ impl FetchRun {
         }
     }
 
-    fn request(&mut self, key: RoutingKey) {
+    /// Requests `key` in `slot` (a block at hand needs none), after `delay`.
+    fn request(&mut self, key: RoutingKey, slot: Option<Slot>, delay: std::time::Duration) {
         if let Some(block) = self.local.remove(&key) {
-            self.inflight.spawn(async move { (key, Ok(block)) });
+            self.inflight.spawn(async move { (key, Ok(block), None) });
             return;
         }
         let node = self.node.clone();
         let Some(cache) = self.cache.clone() else {
-            self.inflight
-                .spawn(async move { (key, node.fetch_block(key).await) });
+            self.inflight.spawn(async move {
+                tokio::time::sleep(delay).await;
+                (key, node.fetch_block(key).await, slot)
+            });
             return;
         };
         self.inflight.spawn(async move {
+            tokio::time::sleep(delay).await;
             let lookup = Arc::clone(&cache);
             if let Ok(Some(block)) = tokio::task::spawn_blocking(move || lookup.get(&key)).await {
-                return (key, Ok(block));
+                // Found here: the network was not asked.
+                return (key, Ok(block), None);
             }
             let result = node.fetch_block(key).await;
             if let Ok(block) = &result {
                 let block = block.clone();
                 let _ = tokio::task::spawn_blocking(move || cache.put(&block)).await;
             }
-            (key, result)
+            (key, result, slot)
         });
     }
 
     /// Tops up the window, then handles one finished block request.
     async fn step(&mut self) -> Result<(), ClientError> {
-        let room = FETCH_WINDOW.saturating_sub(self.inflight.len());
+        let room = self.window.room();
         for key in self.fetcher.wanted(room) {
-            self.request(key);
+            let slot = self.window.try_acquire();
+            self.request(key, slot, std::time::Duration::ZERO);
         }
         let Some(joined) = self.inflight.join_next().await else {
             // Nothing in flight and nothing wanted: the fetcher is stuck.
             return Err(ClientError::NotFound("no more blocks to try".into()));
         };
-        let (key, result) = joined.map_err(|_| ClientError::Stopped)?;
+        let (key, result, mut slot) = joined.map_err(|_| ClientError::Stopped)?;
+        if let (Some(slot), Err(err)) = (&mut slot, &result) {
+            if err.is_transient() {
+                slot.congested();
+            }
+        }
         match result {
             Ok(block) => {
+                if let Some(slot) = slot {
+                    slot.succeeded();
+                }
                 self.progress.succeeded_one();
                 self.fetcher.on_block(&block)?;
             }
-            Err(err)
-                if err.is_transient()
-                    && self.tries.get(&key).copied().unwrap_or(0) < BLOCK_RETRIES =>
-            {
-                *self.tries.entry(key).or_default() += 1;
-                self.request(key);
+            Err(err) if retry_after(&err, self.tries.get(&key).copied().unwrap_or(0)).is_some() => {
+                let tries = self.tries.entry(key).or_default();
+                let delay = retry_after(&err, *tries).unwrap_or_default();
+                *tries += 1;
+                self.request(key, slot, delay);
             }
             Err(RequestError::Stopped) => return Err(ClientError::Stopped),
             Err(_) => {
@@ -658,7 +745,7 @@ fn truncate_on_char(text: &mut String, max: usize) {
 
 /// One block, fetched (with a retry when the network was busy) and decrypted.
 async fn fetch_plain(node: &NodeHandle, key: &ChkKey, part: Part) -> Result<Vec<u8>, ClientError> {
-    let block = fetch_with_retry(node, key.routing)
+    let block = fetch_with_retry(node, key.routing, None)
         .await
         .map_err(|err| match err {
             RequestError::Stopped => ClientError::Stopped,
@@ -669,11 +756,26 @@ async fn fetch_plain(node: &NodeHandle, key: &ChkKey, part: Part) -> Result<Vec<
         .map_err(|source| ContentError::BadBlock { part, source }.into())
 }
 
-async fn fetch_with_retry(node: &NodeHandle, key: RoutingKey) -> Result<ChkBlock, RequestError> {
+/// Fetches one block, once more after overload or a timeout; in a window
+/// `slot`, those shrink the window.
+async fn fetch_with_retry(
+    node: &NodeHandle,
+    key: RoutingKey,
+    mut slot: Option<&mut Slot>,
+) -> Result<ChkBlock, RequestError> {
     let mut tries = 0;
     loop {
         match node.fetch_block(key).await {
-            Err(err) if err.is_transient() && tries < BLOCK_RETRIES => tries += 1,
+            Err(err) if err.is_transient() => {
+                if let Some(slot) = slot.as_deref_mut() {
+                    slot.congested();
+                }
+                let Some(delay) = retry_after(&err, tries) else {
+                    return Err(err);
+                };
+                tokio::time::sleep(delay).await;
+                tries += 1;
+            }
             other => return other,
         }
     }
@@ -780,7 +882,7 @@ const RANGE_SEGMENTS: usize = 2;
 /// Sends the content bytes `[start, start + len)` of a splitfile to `tx` in
 /// order. Only the data blocks holding the range are fetched; a segment
 /// where one of them is missing is recovered from its check blocks instead.
-/// At most [`FETCH_WINDOW`] block requests are in flight at once.
+/// The block requests in flight follow one adaptive window ([`crate::flow`]).
 async fn read_split(
     node: NodeHandle,
     manifest: Arc<SplitfileManifest>,
@@ -794,7 +896,7 @@ async fn read_split(
     let payload = BLOCK_PAYLOAD as u64;
     let end = start + len;
     let (first, last) = (start / payload, (end - 1) / payload);
-    let window = Arc::new(Semaphore::new(FETCH_WINDOW));
+    let window = Window::new(node.transfers(), FETCH_INITIAL);
     let mut jobs = std::collections::VecDeque::new();
     let mut segment_start = 0u64;
     let mut pending = Vec::new();
@@ -858,7 +960,7 @@ struct SegmentJob {
     first_block: u64,
     from: usize,
     to: usize,
-    window: Arc<Semaphore>,
+    window: Arc<Window>,
 }
 
 impl SegmentJob {
@@ -881,8 +983,12 @@ impl SegmentJob {
             let (node, window) = (self.node.clone(), self.window.clone());
             let routing = self.segment().data[i].routing;
             fetches.spawn(async move {
-                let _permit = window.acquire_owned().await;
-                (i, fetch_with_retry(&node, routing).await)
+                let mut slot = window.acquire().await;
+                let result = fetch_with_retry(&node, routing, Some(&mut slot)).await;
+                if result.is_ok() {
+                    slot.succeeded();
+                }
+                (i, result)
             });
         }
         let mut blocks: Vec<Option<ChkBlock>> = vec![None; self.to - self.from + 1];

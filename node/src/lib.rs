@@ -20,6 +20,7 @@
 pub mod client;
 pub mod driver;
 pub mod fcp;
+pub mod flow;
 pub mod http;
 pub mod link;
 pub mod routing;

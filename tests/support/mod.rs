@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use warren_cli::testnet::delay::LinkShape;
 use warren_cli::testnet::{StartOptions, Testnet, Wiring};
 
 pub const WARREN: &str = env!("CARGO_BIN_EXE_warren");
@@ -44,6 +45,12 @@ impl TestNet {
     /// Starts `nodes` processes wired as a small world and waits until every
     /// planned link is up.
     pub fn start(nodes: usize) -> TestNet {
+        TestNet::start_shaped(nodes, None)
+    }
+
+    /// [`TestNet::start`] with every peer link crossing a relay of this
+    /// shape (the wide-area test bed), or direct for `None`.
+    pub fn start_shaped(nodes: usize, link: Option<LinkShape>) -> TestNet {
         let dir = tempfile::Builder::new()
             .prefix("warren-e2e-")
             .tempdir()
@@ -54,6 +61,7 @@ impl TestNet {
             seed: 1,
             wiring: Wiring::Wired,
             exe: PathBuf::from(WARREN),
+            link,
         })
         .unwrap_or_else(|err| panic!("testnet failed to start: {err:#}"));
         let mut net = TestNet {

@@ -2,6 +2,7 @@
 //! and the typed harness behind it that the end-to-end tests and the network
 //! benchmark drive too.
 //!
+//! - [`delay`]: the delaying relay of the wide-area test bed (`--link-delay-ms`);
 //! - [`net`]: starting, linking, extending (chains), killing, restarting and
 //!   stopping a testnet's processes;
 //! - [`state`]: `testnet.json` and the directory marker;
@@ -9,6 +10,7 @@
 //! - [`topology`]: the small-world graph and hop distances;
 //! - [`signals`]: Ctrl-C and SIGTERM for a foreground testnet.
 
+pub mod delay;
 pub mod net;
 pub mod process;
 pub mod signals;
@@ -17,9 +19,12 @@ pub mod topology;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+use self::delay::LinkShape;
 pub use self::net::{
     testnet_target_peers, NotLinked, StartOptions, Testnet, Wiring, STARTUP_TIMEOUT, STOP_TIMEOUT,
 };
@@ -68,6 +73,16 @@ pub struct StartArgs {
     /// need known routes).
     #[arg(long)]
     pub wired: bool,
+    /// Wide-area test bed: delay every peer link by this many milliseconds
+    /// in each direction (a link's round trip is twice this), through a relay
+    /// in this process in front of each node's P2P port. Needs a foreground
+    /// testnet (not --detach): the relays live in this process.
+    #[arg(long, value_name = "MS")]
+    pub link_delay_ms: Option<u64>,
+    /// Wide-area test bed: carry at most this many KiB/s in each direction
+    /// of every peer link (through the same relays as --link-delay-ms).
+    #[arg(long, value_name = "KIB_PER_S")]
+    pub link_rate_kib: Option<u64>,
 }
 
 impl StartArgs {
@@ -83,6 +98,18 @@ impl StartArgs {
             } else {
                 Wiring::Opennet
             },
+            link: self.link_shape(),
+        })
+    }
+
+    /// The shape of every link, if the links are relayed.
+    pub fn link_shape(&self) -> Option<LinkShape> {
+        if self.link_delay_ms.is_none() && self.link_rate_kib.is_none() {
+            return None;
+        }
+        Some(LinkShape {
+            delay: Duration::from_millis(self.link_delay_ms.unwrap_or(0)),
+            rate: self.link_rate_kib.map(|kib| kib.saturating_mul(1024)),
         })
     }
 }
@@ -112,6 +139,9 @@ pub fn start_linked(args: &StartArgs) -> Result<Testnet> {
 fn start_and_wait(args: &StartArgs) -> Result<()> {
     // Listen for Ctrl-C and SIGTERM before the first node starts: a signal
     // during start-up must stop the nodes, not kill this process and orphan them.
+    if args.detach && args.link_shape().is_some() {
+        bail!("--link-delay-ms and --link-rate-kib need a foreground testnet: the relays run in this process, and --detach would leave the nodes unreachable");
+    }
     let mut signals = StopSignals::listen()?;
     let net = start_linked(args)?;
     if signals.arrived() {

@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use warren_crypto::Location;
 use warren_node::routing::OpennetConfig;
 
+use super::delay::{LinkShape, Relay};
 use super::process::{self, is_our_node, send_signal, spawn_node, wait_running, POLL};
 use super::state::{prepare_dir, NodeInfo, TestnetState};
 use super::topology::{bfs_distances, small_world};
@@ -69,6 +70,10 @@ pub struct StartOptions {
     /// The `warren` executable to run the nodes with.
     pub exe: PathBuf,
     pub wiring: Wiring,
+    /// `Some`: a delaying relay in this process in front of every node's P2P
+    /// port, shaping every peer link (see [`super::delay`]); `None`: nodes
+    /// dial each other directly.
+    pub link: Option<LinkShape>,
 }
 
 /// A running testnet whose processes this one started (or adopted).
@@ -83,6 +88,52 @@ pub struct Testnet {
     announced: usize,
     /// Children by node index; `None` once killed, or handed over by `detach`.
     children: Vec<Option<Child>>,
+    /// The wide-area test bed's relays, if its links are shaped.
+    relays: Option<Relays>,
+}
+
+/// One relay per node and the runtime they run on. Field order is drop
+/// order: the relays stop before their runtime goes.
+struct Relays {
+    shape: LinkShape,
+    by_node: Vec<Relay>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for Relays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relays")
+            .field("shape", &self.shape)
+            .field("by_node", &self.by_node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relays {
+    fn new(shape: LinkShape) -> Result<Relays> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("testnet-relay")
+            .enable_all()
+            .build()
+            .context("cannot start the link relays' runtime")?;
+        Ok(Relays {
+            shape,
+            by_node: Vec::new(),
+            runtime,
+        })
+    }
+
+    /// A new relay for the next node; returns the address it advertises.
+    fn add(&mut self) -> Result<SocketAddr> {
+        let relay = self
+            .runtime
+            .block_on(Relay::bind(self.shape))
+            .context("cannot bind a link relay")?;
+        let addr = relay.addr();
+        self.by_node.push(relay);
+        Ok(addr)
+    }
 }
 
 /// Nodes that did not link to all their planned neighbours in time.
@@ -107,6 +158,7 @@ impl Testnet {
             wiring: options.wiring,
             announced: 0,
             children: Vec::new(),
+            relays: options.link.map(Relays::new).transpose()?,
         };
         // Evenly spaced: a testnet is small enough that random spacing only adds noise.
         let location = |index: usize| {
@@ -166,6 +218,12 @@ impl Testnet {
             location: Some(location.0),
             ..FileConfig::default()
         };
+        if let Some(relays) = &mut self.relays {
+            // Peers learn the relay's address from this node's noderef, so
+            // every link to it crosses the relay; a fixed address is not
+            // replaced by what peers observe.
+            config.advertise = Some(relays.add()?);
+        }
         let neighbours = match joining {
             Joining::Wired { dials, neighbours } => {
                 config.peers = dials
@@ -194,6 +252,7 @@ impl Testnet {
                 return Err(err.context(format!("node {index} did not start")));
             }
         };
+        self.point_relay(index, run.p2p);
         self.nodes.push(NodeInfo {
             index,
             pid: run.pid,
@@ -230,6 +289,19 @@ impl Testnet {
         }
         self.save_state()?;
         Ok(prev)
+    }
+
+    /// Sends node `index`'s relayed connections to where it now listens.
+    fn point_relay(&self, index: usize, p2p: SocketAddr) {
+        if let Some(relay) = self.relays.as_ref().and_then(|r| r.by_node.get(index)) {
+            relay.set_target(p2p);
+        }
+    }
+
+    /// Whether the links cross relays in this process (which must then stay
+    /// running for the network to work).
+    pub fn relayed(&self) -> bool {
+        self.relays.is_some()
     }
 
     fn location(&self, index: usize) -> Option<Location> {
@@ -365,6 +437,7 @@ impl Testnet {
         let data_dir = self.nodes[index].data_dir.clone();
         let mut child = spawn_node(&self.exe, &data_dir, &log_filter())?;
         let run = wait_running(&mut child, &data_dir, Instant::now() + STARTUP_TIMEOUT)?;
+        self.point_relay(index, run.p2p);
         self.nodes[index].pid = run.pid;
         self.nodes[index].api = run.api;
         self.nodes[index].gateway = run.gateway;

@@ -32,8 +32,12 @@ pub const MAX_METADATA_HOPS: usize = 8;
 /// Fewest data blocks per full segment: smaller segments could end in a
 /// one-block segment, whose single check block is a copy of its data block.
 pub const MIN_SEGMENT_DATA_BLOCKS: usize = 3;
-/// Segments a fetch works on at once: the one being output and one prefetched.
-pub const FETCH_WINDOW_SEGMENTS: usize = 2;
+/// Segments a fetch works on at once: the one being output and three
+/// prefetched. Their data blocks (4 x 128 at most) are what a wide-area fetch
+/// can keep in flight, and a path of a few 80 ms links needs several hundred
+/// to fill (two segments capped such a fetch at about a third of its
+/// loopback speed); the blocks held are at most 4 x 128 x 32 KiB = 16 MiB.
+pub const FETCH_WINDOW_SEGMENTS: usize = 4;
 
 /// How content is cut into segments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

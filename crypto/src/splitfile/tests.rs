@@ -171,7 +171,9 @@ fn one_block_past_the_limit_names_the_segment() {
 
 #[test]
 fn wanted_asks_for_data_first_and_only_what_is_needed() {
-    let data = random_bytes(5, 12 * BLOCK_PAYLOAD);
+    // One segment more than the fetcher works on at once.
+    let segments = super::FETCH_WINDOW_SEGMENTS + 1;
+    let data = random_bytes(5, 4 * segments * BLOCK_PAYLOAD);
     let encoded = encode_with(&data, 4, None);
     let net = network(&encoded.blocks);
     let mut fetcher = ContentFetcher::new(&encoded.uri);
@@ -179,11 +181,11 @@ fn wanted_asks_for_data_first_and_only_what_is_needed() {
     assert_eq!(root, vec![encoded.uri.key.routing]);
     assert!(fetcher.wanted(100).is_empty(), "the root is asked for once");
     fetcher.on_block(&net[&root[0]]).unwrap();
-    // A window of two segments: their data blocks, no check blocks.
+    // A window of segments: their data blocks, no check blocks, and nothing
+    // of the segment beyond the window.
     let first = fetcher.wanted(100);
-    let expected: Vec<RoutingKey> = encoded.blocks[0..4]
-        .iter()
-        .chain(&encoded.blocks[8..12])
+    let expected: Vec<RoutingKey> = (0..super::FETCH_WINDOW_SEGMENTS)
+        .flat_map(|segment| &encoded.blocks[8 * segment..8 * segment + 4])
         .map(ChkBlock::routing_key)
         .collect();
     assert_eq!(first, expected);

@@ -56,9 +56,13 @@ pub const COMMAND_QUEUE: usize = 1024;
 pub const LINK_EVENT_QUEUE: usize = 4096;
 /// New links (dialled or accepted) queued for the event loop at most.
 pub const NEW_LINK_QUEUE: usize = 64;
-/// Frames queued per link; above the routing core's per-peer request limit so
-/// replies to accepted requests are not shed in normal operation.
-pub const LINK_OUTBOX: usize = 256;
+/// Frames queued per link: room for a reply to every request the peer may
+/// have accepted here and every request it may have accepted from us (the
+/// routing core's per-peer limit, each way) plus control messages, so replies
+/// to accepted requests are not shed in normal operation (a shed reply costs
+/// its request a whole search timeout). Memory stays bounded by the node's
+/// live requests, each of which has at most one block in an outbox.
+pub const LINK_OUTBOX: usize = 2 * crate::routing::DEFAULT_MAX_REQUESTS_PER_PEER as usize + 128;
 /// How often the store is flushed to disk while running.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// How long shutdown waits for the event loop to finish.
@@ -177,6 +181,17 @@ pub enum RequestError {
 }
 
 impl RequestError {
+    /// The network, or this node, was too busy to take the request: worth
+    /// trying again after a while.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            RequestError::Fetch(FetchError::Overloaded)
+                | RequestError::Insert(InsertError::Overloaded)
+                | RequestError::Busy
+        )
+    }
+
     /// Worth one more try: the network was busy or slow, not empty.
     pub fn is_transient(&self) -> bool {
         matches!(
@@ -342,6 +357,8 @@ enum Command {
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
     noderef: SharedNodeRef,
+    /// This node's client transfers, sharing its flow-control budget.
+    transfers: Arc<crate::flow::Transfers>,
 }
 
 /// This node's noderef as it is handed out now: it changes when the node
@@ -382,6 +399,11 @@ impl std::fmt::Debug for Command {
 }
 
 impl NodeHandle {
+    /// The transfers running on this node (they share its window budget).
+    pub fn transfers(&self) -> &Arc<crate::flow::Transfers> {
+        &self.transfers
+    }
+
     /// This node's noderef, to hand to peers (with the address its peers
     /// agree they see it at, unless one was set).
     pub fn noderef(&self) -> NodeRef {
@@ -508,6 +530,7 @@ impl Node {
         let handle = NodeHandle {
             commands,
             noderef: SharedNodeRef::new(noderef.clone()),
+            transfers: Arc::default(),
         };
         let writer =
             store_writer::StoreWriter::start(store.clone()).map_err(StartError::StoreWriter)?;

@@ -258,7 +258,11 @@ pub const DEFAULT_MAX_PEERS: usize = 256;
 /// Requests (fetches and inserts) one node works on at once.
 pub const DEFAULT_MAX_LIVE_REQUESTS: usize = 2048;
 /// Requests one node works on at once for one peer; beyond, `Overloaded`.
-pub const DEFAULT_MAX_REQUESTS_PER_PEER: u32 = 64;
+/// As large as a node's client window budget (`flow::NODE_BUDGET`), so a
+/// node with one peer is not refused for its own transfers: a wide-area path
+/// needs a few hundred blocks in flight to fill its links. Memory stays
+/// bounded by `max_live_requests`, which is unchanged.
+pub const DEFAULT_MAX_REQUESTS_PER_PEER: u32 = 512;
 /// Identical requests merged into one in flight at most.
 pub const DEFAULT_MAX_WAITERS: usize = 16;
 /// How long to wait for a peer to accept a request before trying the next.

@@ -88,6 +88,7 @@ pub(super) struct PendingInsert {
 
 /// A request this node is working on.
 #[derive(Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent facts about one request, not a state machine
 pub(super) struct Request {
     pub(super) kind: Kind,
     pub(super) key: RoutingKey,
@@ -112,6 +113,9 @@ pub(super) struct Request {
     /// "Not found, no hops left" claims doubted so far (see
     /// `RoutingConfig::not_found_doubts`).
     pub(super) doubts: u8,
+    /// A peer refused it as overloaded, or was passed over while backed off:
+    /// a route that then runs out is busy, not missing.
+    pub(super) met_overload: bool,
     pub(super) deadline: Time,
     /// The hard end of this request's life here, whatever its peers say:
     /// no reply can keep it (and its id) alive past this.
@@ -141,6 +145,7 @@ impl Request {
             reached: false,
             sink: false,
             doubts: 0,
+            met_overload: false,
             deadline: now,
             expires: now.after(lifetime),
         }
@@ -434,6 +439,7 @@ impl Node {
                 self.route_next(now, id);
             }
             Message::Overloaded { .. } => {
+                req.met_overload = true;
                 self.note_to_peer(from, Ended::Overloaded);
                 self.back_off(now, from);
                 self.route_next(now, id);
@@ -514,6 +520,9 @@ impl Node {
                     };
                     self.note_success(now, from);
                     self.note_to_peer(from, Ended::Success);
+                    // Data proves the peer is serving again (a block from its
+                    // store comes with no `Accepted` that would say so).
+                    self.reset_backoff(from);
                     if let Some((upstream, htl_in)) = upstream {
                         self.note_fold_route(now, id, upstream, Some(from), htl_in);
                     }
@@ -561,11 +570,18 @@ impl Node {
     pub(super) fn route_next(&mut self, now: Time, id: RequestId) {
         let next = self.next_peer(now, id);
         let accept_timeout = self.config.accept_timeout;
+        let backed_off = next.is_none()
+            && self.requests.get(&id).is_some_and(|req| {
+                self.peers.iter().any(|p| {
+                    p.backoff_until > now && !req.was_tried(p.id) && !req.has_peer_waiter(p.id)
+                })
+            });
         let Some(req) = self.requests.get_mut(&id) else {
             return;
         };
         let Some((peer, location)) = next else {
             let htl = req.htl;
+            req.met_overload |= backed_off;
             self.finish(id, Outcome::RouteNotFound { htl });
             return;
         };
@@ -676,13 +692,18 @@ impl Node {
             return;
         }
         let (route, htl, error) = match outcome {
+            // The local client may try again later; peers upstream hear
+            // "route not found" as before and route elsewhere.
+            Outcome::RouteNotFound { htl } if req.met_overload => {
+                (true, htl, FetchError::Overloaded)
+            }
             Outcome::RouteNotFound { htl } => (true, htl, FetchError::RouteNotFound),
             Outcome::NotFound { htl } => (false, htl, FetchError::DataNotFound),
             Outcome::Timeout => (false, 0, FetchError::Timeout),
             _ => (false, 0, FetchError::DataNotFound),
         };
         let ended = match error {
-            FetchError::RouteNotFound => Ended::RouteNotFound,
+            FetchError::RouteNotFound | FetchError::Overloaded => Ended::RouteNotFound,
             FetchError::Timeout => Ended::Timeout,
             _ => Ended::NotFound,
         };
@@ -765,6 +786,7 @@ impl Node {
                         return;
                     }
                     _ if req.reached => Ok(()),
+                    _ if req.met_overload => Err(InsertError::Overloaded),
                     _ => Err(InsertError::RouteNotFound),
                 };
                 if result.is_ok() {

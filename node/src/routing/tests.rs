@@ -935,20 +935,66 @@ fn a_request_ends_at_its_lifetime_however_many_peers_are_left() {
 }
 
 #[test]
-fn an_insert_no_peer_takes_fails_with_route_not_found() {
+fn an_insert_no_peer_takes_fails_overloaded_if_a_peer_was_busy_else_route_not_found() {
+    // The only peer is overloaded: "later" (the client retries after a wait).
     let block = sim_block(1, 15);
     let mut one = One::new(RoutingConfig::default(), Location(0));
     one.up(1, Location(1));
     let out = one.handle(Event::Insert {
         client: ClientId(1),
-        block,
+        block: block.clone(),
     });
     let id = sends(&out)[0].1.id();
     let out = one.msg(1, Message::Overloaded { id });
     assert!(matches!(
         out[..],
         [Action::InsertDone {
+            result: Err(InsertError::Overloaded),
+            ..
+        }]
+    ));
+    // While that peer is backed off, a new insert finds no peer: still busy.
+    let out = one.handle(Event::Insert {
+        client: ClientId(2),
+        block: sim_block(2, 15),
+    });
+    assert!(matches!(
+        out[..],
+        [Action::InsertDone {
+            result: Err(InsertError::Overloaded),
+            ..
+        }]
+    ));
+    // No peer at all: "no".
+    let mut one = One::new(RoutingConfig::default(), Location(0));
+    let out = one.handle(Event::Insert {
+        client: ClientId(3),
+        block,
+    });
+    assert!(matches!(
+        out[..],
+        [Action::InsertDone {
             result: Err(InsertError::RouteNotFound),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_fetch_whose_only_peer_is_busy_is_told_to_come_back_later() {
+    let block = sim_block(1, 16);
+    let mut one = One::new(RoutingConfig::default(), Location(0));
+    one.up(1, Location(1));
+    let out = one.handle(Event::Fetch {
+        client: ClientId(1),
+        key: block.routing_key(),
+    });
+    let id = sends(&out)[0].1.id();
+    let out = one.msg(1, Message::Overloaded { id });
+    assert!(matches!(
+        out[..],
+        [Action::FetchDone {
+            result: Err(FetchError::Overloaded),
             ..
         }]
     ));

@@ -24,8 +24,8 @@ pub const BLOCKS_PER_MIB: usize = 32;
 pub trait Window {
     /// Requests that may be in flight now.
     fn limit(&self) -> usize;
-    /// A request ended after `rtt_ms` (virtual), well or not.
-    fn on_result(&mut self, ok: bool, rtt_ms: u64);
+    /// A request sent at `sent_ms` ended at `now_ms` (virtual), well or not.
+    fn on_result(&mut self, ok: bool, sent_ms: u64, now_ms: u64);
 }
 
 /// A window that never changes: the client before it adapted (32 inserts,
@@ -37,7 +37,22 @@ impl Window for FixedWindow {
     fn limit(&self) -> usize {
         self.0
     }
-    fn on_result(&mut self, _ok: bool, _rtt_ms: u64) {}
+    fn on_result(&mut self, _ok: bool, _sent_ms: u64, _now_ms: u64) {}
+}
+
+/// The real client's controller ([`crate::flow::Aimd`]), one transfer alone
+/// on its node.
+impl Window for crate::flow::Aimd {
+    fn limit(&self) -> usize {
+        self.window()
+    }
+    fn on_result(&mut self, ok: bool, sent_ms: u64, now_ms: u64) {
+        if ok {
+            self.on_success(now_ms.saturating_sub(sent_ms));
+        } else {
+            self.on_congestion(sent_ms, now_ms);
+        }
+    }
 }
 
 /// What one transfer did.
@@ -88,7 +103,7 @@ fn run_windowed(
             report.failed += in_flight.len();
             break;
         }
-        let done: Vec<(ClientId, bool, u64)> = in_flight
+        let mut done: Vec<(ClientId, bool, u64)> = in_flight
             .iter()
             .filter_map(|(client, at)| {
                 let ok = match net.completion(*client)? {
@@ -96,13 +111,15 @@ fn run_windowed(
                     Completion::Insert(result) => result.is_ok(),
                     Completion::Lost => false,
                 };
-                Some((*client, ok, net.now().0 - at.0))
+                Some((*client, ok, at.0))
             })
             .collect();
-        for (client, ok, rtt) in done {
+        // In a fixed order, so a run is the same every time.
+        done.sort_unstable_by_key(|(client, _, _)| *client);
+        for (client, ok, sent) in done {
             in_flight.remove(&client);
             report.failed += usize::from(!ok);
-            window.on_result(ok, rtt);
+            window.on_result(ok, sent, net.now().0);
         }
     }
     report.seconds = (net.now().0 - began.0) as f64 / 1000.0;
@@ -224,6 +241,23 @@ mod tests {
         // Bounded below by the fetcher's links: 2 MiB at 4 MiB/s shared by
         // its peers still takes a measurable time, not zero.
         assert!(wide[0].fetch.seconds > 0.0);
+    }
+
+    #[test]
+    fn the_clients_controller_keeps_a_long_path_busy() {
+        use crate::flow::{Aimd, FETCH_INITIAL, INSERT_INITIAL, MAX_WINDOW};
+        let aimd = |initial| move || Box::new(Aimd::new(initial, MAX_WINDOW)) as Box<dyn Window>;
+        let config = TransferConfig {
+            file_mib: 8,
+            ..SMALL
+        };
+        let adaptive = by_rtt(&config, &[80], &aimd(INSERT_INITIAL), &aimd(FETCH_INITIAL));
+        let fixed = by_rtt(&config, &[80], &fixed(32), &fixed(48));
+        let (a, f) = (adaptive[0], fixed[0]);
+        assert_eq!(a.fetch.failed + a.insert.failed, 0, "{a:?}");
+        assert!(a.fetch.peak_in_flight > 48, "{a:?}");
+        assert!(a.fetch.seconds < f.fetch.seconds, "{a:?} {f:?}");
+        assert!(a.insert.seconds < f.insert.seconds, "{a:?} {f:?}");
     }
 
     #[test]
