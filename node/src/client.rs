@@ -196,8 +196,12 @@ where
     // whole tree under it is.
     let last = encoded.blocks.len();
     progress.set_total(progress.snapshot().total + last as u64);
+    let root = encoded.blocks.last().cloned();
     window.insert_all_counted(encoded.blocks, false).await?;
     window.finish().await?;
+    if let Some(root) = root {
+        crate::roots::insert_copies(node, &root, &encoded.uri.key).await?;
+    }
     Ok(encoded.uri)
 }
 
@@ -310,9 +314,13 @@ pub async fn insert_site(
         })?;
     }
     let encoded = builder.finish()?;
+    let root = encoded.blocks.last().cloned();
     let mut window = InsertWindow::new(node.clone());
     window.insert_all(encoded.blocks).await?;
     window.finish().await?;
+    if let Some(root) = root {
+        crate::roots::insert_copies(node, &root, &encoded.uri.key).await?;
+    }
     Ok(encoded.uri)
 }
 
@@ -453,9 +461,21 @@ impl FetchRun {
             return;
         }
         let node = self.node.clone();
+        // A document's root may be rebuilt from its copies; any other block
+        // is protected by its segment's check blocks instead.
+        let root = self
+            .fetcher
+            .root_key()
+            .filter(|root| root.routing == key)
+            .cloned();
+        let fetch = move |node: NodeHandle| async move {
+            match root {
+                Some(root) => crate::roots::fetch_root(&node, &root).await,
+                None => node.fetch_block(key).await,
+            }
+        };
         let Some(cache) = self.cache.clone() else {
-            self.inflight
-                .spawn(async move { (key, node.fetch_block(key).await) });
+            self.inflight.spawn(async move { (key, fetch(node).await) });
             return;
         };
         self.inflight.spawn(async move {
@@ -463,7 +483,7 @@ impl FetchRun {
             if let Ok(Some(block)) = tokio::task::spawn_blocking(move || lookup.get(&key)).await {
                 return (key, Ok(block));
             }
-            let result = node.fetch_block(key).await;
+            let result = fetch(node).await;
             if let Ok(block) = &result {
                 let block = block.clone();
                 let _ = tokio::task::spawn_blocking(move || cache.put(&block)).await;
@@ -656,9 +676,10 @@ fn truncate_on_char(text: &mut String, max: usize) {
     }
 }
 
-/// One block, fetched (with a retry when the network was busy) and decrypted.
+/// One root block (the URI's, or a site entry's), fetched (with a retry when
+/// the network was busy, and from its copies when it is lost) and decrypted.
 async fn fetch_plain(node: &NodeHandle, key: &ChkKey, part: Part) -> Result<Vec<u8>, ClientError> {
-    let block = fetch_with_retry(node, key.routing)
+    let block = crate::roots::fetch_root(node, key)
         .await
         .map_err(|err| match err {
             RequestError::Stopped => ClientError::Stopped,
@@ -669,7 +690,10 @@ async fn fetch_plain(node: &NodeHandle, key: &ChkKey, part: Part) -> Result<Vec<
         .map_err(|source| ContentError::BadBlock { part, source }.into())
 }
 
-async fn fetch_with_retry(node: &NodeHandle, key: RoutingKey) -> Result<ChkBlock, RequestError> {
+pub(crate) async fn fetch_with_retry(
+    node: &NodeHandle,
+    key: RoutingKey,
+) -> Result<ChkBlock, RequestError> {
     let mut tries = 0;
     loop {
         match node.fetch_block(key).await {

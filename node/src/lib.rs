@@ -22,6 +22,7 @@ pub mod driver;
 pub mod fcp;
 pub mod http;
 pub mod link;
+mod roots;
 pub mod routing;
 pub mod signed;
 pub mod sim;

@@ -154,6 +154,16 @@ impl ContentFetcher {
         self.site
     }
 
+    /// The key of the single block wanted now when that block is a document's
+    /// root (the URI's own, or a site entry's), which a driver may rebuild
+    /// from its copies (`crate::copies`) if the network lost it.
+    pub fn root_key(&self) -> Option<&ChkKey> {
+        match &self.stage {
+            Stage::Block { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
     /// Up to `max` routing keys to request now. Each is returned once; answer
     /// it with `on_block` or `on_missing`.
     pub fn wanted(&mut self, max: usize) -> Vec<RoutingKey> {
