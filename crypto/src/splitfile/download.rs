@@ -296,10 +296,14 @@ impl Download {
         let segments = self.manifest.segments.len();
         for state in &self.active {
             if state.decoded.is_none() && state.available() < state.data_count {
+                let blocks = state.status.len();
                 return Err(FetchError::SegmentUnrecoverable {
                     part: self.part,
                     segment: state.index,
                     segments,
+                    blocks,
+                    found: state.have,
+                    missing: blocks - state.available(),
                     available: state.available(),
                     needed: state.data_count,
                 });

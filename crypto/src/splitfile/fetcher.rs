@@ -56,15 +56,21 @@ pub enum FetchError {
         expected: usize,
         actual: usize,
     },
-    #[error("segment {segment} (of {segments}, counted from 0) of the {part} cannot be recovered: only {available} of its blocks remain findable and {needed} are needed; the content has fallen out of the network or was never fully inserted")]
+    #[error("segment {segment} (of {segments}, counted from 0) of the {part} cannot be recovered: {missing} of its {blocks} blocks are missing ({found} found, {needed} needed, at most {available} findable): evicted from the network or never inserted")]
     SegmentUnrecoverable {
         part: Part,
         segment: usize,
         segments: usize,
+        /// Blocks of the segment (data and check).
+        blocks: usize,
+        /// Blocks fetched so far.
+        found: usize,
+        /// Blocks reported not found.
+        missing: usize,
         available: usize,
         needed: usize,
     },
-    #[error("the {part} block was not found in the network")]
+    #[error("the {part} block was not found in the network, nor either of its copies: evicted from the network or never inserted")]
     BlockNotFound { part: Part },
     #[error("recovered blocks of segment {segment} of the {part} do not match their keys: the insert has inconsistent check blocks")]
     InconsistentSegment { part: Part, segment: usize },

@@ -162,8 +162,11 @@ fn one_block_past_the_limit_names_the_segment() {
             part: Part::Content,
             segment: 1,
             segments: 3,
+            blocks: 8,
+            missing: 5,
             available: 3,
             needed: 4,
+            ..
         }) => {}
         other => panic!("expected segment 1 to be unrecoverable, got {other:?}"),
     }
