@@ -123,9 +123,13 @@ def main():
                          "inserts are paced to reach it, with extra fetches in between")
     ap.add_argument("--sample-s", type=float, default=10)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--pause-s", type=float, default=0.5,
+                    help="pause after each extra fetch while inserts are ahead of schedule")
     ap.add_argument("--exe", default=str(DEFAULT_EXE))
     ap.add_argument("--out", default=None, help="results directory [default: a new one under /tmp]")
     ap.add_argument("--no-chart", action="store_true")
+    ap.add_argument("--assert-idle-mib", type=float, default=None,
+                    help="exit 1 if any node is above this many MiB resident --idle-s after the load stops")
     args = ap.parse_args()
 
     out = pathlib.Path(args.out or tempfile.mkdtemp(prefix="warren-soak-"))
@@ -179,6 +183,9 @@ def main():
             ahead = inserts["blocks"] > target_blocks * (time.monotonic() - t0) / duration
             if ahead and len(docs) >= 2:
                 fetch_one(exe, rng, docs, nodes, files, fetches, t0)
+                # Ahead of the insert schedule: a pause, so the extra fetches
+                # do not take the machine's cores from the nodes.
+                time.sleep(args.pause_s)
                 continue
             i += 1
             size = file_size(rng, args.max_kib)
@@ -234,6 +241,13 @@ def main():
         chart(out / "rss.png", nodes, samples, load_end)
     print(f"results in {out}")
     shutil_rmtree(work)
+    if args.assert_idle_mib is not None and report["idle_rss_max_mib"] > args.assert_idle_mib:
+        print(f"FAIL: a node is at {report['idle_rss_max_mib']:.1f} MiB resident {args.idle_s} s after the load, "
+              f"above {args.assert_idle_mib:g} MiB", file=sys.stderr)
+        return 1
+    if report["left_behind"]:
+        print(f"FAIL: {report['left_behind']} failed fetches left a file behind", file=sys.stderr)
+        return 1
     return 0
 
 
