@@ -17,7 +17,8 @@ Reports (stdout, and DIR/soak.json, DIR/rss.csv, DIR/rss.png):
 - fetch success by the document's age (fraction of the run elapsed since its
   insert), and overall, beside the data inserted as a multiple of the
   network's capacity;
-- fetch failures by cause: top block lost (the root and its copies), segment
+- fetch failures by cause: top block lost (a manifest root and its copies),
+  single-block file lost (its one block, root and copies), segment
   unrecoverable, timeout, other;
 - evictions and store fill per node at the end;
 - each node's RSS over time (table and chart), its peak, the figure at the
@@ -87,6 +88,9 @@ class Node:
 def classify(stderr, timed_out):
     if timed_out:
         return "timeout"
+    if "content block was not found" in stderr:
+        # A one-block file: its only block is its root; data, not metadata.
+        return "single-block file lost"
     if "nor either of its copies" in stderr or "block was not found in the network" in stderr:
         return "top block lost"
     if "cannot be recovered" in stderr:
@@ -325,6 +329,10 @@ def summarise(args, nodes, samples, fetches, inserts, final_store, capacity_bloc
         evictions += sum(ev)
         p(f"  node {node.index}: store {fill(s):.0f}%, cache {fill(c):.0f}%, evictions {ev[0]}/{ev[1]}")
     p(f"evictions, all nodes: {evictions}")
+    held = sum((st or {}).get("store", {}).get("blocks", 0) + (st or {}).get("cache", {}).get("blocks", 0)
+               for st in final_store)
+    p(f"blocks held at the end, all nodes (copies on several nodes counted each time): {held} "
+      f"= {100 * held / inserts['blocks'] if inserts['blocks'] else 0:.0f}% of the blocks inserted")
     # RSS table: one row per minute (and the idle samples), MiB.
     p("resident memory (MiB) over time:")
     p("  t(s)   phase " + " ".join(f"n{n.index:<5}" for n in nodes))
@@ -350,7 +358,7 @@ def summarise(args, nodes, samples, fetches, inserts, final_store, capacity_bloc
     p(f"  largest idle RSS: {idle_max:.1f} MiB")
     return {"inserts": inserts, "capacity_blocks": capacity_blocks, "inserted_over_capacity": ratio,
             "fetches": n, "fetches_ok": ok, "by_age": by_age, "causes": causes, "evictions": evictions,
-            "left_behind": leftovers, "peak_rss_mib": peak, "idle_rss_mib": [(x or 0) / 1024 for x in idle],
+            "left_behind": leftovers, "blocks_held": held, "peak_rss_mib": peak, "idle_rss_mib": [(x or 0) / 1024 for x in idle],
             "idle_rss_max_mib": idle_max, "final_store": final_store, "load_s": load_end}
 
 

@@ -431,10 +431,11 @@ const TRIM_THRESHOLD: libc::c_int = 64 << 20;
 
 /// Allocations from this size up get their own mapping, returned to the
 /// system when freed. Setting it also stops glibc raising it (up to 32 MiB)
-/// each time a large chunk is freed, after which segment buffers (4 MiB FEC
-/// shards and decoded segments, 1 MiB insert batches) came from the heap and
-/// left it fragmented: a node that had served inserts and fetches for a few
-/// minutes kept 30-90 MB resident when idle (scripts/soak.py, docs/OPERATIONS.md).
+/// each time a large chunk is freed, after which segment-sized buffers (4 MiB
+/// FEC shards and decoded segments, 1 MiB insert batches) came from the heap
+/// and fragmented it: on a soak node (scripts/soak.py) glibc held 21 MB of
+/// heap for 15.5 MB in use. The 30-minute soak in docs/OPERATIONS.md ran
+/// with this setting.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: libc::c_int = 256 << 10;
 

@@ -70,7 +70,7 @@ where
         loop {
             match content.next().await {
                 // Empty chunks would be zero-length data frames: skip them.
-                Some(Ok(chunk)) if chunk.is_empty() => continue,
+                Some(Ok(chunk)) if chunk.is_empty() => {}
                 Some(Ok(chunk)) => {
                     // Chunks are a segment at most (4 MiB): within MAX_DATA_FRAME.
                     return Some((Ok(frame(DATA, &chunk)), Some(content)));
