@@ -132,10 +132,22 @@ def main():
     ap.add_argument("--exe", default=str(DEFAULT_EXE))
     ap.add_argument("--out", default=None, help="results directory [default: a new one under /tmp]")
     ap.add_argument("--no-chart", action="store_true")
+    ap.add_argument("--report", default=None, metavar="SOAK_JSON",
+                    help="only print the report (and chart) of an earlier run's soak.json, "
+                         "given the same --nodes/--store-mib/--cache-mib/--minutes/--max-kib/--idle-s")
     ap.add_argument("--assert-idle-mib", type=float, default=None,
                     help="exit 1 if any node is above this many MiB resident --idle-s after the load stops")
     args = ap.parse_args()
 
+    if args.report:
+        saved = json.loads(pathlib.Path(args.report).read_text())
+        r = saved["report"]
+        nodes = [type("N", (), {"index": i})() for i in range(args.nodes)]
+        report = summarise(args, nodes, saved["samples"], saved["fetches"], r["inserts"], r["final_store"],
+                           r["capacity_blocks"], r["load_s"])
+        if not args.no_chart:
+            chart(pathlib.Path(args.report).with_name("rss.png"), nodes, saved["samples"], r["load_s"])
+        return 0
     out = pathlib.Path(args.out or tempfile.mkdtemp(prefix="warren-soak-"))
     out.mkdir(parents=True, exist_ok=True)
     work = pathlib.Path(tempfile.mkdtemp(prefix="warren-soak-work-"))
@@ -356,6 +368,15 @@ def summarise(args, nodes, samples, fetches, inserts, final_store, capacity_bloc
     p(f"  {args.idle_s} s after load:  " + " ".join(f"{(x or 0) / 1024:<6.1f}" for x in idle))
     idle_max = max(((x or 0) / 1024 for x in idle), default=0)
     p(f"  largest idle RSS: {idle_max:.1f} MiB")
+    # Baseline from the same run: each node's own figure at the first sample.
+    start = samples[0][2] if samples else []
+    ratios = [(x or 0) / s0 for x, s0 in zip(idle, start) if s0]
+    if ratios:
+        p(f"  idle RSS / the node's own RSS at start: {min(ratios):.2f}x-{max(ratios):.2f}x "
+          f"(start {min(start) / 1024:.1f}-{max(start) / 1024:.1f} MiB)")
+    if minute10 and end_load:
+        growth = [((e or 0) - (m or 0)) / 1024 for e, m in zip(end_load, minute10)]
+        p(f"  growth from minute 10 to the end of the load: {min(growth):+.1f} to {max(growth):+.1f} MiB")
     return {"inserts": inserts, "capacity_blocks": capacity_blocks, "inserted_over_capacity": ratio,
             "fetches": n, "fetches_ok": ok, "by_age": by_age, "causes": causes, "evictions": evictions,
             "left_behind": leftovers, "blocks_held": held, "peak_rss_mib": peak, "idle_rss_mib": [(x or 0) / 1024 for x in idle],

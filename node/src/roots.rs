@@ -5,12 +5,52 @@
 //! Kept apart from `client` so the transfer windows there stay the only
 //! concern of that module.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rand::Rng as _;
 use tokio::task::JoinSet;
 use warren_crypto::copies::{copy_locators, root_copies, CopyLocator};
 use warren_crypto::{ChkBlock, ChkKey};
 
 use crate::client::ClientError;
 use crate::driver::{NodeHandle, RequestError};
+
+/// Root heals (re-inserts of a root rebuilt from a copy) waiting at once in
+/// this process; past it a rebuilt root is not re-inserted. Bounds the
+/// insert traffic a burst of fetches of lost roots can cause.
+const MAX_PENDING_HEALS: usize = 16;
+/// A heal waits a random time in this range (seconds) after the fetch, so
+/// its insert does not follow the fetch that needed it closely enough to
+/// tie the two together (Fred delays and randomises healing inserts too).
+const HEAL_DELAY_S: std::ops::Range<u64> = 30..300;
+
+static PENDING_HEALS: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes one of the [`MAX_PENDING_HEALS`] slots, if one is free.
+fn reserve_heal(pending: &AtomicUsize) -> bool {
+    pending
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_PENDING_HEALS).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+/// Re-inserts `block` (a root the network had lost, rebuilt from a copy)
+/// after a random delay, within the heal bound.
+fn heal_later(node: NodeHandle, block: ChkBlock) {
+    if !reserve_heal(&PENDING_HEALS) {
+        tracing::debug!("root heal skipped: too many pending");
+        return;
+    }
+    let delay = Duration::from_secs(rand::thread_rng().gen_range(HEAL_DELAY_S));
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let result = node.insert_block(block).await;
+        PENDING_HEALS.fetch_sub(1, Ordering::AcqRel);
+        tracing::debug!(?result, "root healed");
+    });
+}
 
 /// Extra tries for a copy's pointer whose request timed out or met an
 /// overloaded peer (as `client::BLOCK_RETRIES` for blocks).
@@ -64,7 +104,8 @@ pub(crate) async fn insert_copies(
 }
 
 /// The root block named by `root`: from the network, or rebuilt from one of
-/// its copies when the network has lost it. The error is the root's own.
+/// its copies when the network has lost it (and then re-inserted later, see
+/// [`heal_later`]). The error is the root's own.
 pub(crate) async fn fetch_root(node: &NodeHandle, root: &ChkKey) -> Result<ChkBlock, RequestError> {
     let err = match crate::client::fetch_with_retry(node, root.routing).await {
         Ok(block) => return Ok(block),
@@ -75,6 +116,7 @@ pub(crate) async fn fetch_root(node: &NodeHandle, root: &ChkKey) -> Result<ChkBl
         match fetch_copy(node, &locator, root).await {
             Ok(block) => {
                 tracing::debug!(copy = locator.index, "root block rebuilt from a copy");
+                heal_later(node.clone(), block.clone());
                 return Ok(block);
             }
             Err(RequestError::Stopped) => return Err(RequestError::Stopped),
@@ -115,6 +157,17 @@ mod tests {
 
     use super::*;
     use crate::driver::{Node, NodeConfig};
+
+    #[test]
+    fn heals_are_bounded() {
+        let pending = AtomicUsize::new(0);
+        for _ in 0..MAX_PENDING_HEALS {
+            assert!(reserve_heal(&pending));
+        }
+        assert!(!reserve_heal(&pending), "one past the bound");
+        pending.fetch_sub(1, Ordering::AcqRel);
+        assert!(reserve_heal(&pending), "a finished heal frees its slot");
+    }
 
     /// One node alone: the root is missing from its store while one copy is
     /// there, and the fetch gets the very root block back from that copy.
