@@ -507,6 +507,11 @@ impl FetchRun {
             Ok(block) => {
                 self.progress.succeeded_one();
                 self.fetcher.on_block(&block)?;
+                // Blocks the network lost and the check blocks rebuilt go
+                // back in, later and bounded (see `roots::heal_later`).
+                for rebuilt in self.fetcher.take_rebuilt() {
+                    crate::roots::heal_later(self.node.clone(), rebuilt);
+                }
             }
             Err(err)
                 if err.is_transient()

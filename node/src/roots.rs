@@ -1,6 +1,7 @@
 //! Root copies on the network: inserting them beside a document's root block,
 //! and falling back to them when the root is not found (format in
-//! `docs/PROTOCOL.md` section 6.6, codec in `warren_crypto::copies`).
+//! `docs/PROTOCOL.md` section 6.6, codec in `warren_crypto::copies`); and
+//! healing: re-inserting, later and bounded, blocks a fetch had to rebuild.
 //!
 //! Kept apart from `client` so the transfer windows there stay the only
 //! concern of that module.
@@ -16,10 +17,12 @@ use warren_crypto::{ChkBlock, ChkKey};
 use crate::client::ClientError;
 use crate::driver::{NodeHandle, RequestError};
 
-/// Root heals (re-inserts of a root rebuilt from a copy) waiting at once in
-/// this process; past it a rebuilt root is not re-inserted. Bounds the
-/// insert traffic a burst of fetches of lost roots can cause.
-const MAX_PENDING_HEALS: usize = 16;
+/// Heals (re-inserts of a block the network had lost: a root rebuilt from a
+/// copy, or a data block rebuilt from check blocks) waiting at once in this
+/// process; past it a rebuilt block is not re-inserted. Bounds the insert
+/// traffic a burst of damaged fetches can cause, and the memory the waiting
+/// blocks hold (64 x 32 KiB).
+const MAX_PENDING_HEALS: usize = 64;
 /// A heal waits a random time in this range (seconds) after the fetch, so
 /// its insert does not follow the fetch that needed it closely enough to
 /// tie the two together (Fred delays and randomises healing inserts too).
@@ -36,9 +39,9 @@ fn reserve_heal(pending: &AtomicUsize) -> bool {
         .is_ok()
 }
 
-/// Re-inserts `block` (a root the network had lost, rebuilt from a copy)
-/// after a random delay, within the heal bound.
-fn heal_later(node: NodeHandle, block: ChkBlock) {
+/// Re-inserts `block` (one the network had lost, rebuilt from a root copy or
+/// from check blocks) after a random delay, within the heal bound.
+pub(crate) fn heal_later(node: NodeHandle, block: ChkBlock) {
     if !reserve_heal(&PENDING_HEALS) {
         tracing::debug!("root heal skipped: too many pending");
         return;

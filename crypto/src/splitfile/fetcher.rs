@@ -133,6 +133,8 @@ pub struct ContentFetcher {
     output: VecDeque<Vec<u8>>,
     /// Whether the key named a site (the path was resolved in its manifest).
     site: bool,
+    /// Rebuilt blocks taken from the download, for [`Self::take_rebuilt`].
+    rebuilt: Vec<ChkBlock>,
 }
 
 impl ContentFetcher {
@@ -150,6 +152,7 @@ impl ContentFetcher {
             total_len: None,
             output: VecDeque::new(),
             site: false,
+            rebuilt: Vec::new(),
         }
     }
 
@@ -226,6 +229,13 @@ impl ContentFetcher {
         result
     }
 
+    /// Data blocks the network reported missing that the erasure code has
+    /// rebuilt since the last call (checked against the manifest): what a
+    /// driver may re-insert to heal the document. Bounded per segment.
+    pub fn take_rebuilt(&mut self) -> Vec<ChkBlock> {
+        core::mem::take(&mut self.rebuilt)
+    }
+
     /// The next piece of content, in order. Pieces are whole segments (or the
     /// single block of a small file).
     pub fn take_output(&mut self) -> Option<Vec<u8>> {
@@ -270,6 +280,7 @@ impl ContentFetcher {
             }
             Stage::Content(download) => {
                 download.on_block(block)?;
+                self.rebuilt.extend(download.take_rebuilt());
                 while let Some(content) = download.take_decoded() {
                     self.output.push_back(content);
                 }
@@ -280,6 +291,7 @@ impl ContentFetcher {
             }
             Stage::SplitMetadata { download, buffer } => {
                 download.on_block(block)?;
+                self.rebuilt.extend(download.take_rebuilt());
                 while let Some(content) = download.take_decoded() {
                     buffer.extend_from_slice(&content);
                 }
