@@ -46,6 +46,8 @@ import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_EXE = ROOT / "target" / "debug" / "warren"
+# Lists the blocks of a file (cargo build -p warren --example block_keys).
+BLOCK_KEYS = ROOT / "target" / "debug" / "examples" / "block_keys"
 VENV = ROOT / ".venv-soak"
 # One fetch may take this long before it counts as a timeout.
 FETCH_TIMEOUT_S = 180
@@ -132,6 +134,9 @@ def main():
     ap.add_argument("--exe", default=str(DEFAULT_EXE))
     ap.add_argument("--out", default=None, help="results directory [default: a new one under /tmp]")
     ap.add_argument("--no-chart", action="store_true")
+    ap.add_argument("--probe-docs", type=int, default=20,
+                    help="after the run, for up to this many documents whose top block was lost, ask the "
+                         "network for each of their blocks: were their segments still recoverable?")
     ap.add_argument("--report", default=None, metavar="SOAK_JSON",
                     help="only print the report (and chart) of an earlier run's soak.json, "
                          "given the same --nodes/--store-mib/--cache-mib/--minutes/--max-kib/--idle-s")
@@ -216,12 +221,14 @@ def main():
                 uri = r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else None
             except subprocess.TimeoutExpired:
                 uri = None
+            segments = block_keys(path) if uri and size > BLOCK and args.probe_docs else None
             path.unlink()
             if uri:
                 inserts["ok"] += 1
                 inserts["bytes"] += size
                 inserts["blocks"] += blocks_of(size)
-                docs.append({"uri": uri, "t": t_ins, "size": size, "sha": hashlib.sha256(data).hexdigest()})
+                docs.append({"uri": uri, "t": t_ins, "size": size, "sha": hashlib.sha256(data).hexdigest(),
+                             "segments": segments})
             else:
                 inserts["failed"] += 1
             if len(docs) < 2:
@@ -240,6 +247,10 @@ def main():
                 final_store.append(n.status().get("store"))
             except Exception:
                 final_store.append(None)
+        # The memory figures are taken: the probe's traffic comes after them.
+        stop_sampling.set()
+        sampling.join(timeout=30)
+        probes = probe_lost_roots(args, rng, docs, fetches, nodes)
     finally:
         stop_sampling.set()
         sampling.join(timeout=30)
@@ -247,6 +258,8 @@ def main():
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     report = summarise(args, nodes, samples, fetches, inserts, final_store, capacity_blocks, load_end)
+    report["probes"] = probes
+    print_probes(probes)
     (out / "soak.json").write_text(json.dumps({"report": report, "fetches": fetches, "samples": samples,
                                                 "store_samples": store_samples}, indent=1))
     with open(out / "rss.csv", "w") as f:
@@ -265,6 +278,75 @@ def main():
         print(f"FAIL: {report['left_behind']} failed fetches left a file behind", file=sys.stderr)
         return 1
     return 0
+
+
+def block_keys(path):
+    """[(k, [block URIs])] per segment of the file's splitfile, or None."""
+    if not BLOCK_KEYS.exists():
+        return None
+    r = subprocess.run([str(BLOCK_KEYS), str(path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    segments = []
+    for line in r.stdout.splitlines():
+        k, *uris = line.split()
+        segments.append((int(k), uris))
+    return segments
+
+
+def has_block(node, uri):
+    req = urllib.request.Request(f"http://{node.api}/api/fetch/{uri}",
+                                 headers={"Authorization": f"Bearer {node.token()}"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            r.read()
+            return r.status == 200
+    except Exception:
+        return False
+
+
+def probe_lost_roots(args, rng, docs, fetches, nodes):
+    """For documents whose last fetch lost the top block: is every segment still recoverable?"""
+    by_uri = {d["uri"]: d for d in docs}
+    last = {}
+    for f in fetches:
+        last[f["uri"]] = f
+    lost = [by_uri[u] for u, f in last.items() if f["cause"] == "top block lost" and by_uri[u].get("segments")]
+    lost = lost[-args.probe_docs:]
+    results = []
+    for doc in lost:
+        node = rng.choice(nodes)
+        segs = []
+        for k, uris in doc["segments"]:
+            found = sum(has_block(node, u) for u in uris)
+            segs.append({"k": k, "blocks": len(uris), "found": found})
+        results.append({"uri": doc["uri"], "size": doc["size"], "segments": segs,
+                        "recoverable": all(sg["found"] >= sg["k"] for sg in segs)})
+    # A control: the most recent document fetched whole, probed the same way,
+    # must show its blocks (else the probe, not the network, is broken).
+    fine = [by_uri[u] for u, f in last.items() if f["ok"] and by_uri[u].get("segments")]
+    if fine and results:
+        node = rng.choice(nodes)
+        k, uris = fine[-1]["segments"][0]
+        results.append({"control": True, "found": sum(has_block(node, u) for u in uris), "blocks": len(uris)})
+    return results
+
+
+def print_probes(probes):
+    control = [p for p in probes if p.get("control")]
+    probes = [p for p in probes if not p.get("control")]
+    for c in control:
+        print(f"probe control (a document fetched whole): {c['found']}/{c['blocks']} blocks of its first segment found")
+    if not probes:
+        print("probe of lost top blocks: no document to probe")
+        return
+    meta_only = sum(p["recoverable"] for p in probes)
+    print(f"probe of {len(probes)} documents whose top block (and copies) were lost: "
+          f"{meta_only} had every segment still recoverable (lost by their metadata alone), "
+          f"{len(probes) - meta_only} had lost data too")
+    found = sum(sg["found"] for p in probes for sg in p["segments"])
+    total = sum(sg["blocks"] for p in probes for sg in p["segments"])
+    print(f"  their blocks still findable: {found}/{total} ({100 * found / total if total else 0:.0f}%)")
 
 
 def shutil_rmtree(path):
@@ -298,6 +380,7 @@ def fetch_one(exe, rng, docs, nodes, files, fetches, t0):
         target.unlink()
     cause = None if ok else classify(stderr, timed_out)
     fetches.append({"t": t_f, "age_s": t_f - doc["t"], "ok": ok, "cause": cause, "size": doc["size"],
+                    "uri": doc["uri"],
                     "error": None if ok else stderr.strip()[-300:], "leftovers": leftovers})
 
 
