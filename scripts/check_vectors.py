@@ -132,7 +132,7 @@ class Checker:
         return block, hashlib.sha256(block).digest(), crypto
 
     def blocks(self):
-        rows = re.findall(r"^\| (.+?) \| `([0-9a-f]{64})` \| `([0-9a-f]{64})` \|$", self.doc, re.M)
+        rows = re.findall(r"^\| ([^|]+?) \| `([0-9a-f]{64})` \| `([0-9a-f]{64})` \|$", self.doc, re.M)
         if len(rows) < 3:
             raise Unreadable("the CHK block vector table")
         self.keys = {}
@@ -330,6 +330,48 @@ class Checker:
         self.expect("KSK request URI", ksk.group(2), f"SSK@{b64url(kh)},{b64url(kcrypto)},{request_settings}/{keyword}")
         self.expect("KSK routing key", ksk.group(3), kr.hex())
 
+    def root_copies(self):
+        """Section 6.6: the two root copies of the "Hello, Warren!" root and their SSK pointers."""
+        sec = self.doc[self.doc.index("#### 6.6 Root copies"):self.doc.index("### 7. Fetch order")]
+        ssk = self.doc[self.doc.index("### 8. Signed subspace keys"):self.doc.index("## Part II.")]
+        copy_dom = find(r'K_i  = SHA-256\("([^"]+)" ‖ K ‖ i\)', sec, "the copy key domain").group(1).encode()
+        seed_dom = find(r's_i  = SHA-256\("([^"]+)" ‖ K ‖ i\)', sec, "the pointer seed domain").group(1).encode()
+        ptr_dom = find(r'P_i  = SHA-256\("([^"]+)" ‖ K ‖ i\)', sec, "the pointer key domain").group(1).encode()
+        doc_name = find(r'document name "([^"]+)", kind 0', sec, "the pointer name").group(1).encode()
+        name_dom = find(r'N = SHA-256\("([^"]+)" ‖ K ‖ name\)', ssk, "the name domain").group(1).encode()
+        routing_dom = find(r'R = SHA-256\("([^"]+)" ‖ H ‖ N\)', ssk, "the routing domain").group(1).encode()
+        key_dom = find(r'E  = SHA-256\("([^"]+)" ‖ K ‖ N\)', ssk, "the encryption-key domain").group(1).encode()
+        nonce_dom = find(r'IV = SHA-256\("([^"]+)" ‖ E ‖ S\)\[0\.\.12\]', ssk, "the nonce domain").group(1).encode()
+        sig_dom = find(r'Ed25519-sign\(s, "([^"]+)" ‖ B\)', ssk, "the signature domain").group(1).encode()
+        payload = int(find(r"zero padding to (\d+) bytes", ssk, "the SSK payload size").group(1))
+        header = find(r"\[SSK_FORMAT_VERSION = (\d+), CIPHER = (\d+)\]", ssk, "the SSK header")
+        ssk_header = bytes([int(header.group(1)), int(header.group(2))])
+        content = find(r'for the root `"(.+?)"` of section 1', sec, "the root copy vector input").group(1).encode()
+        sha = lambda *parts: hashlib.sha256(b"".join(parts)).digest()
+        sealed = content + bytes(self.payload - len(content)) + len(content).to_bytes(LEN_TRAILER, "little")
+        k = sha(sealed)
+        rows = re.findall(r"^\| (\d) \| `([0-9a-f]{64})` \| `([0-9a-f]{64})` \| `([0-9a-f]{64})` \|$", sec, re.M)
+        if len(rows) != 2:
+            raise Unreadable("the root copy vector table")
+        for index, stated_r, stated_p, stated_sha in rows:
+            i = bytes([int(index)])
+            copy = self.header + ChaCha20Poly1305(sha(copy_dom, k, i)).encrypt(NONCE, sealed, self.header)
+            r_i = sha(copy)
+            private = Ed25519PrivateKey.from_private_bytes(sha(seed_dom, k, i))
+            public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            pk = sha(ptr_dom, k, i)
+            n = sha(name_dom, pk, doc_name)
+            pointer_key = sha(routing_dom, sha(public), n)
+            plain = r_i + bytes(payload - len(r_i)) + len(r_i).to_bytes(2, "little") + bytes([0])
+            e = sha(key_dom, pk, n)
+            iv = sha(nonce_dom, e, plain)[:12]
+            body = ssk_header + public + n + iv
+            body += ChaCha20Poly1305(e).encrypt(iv, plain, body)
+            block = body + private.sign(sig_dom + body)
+            self.expect(f"root copy {index} R_i", stated_r, r_i.hex())
+            self.expect(f"root copy {index} pointer key", stated_p, pointer_key.hex())
+            self.expect(f"root copy {index} pointer block", stated_sha, sha(block).hex())
+
     # ---- Part III ----
 
     def routing_messages(self):
@@ -362,7 +404,7 @@ class Checker:
 
     def run(self):
         for step in (self.block_constants, self.blocks, self.extras, self.uris, self.location, self.noderef,
-                     self.manifest, self.ssk, self.link_envelope, self.routing_messages):
+                     self.manifest, self.ssk, self.root_copies, self.link_envelope, self.routing_messages):
             try:
                 step()
             except (ValueError, KeyError, IndexError, StopIteration) as e:

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use serde::Deserialize;
+use warren_node::http::framed;
 
 use crate::config::{default_data_dir, DEFAULT_API_PORT};
 
@@ -256,6 +257,7 @@ impl ApiClient {
                 key.trim_start_matches('/')
             ))
             .header("authorization", self.authorization())
+            .header(framed::FRAMED_HEADER, "1")
             .call()
             .map_err(|e| self.explain(e))?;
         let response = self.check(response)?;
@@ -264,13 +266,30 @@ impl ApiClient {
             .get(warren_node::signed::EDITION_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
+        // A node that frames its answer says why a fetch ended early; one
+        // that does not (older) sends the plain content.
+        let framed_length = response
+            .headers()
+            .get(framed::FRAMED_HEADER)
+            .is_some()
+            .then(|| {
+                response
+                    .headers()
+                    .get(framed::LENGTH_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+            });
         let body = response.into_body();
-        let length = body.content_length();
+        let body_length = body.content_length();
         let reader = body.into_with_config().limit(u64::MAX).reader();
+        let (length, reader): (_, Box<dyn Read + Send>) = match framed_length {
+            Some(length) => (length, Box::new(framed::FramedReader::new(reader))),
+            None => (body_length, Box::new(reader)),
+        };
         Ok(Download {
             length,
             edition,
-            reader: Box::new(reader),
+            reader,
         })
     }
 }

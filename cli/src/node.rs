@@ -464,6 +464,16 @@ async fn return_freed_memory() {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_THRESHOLD: libc::c_int = 64 << 20;
 
+/// Allocations from this size up get their own mapping, returned to the
+/// system when freed. Setting it also stops glibc raising it (up to 32 MiB)
+/// each time a large chunk is freed, after which segment-sized buffers (4 MiB
+/// FEC shards and decoded segments, 1 MiB insert batches) came from the heap
+/// and fragmented it: on a soak node (scripts/soak.py) glibc held 21 MB of
+/// heap for 15.5 MB in use. The 30-minute soak in docs/OPERATIONS.md ran
+/// with this setting.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: libc::c_int = 256 << 10;
+
 /// A relay allocates and frees ~33 KB buffers all the time; glibc's default
 /// hands freed heap tops back at once and takes them again a moment later,
 /// so a relay spent ~6% of its CPU in page faults. Keep freed memory while
@@ -487,6 +497,7 @@ fn tune_heap() {
     unsafe {
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
 }
 

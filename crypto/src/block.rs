@@ -78,6 +78,28 @@ impl core::fmt::Debug for ChkBlock {
 impl ChkBlock {
     /// Encrypts up to [`BLOCK_PAYLOAD`] bytes into a block and the key that reads it.
     pub fn encode(data: &[u8]) -> Result<(ChkBlock, ChkKey), BlockError> {
+        Self::encode_with(data, |sealed| {
+            CryptoKey::from_bytes(Sha256::digest(sealed).into())
+        })
+    }
+
+    /// Encrypts `data` like [`ChkBlock::encode`], but under the key `derive`
+    /// makes from the sealed plaintext's own key `K = SHA-256(S)` (root copies,
+    /// `crate::copies`, use `K_i = f(K, i)`). The result is an ordinary block:
+    /// nothing in it tells it from one made by `encode`.
+    pub(crate) fn encode_under(
+        data: &[u8],
+        derive: impl FnOnce(&CryptoKey) -> CryptoKey,
+    ) -> Result<(ChkBlock, ChkKey), BlockError> {
+        Self::encode_with(data, |sealed| {
+            derive(&CryptoKey::from_bytes(Sha256::digest(sealed).into()))
+        })
+    }
+
+    fn encode_with(
+        data: &[u8],
+        key_of: impl FnOnce(&[u8]) -> CryptoKey,
+    ) -> Result<(ChkBlock, ChkKey), BlockError> {
         if data.len() > BLOCK_PAYLOAD {
             return Err(BlockError::TooLarge(data.len()));
         }
@@ -88,7 +110,7 @@ impl ChkBlock {
         let len = u32::try_from(data.len()).map_err(|_| BlockError::TooLarge(data.len()))?;
         sealed[BLOCK_PAYLOAD..].copy_from_slice(&len.to_le_bytes());
 
-        let crypto = CryptoKey::from_bytes(Sha256::digest(&*sealed).into());
+        let crypto = key_of(sealed);
         let cipher = ChaCha20Poly1305::new(crypto.as_bytes().into());
         let tag = cipher
             .encrypt_in_place_detached(Nonce::from_slice(&NONCE), &HEADER, sealed)

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod block;
+pub mod copies;
 pub mod fuzzing;
 pub mod identity;
 pub mod key;

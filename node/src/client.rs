@@ -232,8 +232,12 @@ where
     // whole tree under it is.
     let last = encoded.blocks.len();
     progress.set_total(progress.snapshot().total + last as u64);
+    let root = encoded.blocks.last().cloned();
     window.insert_all_counted(encoded.blocks, false).await?;
     window.finish().await?;
+    if let Some(root) = root {
+        crate::roots::insert_copies(node, &root, &encoded.uri.key).await?;
+    }
     Ok(encoded.uri)
 }
 
@@ -380,9 +384,13 @@ pub async fn insert_site(
         })?;
     }
     let encoded = builder.finish()?;
+    let root = encoded.blocks.last().cloned();
     let mut window = InsertWindow::new(node.clone());
     window.insert_all(encoded.blocks).await?;
     window.finish().await?;
+    if let Some(root) = root {
+        crate::roots::insert_copies(node, &root, &encoded.uri.key).await?;
+    }
     Ok(encoded.uri)
 }
 
@@ -528,10 +536,23 @@ impl FetchRun {
             return;
         }
         let node = self.node.clone();
+        // A document's root may be rebuilt from its copies; any other block
+        // is protected by its segment's check blocks instead.
+        let root = self
+            .fetcher
+            .root_key()
+            .filter(|root| root.routing == key)
+            .cloned();
+        let fetch = move |node: NodeHandle| async move {
+            match root {
+                Some(root) => crate::roots::fetch_root(&node, &root).await,
+                None => node.fetch_block(key).await,
+            }
+        };
         let Some(cache) = self.cache.clone() else {
             self.inflight.spawn(async move {
                 tokio::time::sleep(delay).await;
-                (key, node.fetch_block(key).await, slot)
+                (key, fetch(node).await, slot)
             });
             return;
         };
@@ -542,7 +563,7 @@ impl FetchRun {
                 // Found here: the network was not asked.
                 return (key, Ok(block), None);
             }
-            let result = node.fetch_block(key).await;
+            let result = fetch(node).await;
             if let Ok(block) = &result {
                 let block = block.clone();
                 let _ = tokio::task::spawn_blocking(move || cache.put(&block)).await;
@@ -575,6 +596,11 @@ impl FetchRun {
                 }
                 self.progress.succeeded_one();
                 self.fetcher.on_block(&block)?;
+                // Blocks the network lost and the check blocks rebuilt go
+                // back in, later and bounded (see `roots::heal_later`).
+                for rebuilt in self.fetcher.take_rebuilt() {
+                    crate::roots::heal_later(self.node.clone(), rebuilt);
+                }
             }
             Err(err) if retry_after(&err, self.tries.get(&key).copied().unwrap_or(0)).is_some() => {
                 let tries = self.tries.entry(key).or_default();
@@ -743,9 +769,10 @@ fn truncate_on_char(text: &mut String, max: usize) {
     }
 }
 
-/// One block, fetched (with a retry when the network was busy) and decrypted.
+/// One root block (the URI's, or a site entry's), fetched (with a retry when
+/// the network was busy, and from its copies when it is lost) and decrypted.
 async fn fetch_plain(node: &NodeHandle, key: &ChkKey, part: Part) -> Result<Vec<u8>, ClientError> {
-    let block = fetch_with_retry(node, key.routing, None)
+    let block = crate::roots::fetch_root(node, key)
         .await
         .map_err(|err| match err {
             RequestError::Stopped => ClientError::Stopped,
@@ -756,9 +783,9 @@ async fn fetch_plain(node: &NodeHandle, key: &ChkKey, part: Part) -> Result<Vec<
         .map_err(|source| ContentError::BadBlock { part, source }.into())
 }
 
-/// Fetches one block, once more after overload or a timeout; in a window
-/// `slot`, those shrink the window.
-async fn fetch_with_retry(
+/// Fetches one block, again after overload or a timeout (see
+/// [`retry_after`]); in a window `slot`, those shrink the window.
+pub(crate) async fn fetch_with_retry(
     node: &NodeHandle,
     key: RoutingKey,
     mut slot: Option<&mut Slot>,

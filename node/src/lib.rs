@@ -23,6 +23,7 @@ pub mod fcp;
 pub mod flow;
 pub mod http;
 pub mod link;
+mod roots;
 pub mod routing;
 pub mod signed;
 pub mod sim;

@@ -62,10 +62,12 @@ fn main() {
         Ok("writer") => child_writer(),
         Ok("holder") => child_holder(),
         Ok("idle") => child_idle(),
+        Ok("churn") => child_churn(),
         _ => {
             crash_recovery();
             second_process_is_locked_out();
             idle_store_stays_small();
+            churned_store_stays_small();
         }
     }
 }
@@ -370,5 +372,71 @@ fn idle_store_stays_small() {
         idle as f64 / 1e6,
         RSS_BLOCKS / 32,
         after_reads as f64 / 1e6,
+    );
+}
+
+/// Puts in the churn measurement: each evicts one, as on a relay whose store
+/// has been full for a while (about 40x its capacity passes through).
+const CHURN_PUTS: u32 = 10_240;
+/// Blocks the churned store holds (8 MiB, as the soak's relays).
+const CHURN_CAPACITY_BLOCKS: u64 = 256;
+/// Resident bound after churning: what an idle relay may use in all.
+const CHURN_LIMIT_BYTES: u64 = 30 * 1024 * 1024;
+
+/// Churns a small store (every put past the first 256 evicts one), printing
+/// the resident set size as it goes.
+fn child_churn() {
+    let config = StoreConfig {
+        store_bytes: CHURN_CAPACITY_BLOCKS * warren_crypto::BLOCK_LEN as u64,
+        cache_bytes: CHURN_CAPACITY_BLOCKS * warren_crypto::BLOCK_LEN as u64,
+        ..StoreConfig::default()
+    };
+    let store = SledStore::open(&env_path(), config).unwrap();
+    println!("start {}", resident_bytes());
+    for i in 0..CHURN_PUTS {
+        let area = if i % 2 == 0 { Area::Store } else { Area::Cache };
+        store.put(area, &block(1, i).0).unwrap();
+        // Some reads, as fetches do (each is an LRU touch: an lru delete and insert).
+        if i % 4 == 0 && i > 8 {
+            let _ = store.get(&block(1, i - 8).1.routing).unwrap();
+        }
+        if i % 2048 == 0 {
+            store.flush().unwrap();
+            println!("after-{i} {}", resident_bytes());
+        }
+    }
+    store.flush().unwrap();
+    std::thread::sleep(IDLE_SETTLE);
+    println!("end {}", resident_bytes());
+}
+
+fn churned_store_stays_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(CHILD_ENV, "churn")
+        .env(DIR_ENV, dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let end: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("end "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    println!("{text}");
+    assert!(
+        end < CHURN_LIMIT_BYTES,
+        "a churned store uses {end} bytes resident:\n{text}"
+    );
+    println!(
+        "test churned_store_stays_small ... ok ({:.1} MB resident after {CHURN_PUTS} puts into {CHURN_CAPACITY_BLOCKS}-block areas)",
+        end as f64 / 1e6
     );
 }

@@ -81,7 +81,15 @@ pub(crate) struct Download {
     next_first_block: u64,
     /// Requests in flight: a key may fill several slots (identical blocks).
     pending: HashMap<RoutingKey, Vec<Slot>>,
+    /// Data blocks the network reported missing and the erasure code
+    /// rebuilt (and checked against the manifest), for the driver to heal;
+    /// at most [`MAX_REBUILT`] wait.
+    rebuilt: Vec<ChkBlock>,
 }
+
+/// Rebuilt blocks kept for healing until the driver takes them (a segment's
+/// worth); past it the rest of a segment's are not kept.
+pub(crate) const MAX_REBUILT: usize = 128;
 
 fn key_of(manifest: &SplitfileManifest, slot: Slot) -> &ChkKey {
     let segment = &manifest.segments[slot.segment];
@@ -101,6 +109,7 @@ impl Download {
             next_segment: 0,
             next_first_block: 0,
             pending: HashMap::new(),
+            rebuilt: Vec::new(),
         };
         download.fill_window();
         download
@@ -296,10 +305,14 @@ impl Download {
         let segments = self.manifest.segments.len();
         for state in &self.active {
             if state.decoded.is_none() && state.available() < state.data_count {
+                let blocks = state.status.len();
                 return Err(FetchError::SegmentUnrecoverable {
                     part: self.part,
                     segment: state.index,
                     segments,
+                    blocks,
+                    found: state.have,
+                    missing: blocks - state.available(),
                     available: state.available(),
                     needed: state.data_count,
                 });
@@ -338,7 +351,9 @@ impl Download {
                 source,
             }
         })?;
-        let content = self.assemble(position, restored)?;
+        let (content, rebuilt) = self.assemble(position, restored)?;
+        let room = MAX_REBUILT.saturating_sub(self.rebuilt.len());
+        self.rebuilt.extend(rebuilt.into_iter().take(room));
         let state = &mut self.active[position];
         state.shards = Vec::new();
         state.decoded = Some(content);
@@ -351,11 +366,12 @@ impl Download {
     }
 
     /// Joins a segment's data shards, held or recovered, into its content.
+    /// Also returns the rebuilt blocks of data shards reported missing.
     fn assemble(
         &self,
         position: usize,
         restored: Vec<(usize, Vec<u8>)>,
-    ) -> Result<Vec<u8>, FetchError> {
+    ) -> Result<(Vec<u8>, Vec<ChkBlock>), FetchError> {
         let part = self.part;
         let state = &self.active[position];
         let segment = state.index;
@@ -367,6 +383,7 @@ impl Download {
             .map(|shard| self.expected_len(Slot { segment, shard }))
             .sum();
         let mut content = Vec::with_capacity(total);
+        let mut rebuilt = Vec::new();
         for (index, slot) in recovered.into_iter().enumerate() {
             let len = self.expected_len(Slot {
                 segment,
@@ -375,17 +392,25 @@ impl Download {
             if let Some(shard) = slot {
                 // Recovered blocks must re-encode to the keys the manifest lists,
                 // so every fetcher gets the same content whatever blocks it found.
-                let (_, key) = ChkBlock::encode(&shard[..len])
+                let (block, key) = ChkBlock::encode(&shard[..len])
                     .map_err(|source| FetchError::BadBlock { part, source })?;
                 if key.routing != self.manifest.segments[segment].data[index].routing {
                     return Err(FetchError::InconsistentSegment { part, segment });
+                }
+                if state.status[index] == Status::Missing {
+                    rebuilt.push(block);
                 }
                 content.extend_from_slice(&shard[..len]);
             } else if let Some(shard) = &state.shards[index] {
                 content.extend_from_slice(&shard[..len]);
             }
         }
-        Ok(content)
+        Ok((content, rebuilt))
+    }
+
+    /// Data blocks rebuilt since the last call that the network had lost.
+    pub(crate) fn take_rebuilt(&mut self) -> Vec<ChkBlock> {
+        core::mem::take(&mut self.rebuilt)
     }
 
     /// The next segment's content, in order, once decoded.

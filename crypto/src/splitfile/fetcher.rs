@@ -56,15 +56,21 @@ pub enum FetchError {
         expected: usize,
         actual: usize,
     },
-    #[error("segment {segment} (of {segments}, counted from 0) of the {part} cannot be recovered: only {available} of its blocks remain findable and {needed} are needed; the content has fallen out of the network or was never fully inserted")]
+    #[error("segment {segment} (of {segments}, counted from 0) of the {part} cannot be recovered: {missing} of its {blocks} blocks are missing ({found} found, {needed} needed, at most {available} findable): evicted from the network or never inserted")]
     SegmentUnrecoverable {
         part: Part,
         segment: usize,
         segments: usize,
+        /// Blocks of the segment (data and check).
+        blocks: usize,
+        /// Blocks fetched so far.
+        found: usize,
+        /// Blocks reported not found.
+        missing: usize,
         available: usize,
         needed: usize,
     },
-    #[error("the {part} block was not found in the network")]
+    #[error("the {part} block was not found in the network, nor either of its copies: evicted from the network or never inserted")]
     BlockNotFound { part: Part },
     #[error("recovered blocks of segment {segment} of the {part} do not match their keys: the insert has inconsistent check blocks")]
     InconsistentSegment { part: Part, segment: usize },
@@ -127,6 +133,8 @@ pub struct ContentFetcher {
     output: VecDeque<Vec<u8>>,
     /// Whether the key named a site (the path was resolved in its manifest).
     site: bool,
+    /// Rebuilt blocks taken from the download, for [`Self::take_rebuilt`].
+    rebuilt: Vec<ChkBlock>,
 }
 
 impl ContentFetcher {
@@ -144,6 +152,7 @@ impl ContentFetcher {
             total_len: None,
             output: VecDeque::new(),
             site: false,
+            rebuilt: Vec::new(),
         }
     }
 
@@ -152,6 +161,16 @@ impl ContentFetcher {
     /// send browsers from `CHK@…` to `CHK@…/`, where relative links resolve.
     pub fn is_site(&self) -> bool {
         self.site
+    }
+
+    /// The key of the single block wanted now when that block is a document's
+    /// root (the URI's own, or a site entry's), which a driver may rebuild
+    /// from its copies (`crate::copies`) if the network lost it.
+    pub fn root_key(&self) -> Option<&ChkKey> {
+        match &self.stage {
+            Stage::Block { key, .. } => Some(key),
+            _ => None,
+        }
     }
 
     /// Up to `max` routing keys to request now. Each is returned once; answer
@@ -210,6 +229,13 @@ impl ContentFetcher {
         result
     }
 
+    /// Data blocks the network reported missing that the erasure code has
+    /// rebuilt since the last call (checked against the manifest): what a
+    /// driver may re-insert to heal the document. Bounded per segment.
+    pub fn take_rebuilt(&mut self) -> Vec<ChkBlock> {
+        core::mem::take(&mut self.rebuilt)
+    }
+
     /// The next piece of content, in order. Pieces are whole segments (or the
     /// single block of a small file).
     pub fn take_output(&mut self) -> Option<Vec<u8>> {
@@ -254,6 +280,7 @@ impl ContentFetcher {
             }
             Stage::Content(download) => {
                 download.on_block(block)?;
+                self.rebuilt.extend(download.take_rebuilt());
                 while let Some(content) = download.take_decoded() {
                     self.output.push_back(content);
                 }
@@ -264,6 +291,7 @@ impl ContentFetcher {
             }
             Stage::SplitMetadata { download, buffer } => {
                 download.on_block(block)?;
+                self.rebuilt.extend(download.take_rebuilt());
                 while let Some(content) = download.take_decoded() {
                     buffer.extend_from_slice(&content);
                 }

@@ -162,8 +162,11 @@ fn one_block_past_the_limit_names_the_segment() {
             part: Part::Content,
             segment: 1,
             segments: 3,
+            blocks: 8,
+            missing: 5,
             available: 3,
             needed: 4,
+            ..
         }) => {}
         other => panic!("expected segment 1 to be unrecoverable, got {other:?}"),
     }
@@ -657,4 +660,29 @@ proptest! {
         let result = fetch(&ChkUri::new(root_key, Extra::METADATA), &net, 4);
         prop_assert!(matches!(result, Err(FetchError::BadBlock { part: Part::Content, .. })), "{:?}", result.map(|r| r.0.len()));
     }
+}
+
+#[test]
+fn lost_data_blocks_come_back_rebuilt_for_healing() {
+    let data = random_bytes(9, 10 * BLOCK_PAYLOAD);
+    let encoded = encode_with(&data, 4, None);
+    let ranges = segment_ranges(data.len(), 4);
+    let mut net = network(&encoded.blocks);
+    // Segment 1 loses two data blocks: recoverable from its check blocks.
+    let lost: Vec<_> = ranges[1]
+        .clone()
+        .take(2)
+        .map(|i| encoded.blocks[i].clone())
+        .collect();
+    for block in &lost {
+        net.remove(&block.routing_key());
+    }
+    let (out, mut fetcher) = fetch(&encoded.uri, &net, 16).unwrap();
+    assert_eq!(out, data);
+    let mut rebuilt = fetcher.take_rebuilt();
+    rebuilt.sort_by_key(ChkBlock::routing_key);
+    let mut expected = lost;
+    expected.sort_by_key(ChkBlock::routing_key);
+    assert_eq!(rebuilt, expected, "exactly the lost blocks, byte for byte");
+    assert!(fetcher.take_rebuilt().is_empty(), "each is handed out once");
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tower_http::limit::RequestBodyLimitLayer;
 use warren_crypto::{AnyUri, ChkUri};
 
-use super::{check_host, guard, metrics, pages, status_page, Door, Shared};
+use super::{check_host, framed, guard, metrics, pages, status_page, Door, Shared};
 use crate::client::{self, ClientError, SiteEntry};
 use crate::signed::{self, Content, EDITION_HEADER};
 
@@ -218,7 +218,14 @@ async fn publish(State(shared): State<Shared>, Json(body): Json<PublishRequest>)
 
 /// The content as it is, for `warren fetch` (which verifies and writes it).
 /// Any request key; for a USK the edition found is in [`EDITION_HEADER`].
-async fn fetch(State(shared): State<Shared>, Path(key): Path<String>) -> Response {
+async fn fetch(
+    State(shared): State<Shared>,
+    Path(key): Path<String>,
+    request_headers: axum::http::HeaderMap,
+) -> Response {
+    let framed = request_headers
+        .get(framed::FRAMED_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"1");
     let any: AnyUri = match key.parse() {
         Ok(uri) => uri,
         Err(err) => return error_response(&ClientError::BadKey(err)),
@@ -230,20 +237,13 @@ async fn fetch(State(shared): State<Shared>, Path(key): Path<String>) -> Respons
     let mut response = match resolved.content {
         Content::Inline(data) => {
             let length = data.len() as u64;
-            let mut response = Response::new(Body::from(data));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-            response
+            let chunks = futures_util::stream::iter([Ok(bytes::Bytes::from(data))]);
+            content_body(chunks, length, framed)
         }
         Content::Chk(uri) => match client::fetch(&shared.node, uri).await {
             Ok(fetch) => {
                 let length = fetch.length;
-                let mut response = Response::new(Body::from_stream(fetch.into_stream()));
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-                response
+                content_body(fetch.into_stream(), length, framed)
             }
             Err(err) => return error_response(&err),
         },
@@ -256,6 +256,26 @@ async fn fetch(State(shared): State<Shared>, Path(key): Path<String>) -> Respons
     if let Some(edition) = resolved.edition {
         headers.insert(EDITION_HEADER, HeaderValue::from(edition));
     }
+    response
+}
+
+/// The content as a plain body of `length` bytes, or framed (a body that
+/// ends by saying whether the fetch completed, and why not).
+fn content_body<S>(chunks: S, length: u64, framed: bool) -> Response
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+{
+    if !framed {
+        let mut response = Response::new(Body::from_stream(chunks));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        return response;
+    }
+    let mut response = Response::new(Body::from_stream(framed::encode(chunks)));
+    let headers = response.headers_mut();
+    headers.insert(framed::FRAMED_HEADER, HeaderValue::from_static("1"));
+    headers.insert(framed::LENGTH_HEADER, HeaderValue::from(length));
     response
 }
 

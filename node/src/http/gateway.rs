@@ -15,6 +15,8 @@ use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
 use serde::Deserialize;
 use tower::ServiceBuilder;
 use warren_crypto::{AnyUri, ChkUri, Edition};
@@ -166,6 +168,7 @@ async fn content(
     // A site's own query strings are not ours to reject.
     let query = query.map(|Query(q)| q).unwrap_or_default();
     let headers = request.headers().clone();
+    let head = request.method() == axum::http::Method::HEAD;
     let as_html = pages::wants_html(&headers) || !headers.contains_key(header::ACCEPT);
     let raw_path = request.uri().path().to_owned();
     let Some(decoded) = percent_decode(raw_path.trim_start_matches('/')) else {
@@ -212,6 +215,8 @@ async fn content(
     let served = Served {
         shared: &shared,
         headers: &headers,
+        head,
+        as_html,
         key_path: &key_path,
         etag: &etag,
     };
@@ -307,6 +312,9 @@ async fn find(
 struct Served<'a> {
     shared: &'a Shared,
     headers: &'a HeaderMap,
+    /// A `HEAD`: answered without fetching any content block.
+    head: bool,
+    as_html: bool,
     key_path: &'a str,
     etag: &'a str,
 }
@@ -320,7 +328,9 @@ impl Served<'_> {
         match mode {
             Mode::Download => {
                 let disposition = attachment(decoded);
-                let mut response = self.stream(fetch, "application/octet-stream", CONTENT_CSP);
+                let mut response = self
+                    .stream(fetch, "application/octet-stream", CONTENT_CSP)
+                    .await;
                 if let Ok(value) = HeaderValue::from_str(&disposition) {
                     response
                         .headers_mut()
@@ -328,10 +338,13 @@ impl Served<'_> {
                 }
                 response
             }
-            Mode::Text => self.stream(fetch, "text/plain; charset=utf-8", CONTENT_CSP),
-            Mode::Unfiltered => self.stream(fetch, &content_type, UNFILTERED_CSP),
+            Mode::Text => {
+                self.stream(fetch, "text/plain; charset=utf-8", CONTENT_CSP)
+                    .await
+            }
+            Mode::Unfiltered => self.stream(fetch, &content_type, UNFILTERED_CSP).await,
             Mode::Filtered => match filter::treatment(&content_type) {
-                Treatment::Inert => self.stream(fetch, &content_type, CONTENT_CSP),
+                Treatment::Inert => self.stream(fetch, &content_type, CONTENT_CSP).await,
                 Treatment::Html => {
                     self.filtered(fetch, &content_type, "text/html; charset=utf-8")
                         .await
@@ -378,14 +391,9 @@ impl Served<'_> {
             );
         }
         let length = fetch.length;
-        let Some(bytes) = collect(fetch.read(0, length)).await else {
-            self.shared.metrics.count("gateway", "error");
-            return pages::error(
-                StatusCode::BAD_GATEWAY,
-                "Fetch failed",
-                "The content stopped arriving part way; try again.",
-                true,
-            );
+        let bytes = match collect(fetch.read(0, length)).await {
+            Ok(bytes) => bytes,
+            Err(err) => return self.failed_part_way(&err),
         };
         let result = tokio::task::spawn_blocking(move || {
             if is_html {
@@ -414,8 +422,19 @@ impl Served<'_> {
 
     /// Streams content as it is (it needs no filter, or the reader asked),
     /// honouring a single `Range`.
-    fn stream(&self, fetch: Located, content_type: &str, csp: &'static str) -> Response {
-        self.shared.metrics.count("gateway", "served");
+    /// The page for content that stopped arriving: the fetch's own reason.
+    fn failed_part_way(&self, err: &std::io::Error) -> Response {
+        self.shared.metrics.count("gateway", "error");
+        let message = err.to_string();
+        let status = if message.starts_with("not found") {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        pages::error(status, "Fetch failed", &message, self.as_html)
+    }
+
+    async fn stream(&self, fetch: Located, content_type: &str, csp: &'static str) -> Response {
         let length = fetch.length;
         let range = self
             .headers
@@ -433,8 +452,27 @@ impl Served<'_> {
             }
             None => (StatusCode::OK, 0, length),
         };
-        // Only the blocks holding the range are fetched, once the body is read.
-        let mut response = Response::new(Body::from_stream(fetch.stream(start, len)));
+        let body = if self.head || len == 0 {
+            // Only the blocks holding the range are fetched, once the body is read.
+            Body::from_stream(fetch.stream(start, len))
+        } else {
+            // The first piece (the first segment of the range) arrives before
+            // the status line goes out, so a fetch that fails there (all of a
+            // file up to one segment, 4 MiB) gets a page saying why; past it
+            // the connection is cut and the browser marks the download failed.
+            let mut read = fetch.read(start, len);
+            let first = match read.chunks.recv().await {
+                Some(Ok(first)) => first,
+                Some(Err(err)) => return self.failed_part_way(&err),
+                None => Bytes::new(),
+            };
+            let rest = futures_util::stream::unfold(read.chunks, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            });
+            Body::from_stream(futures_util::stream::iter([Ok(first)]).chain(rest))
+        };
+        self.shared.metrics.count("gateway", "served");
+        let mut response = Response::new(body);
         *response.status_mut() = status;
         let headers = response.headers_mut();
         self.content_headers(headers, content_type, csp);
@@ -590,12 +628,12 @@ pub fn parse_range(text: &str, length: u64) -> Option<(u64, u64)> {
     (start <= end && start < length).then_some((start, end))
 }
 
-async fn collect(mut fetch: ContentStream) -> Option<Vec<u8>> {
+async fn collect(mut fetch: ContentStream) -> Result<Vec<u8>, std::io::Error> {
     let mut bytes = Vec::with_capacity(fetch.length as usize);
     while let Some(chunk) = fetch.chunks.recv().await {
-        bytes.extend_from_slice(&chunk.ok()?);
+        bytes.extend_from_slice(&chunk?);
     }
-    Some(bytes)
+    Ok(bytes)
 }
 
 /// Decodes `%XX` escapes, as browsers send for spaces and such in paths.

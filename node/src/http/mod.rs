@@ -24,9 +24,10 @@
 //! | API | `GET /api/status` | node status as JSON (token) |
 //! | API | `POST /api/insert?content_type=…` | body = content; answers `{"uri": …}` (token) |
 //! | API | `POST /api/site` | `{"entries": [{"path", "uri", "content_type", "size"}]}` (token) |
-//! | API | `GET /api/fetch/CHK@…[/path]` | the content, unfiltered, streamed (token) |
+//! | API | `GET /api/fetch/CHK@…[/path]` | the content, unfiltered, streamed (token); with `x-warren-framed: 1`, in frames ending with how the fetch ended ([`framed`]) |
 
 pub mod filter;
+pub mod framed;
 pub mod guard;
 pub mod listener;
 pub mod metrics;
