@@ -56,6 +56,19 @@ async fn holder(
         .unwrap()
 }
 
+/// The limited node of both tests: it holds the document and dials no one.
+async fn limited_source(dir: &std::path::Path, encoded: &Encoded, rate: u64) -> Node {
+    holder(
+        dir,
+        "limited",
+        Location(1 << 62),
+        &[],
+        Some(encoded),
+        Some(rate),
+    )
+    .await
+}
+
 async fn wait_for_peers(node: &NodeHandle, peers: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while node.status().await.unwrap().peers.len() < peers {
@@ -90,15 +103,7 @@ async fn a_limited_node_carries_its_limit_and_never_more() {
     const WINDOW: Duration = Duration::from_secs(30);
     let dir = tempfile::tempdir().unwrap();
     let (_, encoded) = document(24 * MIB, 1);
-    let limited = holder(
-        dir.path(),
-        "limited",
-        Location(1 << 62),
-        &[],
-        Some(&encoded),
-        Some(RATE),
-    )
-    .await;
+    let limited = limited_source(dir.path(), &encoded, RATE).await;
     let reader = holder(
         dir.path(),
         "reader",
@@ -159,15 +164,7 @@ async fn a_saturated_node_is_routed_around() {
     const RATE: u64 = 64 * KIB;
     let dir = tempfile::tempdir().unwrap();
     let (content, encoded) = document(6 * MIB, 2);
-    let limited = holder(
-        dir.path(),
-        "limited",
-        Location(1 << 62),
-        &[],
-        Some(&encoded),
-        Some(RATE),
-    )
-    .await;
+    let limited = limited_source(dir.path(), &encoded, RATE).await;
     let open = holder(
         dir.path(),
         "open",
