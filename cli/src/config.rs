@@ -69,6 +69,10 @@ pub struct FileConfig {
     pub seeds: Vec<String>,
     /// Opennet peers this node aims for.
     pub target_peers: Option<usize>,
+    /// Fetches at the maximum HTL take a fixed random walk before routing
+    /// toward the key (`docs/THREAT_MODEL.md`: against a neighbour's
+    /// downloader test; costs about 2.5x the hops).
+    pub max_htl_walk: Option<bool>,
     /// Most KiB per second all peer links together may send (absent: unlimited).
     pub bandwidth_out_kib: Option<u64>,
     /// Most KiB per second all peer links together may receive (absent: unlimited).

@@ -272,6 +272,9 @@ pub fn run(args: &NodeArgs) -> Result<()> {
         }
         config.routing.opennet = Some(warren_node::routing::OpennetConfig::with_target(target));
     }
+    if resolved.file.max_htl_walk.unwrap_or(false) {
+        config.routing = config.routing.with_max_htl_walk();
+    }
     config.store.store_bytes = store_mib * MIB;
     config.store.cache_bytes = cache_mib * MIB;
     let out_kib = bandwidth_limit(

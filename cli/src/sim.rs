@@ -60,8 +60,18 @@ pub struct SimArgs {
     /// that has not returned data lately (0: the routing before the defence).
     #[arg(long, default_value_t = warren_node::routing::DEFAULT_NOT_FOUND_DOUBTS)]
     not_found_doubts: u8,
+    /// Probability that a link decrements a request at the maximum HTL
+    /// (default: the routing core's); with the walk, its mean length is 1/p.
+    #[arg(long)]
+    decrement_at_max: Option<f64>,
+    /// Route fetches at the maximum HTL by the walk (`on`: the node's
+    /// `max_htl_walk = true`, p = 1/10 unless `--decrement-at-max` says
+    /// otherwise) or toward the key from the first hop (`off`, the default).
+    #[arg(long, value_enum, default_value_t = OnOff::Off)]
+    max_htl_walk: OnOff,
     /// Instead: the Levine et al. (CCS 2020) downloader test against Warren's
-    /// per-link HTL coins and the per-request control; prints both tables.
+    /// walk, the per-link coins without it, and the per-request control;
+    /// prints the three tables (`--decrement-at-max` sets the walk's).
     #[arg(long)]
     levine: bool,
     /// Levine: blocks of the known file.
@@ -93,6 +103,12 @@ pub struct SimArgs {
     json: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum KindArg {
     Dnf,
@@ -102,7 +118,7 @@ enum KindArg {
 }
 
 fn print_levine(args: &SimArgs) -> Result<()> {
-    for policy in [HtlPolicy::PerLink, HtlPolicy::PerRequest] {
+    for policy in [HtlPolicy::Walk, HtlPolicy::PerLink, HtlPolicy::PerRequest] {
         let report = levine::run(&LevineConfig {
             nodes: args.nodes,
             degree: args.degree,
@@ -110,6 +126,9 @@ fn print_levine(args: &SimArgs) -> Result<()> {
             trials: args.trials,
             seed: args.seed,
             policy,
+            decrement_at_max: (policy == HtlPolicy::Walk)
+                .then_some(args.decrement_at_max)
+                .flatten(),
         });
         if args.json {
             println!("{}", serde_json::to_string(&report)?);
@@ -278,6 +297,8 @@ pub fn run(args: &SimArgs) -> Result<()> {
             KindArg::Stall => MaliciousKind::Stall,
         },
         not_found_doubts: args.not_found_doubts,
+        max_htl_walk: args.max_htl_walk == OnOff::On,
+        decrement_at_max: args.decrement_at_max,
         ..SimConfig::default()
     };
     let report = sim::run(&config);

@@ -21,6 +21,11 @@ const CHUNK_PATIENCE: Duration = Duration::from_secs(60);
 /// Starts `NODES` nodes in a ring (each dials the previous one), evenly spaced
 /// on the circle. Node 0 uses a real sled store; the rest use memory stores.
 async fn ring(dir: &std::path::Path) -> Vec<Node> {
+    ring_with(dir, false).await
+}
+
+/// [`ring`], with the max-HTL walk on every node if `walk`.
+async fn ring_with(dir: &std::path::Path, walk: bool) -> Vec<Node> {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..NODES {
@@ -30,6 +35,9 @@ async fn ring(dir: &std::path::Path) -> Vec<Node> {
             "127.0.0.1:0".parse().unwrap(),
             location,
         );
+        if walk {
+            config.routing = config.routing.with_max_htl_walk();
+        }
         if let Some(prev) = nodes.last() {
             config.peers.push(prev.handle().noderef().clone());
         }
@@ -154,6 +162,33 @@ async fn a_fetch_at_the_end_of_a_chain_crosses_every_relay() {
     let err = client::fetch(&nodes[5].handle(), uri).await.unwrap_err();
     assert!(matches!(err, client::ClientError::NotFound(_)), "{err}");
 
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_max_htl_walk_a_splitfile_and_a_missing_key_fetch_as_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = ring_with(dir.path(), true).await;
+    let data = content(3 * 1024 * 1024 + 5, 2);
+    let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data.clone()))]);
+    let uri = client::insert_stream(&nodes[0].handle(), chunks, None)
+        .await
+        .unwrap();
+    for at in [4, 7] {
+        assert_eq!(
+            fetch_all(&nodes[at], &uri).await,
+            data,
+            "fetched at node {at}"
+        );
+    }
+    let (_, key) = warren_crypto::ChkBlock::encode(b"never inserted, walk").unwrap();
+    let missing = warren_crypto::ChkUri::new(key, warren_crypto::Extra::DATA);
+    let err = client::fetch(&nodes[2].handle(), missing)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, client::ClientError::NotFound(_)), "{err}");
     for node in nodes {
         node.shutdown().await.unwrap();
     }

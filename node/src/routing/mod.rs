@@ -247,6 +247,11 @@ pub enum Misbehaviour {
 pub const DEFAULT_MAX_HTL: u8 = 18;
 /// Probability that a link decrements a request arriving at the maximum HTL.
 pub const DEFAULT_DECREMENT_AT_MAX: f64 = 0.5;
+/// The same with the max-HTL walk on ([`RoutingConfig::with_max_htl_walk`]):
+/// it sets the walk's length, 1/p links on average (10), each carrying what
+/// its upstream sent it, so a neighbour that sees a whole file's requests at
+/// the maximum from one peer is looking at the downloader about 1 time in 10.
+pub const WALK_DECREMENT_AT_MAX: f64 = 0.1;
 /// Probability that a link ends a request arriving at HTL 1.
 pub const DEFAULT_DECREMENT_AT_MIN: f64 = 0.25;
 /// No caching while HTL is within this many hops of the maximum.
@@ -280,6 +285,17 @@ pub const DEFAULT_FAILURE_TTL: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Longest back-off; each further failure doubles it up to this.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(180);
+/// Whether fetches at the maximum HTL walk (see [`RoutingConfig::max_htl_walk`]).
+/// Why: a neighbour that knows a file's blocks sees the downloader send it
+/// every request it routes its way at the maximum HTL; greedy routing spreads
+/// a relayer's share over its peers, so the biggest share of a file is the
+/// downloader's own link (the test of Levine et al., CCS 2020). On the walk
+/// every link at the maximum carries everything its upstream sent it, so
+/// the downloader's link is one of several identical ones (Crowds: Reiter
+/// and Rubin, 1998). The cost is the walk's hops before greedy routing
+/// (about 2.5x the hops and messages per fetch in the simulator), which is
+/// why it is the operator's choice for now (`max_htl_walk` in the config).
+pub const DEFAULT_MAX_HTL_WALK: bool = false;
 /// Times per request, at each node, a "not found" that claims no hops are
 /// left is doubted (the search goes on to the next peer with half the HTL)
 /// when it comes from a peer that has not returned data here lately.
@@ -317,6 +333,12 @@ pub struct RoutingConfig {
     /// Opennet rules; `None` is a friends-only node (no announcement, no folding).
     #[serde(default)]
     pub opennet: Option<OpennetConfig>,
+    /// Fetches still at the maximum HTL follow a fixed random successor per
+    /// upstream link instead of the peer closest to the key (a Crowds-style
+    /// walk; see [`DEFAULT_MAX_HTL_WALK`]). `false` routes greedily from the
+    /// first hop.
+    #[serde(default = "default_max_htl_walk")]
+    pub max_htl_walk: bool,
 }
 
 impl Default for RoutingConfig {
@@ -341,6 +363,7 @@ impl Default for RoutingConfig {
             not_found_doubts: DEFAULT_NOT_FOUND_DOUBTS,
             max_served_requests: None,
             opennet: None,
+            max_htl_walk: DEFAULT_MAX_HTL_WALK,
         }
     }
 }
@@ -362,11 +385,25 @@ pub fn served_requests_for_bandwidth(bytes_per_sec: u64) -> usize {
         .max(1)
 }
 
+fn default_max_htl_walk() -> bool {
+    DEFAULT_MAX_HTL_WALK
+}
+
 fn default_not_found_doubts() -> u8 {
     DEFAULT_NOT_FOUND_DOUBTS
 }
 
 impl RoutingConfig {
+    /// These rules with the max-HTL walk on and its decrement probability
+    /// ([`WALK_DECREMENT_AT_MAX`]).
+    pub fn with_max_htl_walk(self) -> Self {
+        RoutingConfig {
+            max_htl_walk: true,
+            decrement_at_max_probability: WALK_DECREMENT_AT_MAX,
+            ..self
+        }
+    }
+
     /// Whether a node that received a request at `htl` may write it to its cache.
     pub fn may_cache(&self, htl: u8) -> bool {
         htl < self.max_htl.saturating_sub(self.no_cache_htl_margin)

@@ -29,6 +29,9 @@ pub(super) struct Peer {
     /// at HTL 1 end here.
     decrement_at_max: bool,
     decrement_at_min: bool,
+    /// Drawn once per link: orders this node's peers for the max-HTL walk of
+    /// fetches arriving over this link, and ranks this peer as a successor.
+    pub(super) walk_tag: u64,
     pub(super) backoff_until: Time,
     backoff: Duration,
     /// Requests from this peer this node is working on.
@@ -92,6 +95,9 @@ pub struct Node {
     /// The driver says more is queued for sending than the bandwidth limit
     /// carries in [`super::BANDWIDTH_LIABILITY`]: take on no new requests.
     pub(super) backlogged: bool,
+    /// The walk order of this node's own fetches (like a link's `walk_tag`;
+    /// drawn at the first local fetch, 0 until then).
+    pub(super) local_walk_tag: u64,
 }
 
 impl Node {
@@ -110,6 +116,7 @@ impl Node {
             opennet: Opennet::default(),
             opennet_stats: OpennetStats::default(),
             backlogged: false,
+            local_walk_tag: 0,
         }
     }
 
@@ -163,7 +170,9 @@ impl Node {
         for p in &mut self.peers {
             p.decrement_at_max = coin(rng, at_max);
             p.decrement_at_min = coin(rng, at_min);
+            p.walk_tag = rng.next_u64();
         }
+        self.local_walk_tag = rng.next_u64();
     }
 
     /// Requests this node is working on (its own and relayed).
@@ -274,11 +283,13 @@ impl Node {
         }
         let decrement_at_max = coin(rng, self.config.decrement_at_max_probability);
         let decrement_at_min = coin(rng, self.config.decrement_at_min_probability);
+        let walk_tag = rng.next_u64();
         self.peers.push(Peer {
             id: peer,
             location,
             decrement_at_max,
             decrement_at_min,
+            walk_tag,
             backoff_until: Time::ZERO,
             backoff: Duration::ZERO,
             serving: 0,
@@ -428,6 +439,43 @@ impl Node {
             .map(|p| (p.id, p.location))
     }
 
+    /// The first peer in the walk order `walk` names (see
+    /// [`RoutingConfig::max_htl_walk`]) that is not excluded or backed off:
+    /// the same successor for every fetch with that order while it is there.
+    pub(super) fn walk_peer(
+        &self,
+        now: Time,
+        walk: u64,
+        excluded: impl Fn(PeerId) -> bool,
+    ) -> Option<(PeerId, Location)> {
+        self.peers
+            .iter()
+            .filter(|p| p.backoff_until <= now && !excluded(p.id))
+            .min_by_key(|p| (walk_rank(walk, p.walk_tag), p.id))
+            .map(|p| (p.id, p.location))
+    }
+
+    /// The walk order for a fetch that arrived over `peers[from]` (or is
+    /// this node's own, `None`) at `htl_in` and goes on at `htl`: `Some`
+    /// while it stays at the maximum and walks are on.
+    pub(super) fn walk_order(&self, from: Option<usize>, htl_in: u8, htl: u8) -> Option<u64> {
+        let max = self.config.max_htl;
+        if !self.config.max_htl_walk || htl_in < max || htl < max {
+            return None;
+        }
+        Some(match from {
+            Some(idx) => self.peers[idx].walk_tag,
+            None => self.local_walk_tag,
+        })
+    }
+
+    /// Draws this node's own walk order once.
+    pub(super) fn draw_local_walk<R: RngCore + ?Sized>(&mut self, rng: &mut R) {
+        if self.local_walk_tag == 0 {
+            self.local_walk_tag = rng.next_u64() | 1;
+        }
+    }
+
     pub(super) fn send(&mut self, to: PeerId, msg: Message) {
         self.actions.push_back(Action::Send { to, msg });
     }
@@ -498,7 +546,8 @@ impl Node {
         let id = self.fresh_id(rng);
         let htl = self.config.max_htl;
         let lifetime = self.config.request_lifetime;
-        let req = Request::new(
+        self.draw_local_walk(rng);
+        let mut req = Request::new(
             Kind::Fetch,
             key,
             htl,
@@ -507,6 +556,7 @@ impl Node {
             now,
             lifetime,
         );
+        req.walk = self.walk_order(None, htl, htl);
         self.requests.insert(id, req);
         self.fetch_by_key.insert(key, id);
         self.route_next(now, id);
@@ -557,6 +607,16 @@ impl Node {
 /// A block from the local store, if it really is the block named `key`.
 pub(super) fn lookup<S: BlockLookup + ?Sized>(store: &S, key: &RoutingKey) -> Option<ChkBlock> {
     store.get(key).filter(|b| b.routing_key() == *key)
+}
+
+/// A peer's place in walk order `walk`: a fixed pseudo-random permutation of
+/// the peers per order (splitmix64's finaliser; both inputs are secret random
+/// draws, so no outsider can aim for a place).
+fn walk_rank(walk: u64, tag: u64) -> u64 {
+    let mut z = walk ^ tag;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// 2^32, the number of values `next_u32` can take.

@@ -116,6 +116,9 @@ pub(super) struct Request {
     /// A peer refused it as overloaded, or was passed over while backed off:
     /// a route that then runs out is busy, not missing.
     pub(super) met_overload: bool,
+    /// The walk order this fetch follows while at the maximum HTL
+    /// (`RoutingConfig::max_htl_walk`); `None` routes toward the key.
+    pub(super) walk: Option<u64>,
     pub(super) deadline: Time,
     /// The hard end of this request's life here, whatever its peers say:
     /// no reply can keep it (and its id) alive past this.
@@ -146,6 +149,7 @@ impl Request {
             sink: false,
             doubts: 0,
             met_overload: false,
+            walk: None,
             deadline: now,
             expires: now.after(lifetime),
         }
@@ -257,6 +261,7 @@ impl Node {
             self.config.request_lifetime,
         );
         req.source_location = Some(self.peers[idx].location);
+        req.walk = self.walk_order(Some(idx), htl_in, htl);
         self.requests.insert(id, req);
         self.fetch_by_key.entry(key).or_insert(id);
         self.route_next(now, id);
@@ -555,6 +560,11 @@ impl Node {
     /// "not found" for its key lately come last.
     pub(super) fn next_peer(&self, now: Time, id: RequestId) -> Option<(PeerId, Location)> {
         let req = self.requests.get(&id)?;
+        // Walk only while the budget is untouched: a "not found" that left
+        // fewer hops, or a doubt that halved them, routes toward the key.
+        if let Some(walk) = req.walk.filter(|_| req.htl >= self.config.max_htl) {
+            return self.walk_peer(now, walk, |p| req.was_tried(p) || req.has_peer_waiter(p));
+        }
         let failures = &self.failures;
         self.best_peer(now, &req.key, |p| {
             req.was_tried(p) || req.has_peer_waiter(p) || failures.failed(now, &req.key, p)

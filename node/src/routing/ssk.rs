@@ -73,6 +73,7 @@ impl Node {
             self.config.request_lifetime,
         );
         req.source_location = Some(self.peers[idx].location);
+        req.walk = self.walk_order(Some(idx), htl_in, htl);
         self.requests.insert(id, req);
         self.route_next(now, id);
     }
@@ -182,7 +183,8 @@ impl Node {
         }
         let id = self.fresh_id(rng);
         let htl = self.config.max_htl;
-        let req = Request::new(
+        self.draw_local_walk(rng);
+        let mut req = Request::new(
             Kind::SskFetch,
             key,
             htl,
@@ -191,6 +193,7 @@ impl Node {
             now,
             self.config.request_lifetime,
         );
+        req.walk = self.walk_order(None, htl, htl);
         self.requests.insert(id, req);
         self.route_next(now, id);
     }

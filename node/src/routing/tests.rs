@@ -1191,3 +1191,100 @@ fn a_tally_is_bounded_however_large_the_values() {
     assert_eq!(tally.count(), 10_000);
     assert!(tally.iter().count() <= TALLY_MAX as usize + 1);
 }
+
+/// Where node `one` sends each of `keys` first when peer `from` asks for it
+/// at `htl` (`from` 0: the node's own fetch).
+fn first_hops(one: &mut One, from: u64, keys: &[RoutingKey], htl: u8, id0: u64) -> Vec<u64> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, &key)| {
+            let id = id0 + i as u64;
+            let out = if from == 0 {
+                one.handle(Event::Fetch {
+                    client: ClientId(id),
+                    key,
+                })
+            } else {
+                one.msg(from, request(id, key, htl))
+            };
+            let forwarded = sends(&out)
+                .into_iter()
+                .find(|(_, m)| matches!(m, Message::Request { .. }))
+                .map(|(to, _)| to);
+            forwarded.unwrap_or_else(|| panic!("{key:?} not forwarded: {out:?}"))
+        })
+        .collect()
+}
+
+fn walking_node(config: RoutingConfig) -> One {
+    let mut one = One::new(config, Location(0));
+    for peer in 1..=8u64 {
+        one.up(peer, Location(peer.wrapping_mul(u64::MAX / 8)));
+    }
+    one
+}
+
+#[test]
+fn fetches_at_the_maximum_walk_to_one_successor_per_upstream_link_whatever_the_key() {
+    // Fresh keys per round, so no request merges with a live one.
+    let keys = |round: usize| -> Vec<RoutingKey> {
+        (0..24)
+            .map(|i| sim_block(4, round * 100 + i).routing_key())
+            .collect()
+    };
+    // Never decrement at the maximum, so every request here stays on the walk.
+    let walk = RoutingConfig {
+        decrement_at_max_probability: 0.0,
+        ..RoutingConfig::default().with_max_htl_walk()
+    };
+    let mut one = walking_node(walk.clone());
+    let max = walk.max_htl;
+    for (from, id0) in [(0u64, 1_000), (1, 2_000), (2, 3_000)] {
+        let hops = first_hops(&mut one, from, &keys(from as usize), max, id0);
+        assert!(hops.iter().all(|&h| h == hops[0]), "from {from}: {hops:?}");
+        assert_ne!(hops[0], from);
+    }
+    // Below the maximum the same node routes toward each key.
+    let hops = first_hops(&mut one, 1, &keys(4), 10, 4_000);
+    let distinct: std::collections::HashSet<_> = hops.iter().collect();
+    assert!(distinct.len() >= 4, "{hops:?}");
+    // The control: without the walk, keys at the maximum spread too.
+    let greedy = RoutingConfig {
+        decrement_at_max_probability: 0.0,
+        ..RoutingConfig::default()
+    };
+    let mut one = walking_node(greedy);
+    let hops = first_hops(&mut one, 1, &keys(5), max, 5_000);
+    let distinct: std::collections::HashSet<_> = hops.iter().collect();
+    assert!(distinct.len() >= 4, "{hops:?}");
+}
+
+#[test]
+fn a_walk_refused_as_a_loop_goes_on_to_the_next_successor_still_at_the_maximum() {
+    let walk = RoutingConfig {
+        decrement_at_max_probability: 0.0,
+        ..RoutingConfig::default().with_max_htl_walk()
+    };
+    let max = walk.max_htl;
+    let mut one = walking_node(walk);
+    let key = sim_block(4, 100).routing_key();
+    let first = first_hops(&mut one, 1, &[key], max, 7)[0];
+    let out = one.msg(first, Message::RejectedLoop { id: RequestId(7) });
+    let next: Vec<_> = sends(&out)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::Request { .. }))
+        .collect();
+    assert_eq!(next.len(), 1, "{out:?}");
+    let (second, msg) = next[0];
+    assert!(second != first && second != 1, "{second}");
+    assert_eq!(msg, &request(7, key, max));
+    // Every other key from the same link takes the same second choice once
+    // the first refuses it: the order, not the key, decides.
+    let key2 = sim_block(4, 101).routing_key();
+    assert_eq!(first_hops(&mut one, 1, &[key2], max, 8)[0], first);
+    let out = one.msg(first, Message::RejectedLoop { id: RequestId(8) });
+    assert!(
+        sends(&out).contains(&(second, &request(8, key2, max))),
+        "{out:?}"
+    );
+}

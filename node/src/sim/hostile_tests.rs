@@ -122,14 +122,17 @@ fn levine_at(policy: HtlPolicy) -> levine::LevineReport {
         trials: 6,
         seed: 5,
         policy,
+        decrement_at_max: None,
     })
 }
 
 #[test]
-fn the_levine_test_works_against_per_request_coins_and_less_against_per_link() {
+fn the_levine_test_works_against_per_request_coins_less_against_per_link_and_not_against_the_walk()
+{
     let control = levine_at(HtlPolicy::PerRequest);
     let warren = levine_at(HtlPolicy::PerLink);
-    for r in [&control, &warren] {
+    let walk = levine_at(HtlPolicy::Walk);
+    for r in [&control, &warren, &walk] {
         assert!(
             r.downloader_pairs > 0 && r.relayer_pairs > r.downloader_pairs,
             "{r:?}"
@@ -138,9 +141,22 @@ fn the_levine_test_works_against_per_request_coins_and_less_against_per_link() {
     }
     // The control: some threshold flags downloaders with high precision.
     assert!(control.worst_precision >= 0.5, "{control:?}");
-    // Per-link coins let relayers look like downloaders.
+    // Per-link coins let relayers look like downloaders at low thresholds...
     let fp = |r: &levine::LevineReport| r.rows.first().map_or(0, |row| row.false_positives);
     assert!(fp(&warren) > fp(&control), "{warren:?}\n{control:?}");
+    // ...but the largest share is still the downloader's own link.
+    assert!(warren.worst_precision >= 0.5, "{warren:?}");
+    // On the walk every downloader is flagged, at every threshold, among
+    // several relayers carrying the same whole file.
+    assert!(
+        walk.rows.iter().all(|row| row.true_positives > 0),
+        "{walk:?}"
+    );
+    assert!(walk.worst_precision <= 0.4, "{walk:?}");
+    println!(
+        "highest precision: control {:.3}, per-link {:.3}, walk {:.3}",
+        control.worst_precision, warren.worst_precision, walk.worst_precision
+    );
 }
 
 fn traceback_at(scenario: Scenario) -> traceback::TracebackReport {

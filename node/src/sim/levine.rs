@@ -12,9 +12,13 @@
 //! Warren's routing core flips the HTL coins once per link (see
 //! `routing::Node::decrement`), so a relayer whose link from the downloader
 //! does not decrement passes every request on at the maximum, like the
-//! downloader. The control redraws every coin before each request: the
-//! per-request policy the attack was designed against, where a relayer
-//! shows a mix of maximum and maximum-minus-one.
+//! downloader; and a fetch at the maximum walks to a fixed successor per
+//! upstream link, so such a relayer passes on *all* it got, as the
+//! downloader sends all of its own to its successor. Played three ways:
+//! that ([`HtlPolicy::Walk`]), the per-link coins with greedy routing from
+//! the first hop (before the walk), and the control, which redraws every
+//! coin before each request: the per-request policy the attack was designed
+//! against, where a relayer shows a mix of maximum and maximum-minus-one.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -33,21 +37,41 @@ use super::{
 use crate::routing::RoutingConfig;
 use crate::wire::Message;
 
-/// How hops-to-live coins are flipped.
+/// How hops-to-live coins are flipped and where a fetch at the maximum goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HtlPolicy {
-    /// Warren: once per link, when it comes up.
+    /// Warren with `max_htl_walk`: coins once per link, and fetches at the
+    /// maximum walk to a fixed successor per upstream link, p = 1/10.
+    Walk,
+    /// Warren's default: coins once per link (p = 1/2), routed toward the
+    /// key from the first hop.
     PerLink,
-    /// The control: afresh for every request.
+    /// The control: coins afresh for every request (p = 1/2), routed toward
+    /// the key.
     PerRequest,
+}
+
+impl HtlPolicy {
+    /// The routing rules each policy runs.
+    pub fn routing(self) -> RoutingConfig {
+        match self {
+            HtlPolicy::Walk => RoutingConfig::default().with_max_htl_walk(),
+            HtlPolicy::PerLink | HtlPolicy::PerRequest => RoutingConfig {
+                max_htl_walk: false,
+                decrement_at_max_probability: crate::routing::DEFAULT_DECREMENT_AT_MAX,
+                ..RoutingConfig::default()
+            },
+        }
+    }
 }
 
 impl core::fmt::Display for HtlPolicy {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
-            HtlPolicy::PerLink => "per-link (Warren)",
-            HtlPolicy::PerRequest => "per-request coin (control)",
+            HtlPolicy::Walk => "max-HTL walk, per-link coins (Warren, max_htl_walk = true)",
+            HtlPolicy::PerLink => "per-link coins, greedy (Warren's default)",
+            HtlPolicy::PerRequest => "per-request coin, greedy (control)",
         })
     }
 }
@@ -62,6 +86,10 @@ pub struct LevineConfig {
     pub trials: usize,
     pub seed: u64,
     pub policy: HtlPolicy,
+    /// Overrides the policy's probability that a link decrements a request
+    /// at the maximum HTL (the walk's length is 1/p links on average).
+    #[serde(default)]
+    pub decrement_at_max: Option<f64>,
 }
 
 /// What one watcher saw from one neighbour during one trial.
@@ -111,7 +139,11 @@ pub fn run(config: &LevineConfig) -> LevineReport {
         cache_capacity: DEFAULT_CACHE_CAPACITY,
         link_bytes_per_sec: None,
     };
-    let mut net = Net::new(RoutingConfig::default(), &locations, adjacency, params);
+    let mut routing = config.policy.routing();
+    if let Some(p) = config.decrement_at_max {
+        routing.decrement_at_max_probability = p;
+    }
+    let mut net = Net::new(routing, &locations, adjacency, params);
     let file: Rc<RefCell<HashSet<RoutingKey>>> = Rc::default();
     let seen: Rc<RefCell<HashMap<(NodeIx, NodeIx), Seen>>> = Rc::default();
     let max_htl = net.config().max_htl;

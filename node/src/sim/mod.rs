@@ -83,6 +83,17 @@ pub struct SimConfig {
     /// before the claimed-HTL-0 defence.
     #[serde(default = "default_not_found_doubts")]
     pub not_found_doubts: u8,
+    /// `RoutingConfig::max_htl_walk` of every node (with its decrement
+    /// probability, `routing::WALK_DECREMENT_AT_MAX`).
+    #[serde(default = "default_max_htl_walk")]
+    pub max_htl_walk: bool,
+    /// Overrides `RoutingConfig::decrement_at_max_probability`.
+    #[serde(default)]
+    pub decrement_at_max: Option<f64>,
+}
+
+fn default_max_htl_walk() -> bool {
+    crate::routing::DEFAULT_MAX_HTL_WALK
 }
 
 fn default_not_found_doubts() -> u8 {
@@ -115,6 +126,8 @@ impl Default for SimConfig {
             malicious_fraction: 0.0,
             malicious_kind: MaliciousKind::Dnf,
             not_found_doubts: DEFAULT_NOT_FOUND_DOUBTS,
+            max_htl_walk: crate::routing::DEFAULT_MAX_HTL_WALK,
+            decrement_at_max: None,
         }
     }
 }
@@ -216,6 +229,14 @@ pub fn run(config: &SimConfig) -> SimReport {
             .then(|| folding::sim_opennet(config.degree)),
         ..RoutingConfig::default()
     };
+    let mut routing = if config.max_htl_walk {
+        routing.with_max_htl_walk()
+    } else {
+        routing
+    };
+    if let Some(p) = config.decrement_at_max {
+        routing.decrement_at_max_probability = p;
+    }
     let params = NetParams {
         seed: rng.gen(),
         latency_ms: config.latency_ms,
