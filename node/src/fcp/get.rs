@@ -364,7 +364,7 @@ async fn fetch_and_answer(
         // `DataFound`); a direct get on the connection sends `DataFound` at
         // once and streams, so it has none.
         ReturnType::None | ReturnType::Direct => {
-            match progress::reporting(reply, &progress, verbose, drain(fetch.chunks, None)).await {
+            match progress::reporting(reply, &*progress, verbose, drain(fetch.chunks, None)).await {
                 Ok(()) => {
                     reply.send(found).await;
                 }
@@ -376,7 +376,7 @@ async fn fetch_and_answer(
             }
         }
         ReturnType::Disk(path) => {
-            match progress::reporting(reply, &progress, verbose, write_file(&path, fetch.chunks))
+            match progress::reporting(reply, &*progress, verbose, write_file(&path, fetch.chunks))
                 .await
             {
                 Ok(()) => {

@@ -17,6 +17,8 @@ mod blocks;
 pub mod codes;
 mod dda;
 mod get;
+mod insert;
+mod inserted;
 pub mod message;
 pub mod persist;
 mod progress;
@@ -29,6 +31,7 @@ pub mod vault;
 
 pub use blocks::BLOCKS_DIR;
 pub use dda::MAX_DDA_DIRECTORIES;
+pub use inserted::INSERTS_DIR;
 pub use put::MAX_SITE_FILES;
 pub use queue::MAX_PERSISTENT_REQUESTS;
 pub use session::{MAX_DATA_LENGTH, MAX_REQUESTS_PER_CONNECTION};

@@ -14,6 +14,24 @@ use super::message::Message;
 use super::session::Reply;
 use crate::client::{Progress, ProgressSnapshot};
 
+/// Block counts that can be looked at while a request runs: the client
+/// layer's, or a logged insert's (`super::insert`).
+pub(super) trait Counting {
+    fn now(&self) -> ProgressSnapshot;
+}
+
+impl Counting for Progress {
+    fn now(&self) -> ProgressSnapshot {
+        self.snapshot()
+    }
+}
+
+impl Counting for super::insert::Counts {
+    fn now(&self) -> ProgressSnapshot {
+        self.snapshot()
+    }
+}
+
 /// How often the counts are looked at; a report goes out only if they moved.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -41,9 +59,9 @@ pub(super) fn message(reply: &Reply, now: ProgressSnapshot) -> Message {
 /// Runs `work`, reporting `progress` every [`PROGRESS_INTERVAL`] while the
 /// counts move; returns what `work` returns. `work` must not send the
 /// request's outcome itself (a report could then follow it).
-pub(super) async fn reporting<F: Future>(
+pub(super) async fn reporting<F: Future, C: Counting + ?Sized>(
     reply: &Reply,
-    progress: &Progress,
+    progress: &C,
     verbose: bool,
     work: F,
 ) -> F::Output {
@@ -61,13 +79,13 @@ pub(super) async fn reporting<F: Future>(
         tokio::select! {
             out = &mut work => {
                 // The last counts, so a report always precedes the outcome.
-                if let Some(m) = report(progress.snapshot()) {
+                if let Some(m) = report(progress.now()) {
                     reply.progress(m, verbose).await;
                 }
                 return out;
             }
             _ = tick.tick() => {
-                if let Some(m) = report(progress.snapshot()) {
+                if let Some(m) = report(progress.now()) {
                     reply.progress(m, verbose).await;
                 }
             }

@@ -14,6 +14,8 @@ use warren_crypto::{AnyUri, ChkUri};
 use super::codes::{put_failed, Insert, Protocol};
 use super::dda;
 use super::get::{strip_freenet, strip_uri};
+use super::insert;
+use super::inserted::InsertLog;
 use super::message::Message;
 use super::persist::{Resume, SiteRecord, SiteSource};
 use super::progress;
@@ -181,7 +183,9 @@ async fn publish(node: &NodeHandle, target: &str, chk: ChkUri) -> Result<String,
     Ok(signed::publish(node, &target, chk, false).await?.uri)
 }
 
-/// Inserts (or only encodes) one file and answers the request.
+/// Inserts (or only encodes) one file and answers the request. A
+/// `Persistence=forever` insert notes its confirmed blocks as it goes and
+/// skips those noted before a restart (see `fcp::insert`).
 async fn run_put(node: NodeHandle, reply: Reply, source: Source, settings: PutSettings) {
     let PutSettings {
         content_type,
@@ -190,22 +194,46 @@ async fn run_put(node: NodeHandle, reply: Reply, source: Source, settings: PutSe
         verbose,
         publish_to,
     } = settings;
-    let progress = std::sync::Arc::new(client::Progress::default());
-    let counted = std::sync::Arc::clone(&progress);
-    let work = async {
-        let content = open(source).await?;
-        if chk_only {
-            key_only(content, content_type).await
-        } else {
-            client::insert_stream_counted(&node, content, content_type, counted).await
-        }
+    let log = if chk_only {
+        None
+    } else {
+        insert_log_of(&reply)
     };
-    let mut result = progress::reporting(&reply, &progress, verbose, work)
-        .await
-        .map(|uri| match name {
-            Some(name) => uri.with_path(name).to_string(),
-            None => uri.to_string(),
-        });
+    let node_stopping = node.clone();
+    let (result, log) = if let Some(mut log) = log {
+        let counts = insert::Counts::default();
+        let work = async {
+            let content = open(source).await?;
+            insert::insert_logged(&node, content, content_type, &counts, &mut log, 0).await
+        };
+        let result = progress::reporting(&reply, &counts, verbose, work).await;
+        if counts.skipped() > 0 {
+            tracing::info!(
+                recorded = log.inserted_before(),
+                skipped = counts.skipped(),
+                total = counts.snapshot().total,
+                "a resumed upload did not insert again the blocks confirmed before the restart"
+            );
+        }
+        (result, Some(log))
+    } else {
+        let progress = std::sync::Arc::new(client::Progress::default());
+        let counted = std::sync::Arc::clone(&progress);
+        let work = async {
+            let content = open(source).await?;
+            if chk_only {
+                key_only(content, content_type).await
+            } else {
+                client::insert_stream_counted(&node, content, content_type, counted).await
+            }
+        };
+        let result = progress::reporting(&reply, &*progress, verbose, work).await;
+        (result, None)
+    };
+    let mut result = result.map(|uri| match name {
+        Some(name) => uri.with_path(name).to_string(),
+        None => uri.to_string(),
+    });
     if let (Ok(chk), Some(target)) = (&result, &publish_to) {
         result = match chk.parse::<ChkUri>() {
             Ok(chk) => publish(&node, target, chk).await,
@@ -223,6 +251,29 @@ async fn run_put(node: NodeHandle, reply: Reply, source: Source, settings: PutSe
             );
             reply.send(failed).await;
         }
+    }
+    // The outcome is sent (and kept), unless the node is stopping: then
+    // the log stays for the put to resume from.
+    if let Some(log) = log {
+        if node_stopping.status().await.is_ok() {
+            log.remove().await;
+        }
+    }
+}
+
+/// The insert log of a `Persistence=forever` request; `None` for any other.
+fn insert_log_of(reply: &Reply) -> Option<InsertLog> {
+    match &reply.target {
+        Target::Queue {
+            shared,
+            key,
+            persistence,
+        } if persistence == "forever" => Some(InsertLog::open(
+            &shared.data_dir,
+            std::sync::Arc::clone(&shared.vault),
+            key,
+        )),
+        _ => None,
     }
 }
 
@@ -868,6 +919,7 @@ async fn run_site(
     let total = files.len();
     let mut entries = Vec::with_capacity(total);
     let spools = site_spools(&reply, files.len());
+    let mut log = insert_log_of(&reply);
     let node_stopping = node.clone();
     let result: Result<String, ClientError> = async {
         // A `forever` site's direct files are spooled, in the order they
@@ -906,8 +958,24 @@ async fn run_site(
                             seen.add(c.len() as u64);
                         }
                     });
-                    let uri =
-                        client::insert_stream(&node, content, file.content_type.clone()).await?;
+                    let content_type = file.content_type.clone();
+                    let uri = match &mut log {
+                        // A `forever` site's files resume block by block.
+                        Some(log) => {
+                            let number = u32::try_from(done).unwrap_or(u32::MAX);
+                            let counts = insert::Counts::default();
+                            insert::insert_logged(
+                                &node,
+                                content,
+                                content_type,
+                                &counts,
+                                log,
+                                number,
+                            )
+                            .await?
+                        }
+                        None => client::insert_stream(&node, content, content_type).await?,
+                    };
                     (uri, counted.get())
                 }
             };
@@ -937,11 +1005,12 @@ async fn run_site(
     .await;
     // An outcome is sent now, unless the node is stopping (then the site
     // starts again from its spools later).
-    if let Some(spools) = spools {
-        if node_stopping.status().await.is_ok() {
-            for spool in spools {
-                spool.remove().await;
-            }
+    if node_stopping.status().await.is_ok() {
+        for spool in spools.into_iter().flatten() {
+            spool.remove().await;
+        }
+        if let Some(log) = log {
+            log.remove().await;
         }
     }
     match result {

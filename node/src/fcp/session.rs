@@ -588,6 +588,8 @@ impl Session {
             super::blocks::BlockDir::new(&self.shared.data_dir, Arc::clone(vault), &key)
                 .remove()
                 .await;
+            let log = super::inserted::InsertLog::path_of(&self.shared.data_dir, vault, &key);
+            super::inserted::InsertLog::remove_at(&log).await;
             super::spool::Spool::new(&self.shared.data_dir, Arc::clone(vault), &key)
                 .remove()
                 .await;
