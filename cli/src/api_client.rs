@@ -5,12 +5,12 @@
 //! (`api.token` in the node's data directory) at each request, so a client
 //! made before the node finished starting, or kept across a restart, works.
 
-use std::io::Read;
+use std::io::{BufRead as _, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use serde::Deserialize;
 use warren_node::http::framed;
@@ -91,6 +91,26 @@ struct UriAnswer {
 pub struct Published {
     pub uri: String,
     pub edition: Option<u64>,
+}
+
+/// What `/api/reinsert` answered at the end.
+#[derive(Debug, Deserialize)]
+pub struct Reinserted {
+    /// The key the content has now (the same as asked, unless it changed).
+    pub uri: String,
+    /// Whether it is the key asked for: the document was refreshed.
+    pub refreshed: bool,
+    /// Blocks inserted.
+    pub blocks: u64,
+}
+
+/// One line of `/api/reinsert`'s answer.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ReinsertLine {
+    Progress { progress: u64, total: u64 },
+    Done(Reinserted),
+    Failed { error: String },
 }
 
 impl ApiClient {
@@ -245,6 +265,45 @@ impl ApiClient {
             .limit(MAX_JSON_BYTES)
             .read_to_string()?;
         Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Asks the node to fetch `key` and insert what it names again; calls
+    /// `on_progress(blocks inserted, blocks known)` as the node reports.
+    pub fn reinsert(&self, key: &str, on_progress: &mut dyn FnMut(u64, u64)) -> Result<Reinserted> {
+        let body = serde_json::to_vec(&serde_json::json!({ "key": key }))?;
+        let response = self
+            .agent
+            .post(format!("{}/api/reinsert", self.base))
+            .header("authorization", self.authorization())
+            .header("content-type", "application/json")
+            .send(&body[..])
+            .map_err(|e| self.explain(e))?;
+        let response = self.check(response)?;
+        let reader = response
+            .into_body()
+            .into_with_config()
+            .limit(u64::MAX)
+            .reader();
+        let mut lines = std::io::BufReader::new(reader);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            // Each line is one small JSON object: a longer one is not the node.
+            let read = (&mut lines)
+                .take(MAX_JSON_BYTES)
+                .read_line(&mut line)
+                .context("the node stopped answering during the reinsert")?;
+            if read == 0 {
+                bail!("the node ended its answer without saying how the reinsert went");
+            }
+            let answer: ReinsertLine = serde_json::from_str(line.trim())
+                .context("the node's answer is not the expected JSON")?;
+            match answer {
+                ReinsertLine::Progress { progress, total } => on_progress(progress, total),
+                ReinsertLine::Done(done) => return Ok(done),
+                ReinsertLine::Failed { error } => bail!("{}", error.trim()),
+            }
+        }
     }
 
     /// Starts fetching `key`; the node verifies every block before sending it on.

@@ -66,6 +66,13 @@ pub fn run(args: &InsertArgs) -> Result<()> {
         bar.finish_and_clear();
         with_file_name(uri, &args.path)
     };
+    // The key depends only on the content and its type, so an insert of
+    // the same file is a refresh of the key it had: say so, since a node
+    // cannot tell whether the network still held the blocks.
+    eprintln!(
+        "inserted; the same file inserted again gives this key and refreshes it \
+         (`warren reinsert KEY` does so from the key alone)"
+    );
     println!("{uri}");
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod insert;
 pub mod keys;
 pub mod node;
+pub mod reinsert;
 pub mod runfile;
 pub mod sim;
 pub mod status;

@@ -5,7 +5,7 @@
 //! codes live here; everything else is in `warren-node`, `warren-store` and
 //! `warren-crypto`.
 
-use warren_cli::{demo, fetch, insert, keys, node, sim, status, testnet};
+use warren_cli::{demo, fetch, insert, keys, node, reinsert, sim, status, testnet};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +31,8 @@ enum Command {
     Insert(insert::InsertArgs),
     /// Fetch a key through a running node, verify it, and write it out.
     Fetch(fetch::FetchArgs),
+    /// Fetch a key through a running node and insert it again (keeps it alive).
+    Reinsert(reinsert::ReinsertArgs),
     /// Show a running node's peers, traffic, store and routing figures.
     Status(status::StatusArgs),
     /// Signed keys for publishing (`keys new`); not the node identity (`keygen`).
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node::run(&args),
         Command::Insert(args) => insert::run(&args),
         Command::Fetch(args) => fetch::run(&args),
+        Command::Reinsert(args) => reinsert::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Keys(args) => keys::run(&args),
         Command::Keygen { data_dir } => node::keygen(data_dir),

@@ -485,6 +485,82 @@ pub async fn fetch_counted(
     })
 }
 
+/// What [`reinsert`] did.
+#[derive(Debug, Clone)]
+pub struct Reinserted {
+    /// The key the content encodes to now.
+    pub uri: ChkUri,
+    /// Whether that is the key asked for: CHKs are deterministic (the same
+    /// content and type give the same key), so the document was refreshed.
+    pub refreshed: bool,
+    /// Blocks inserted: data, check, manifests and the root.
+    pub blocks: u64,
+}
+
+/// Fetches the single file `uri` names and inserts it again, with the
+/// content type its metadata records, so every block of its tree (check
+/// blocks and root copies included) goes back into the network under the
+/// same keys: a way to keep content alive that only its key needs. A file
+/// of a site is refused: its key is the site's, which one file cannot
+/// rebuild. The blocks inserted are counted in `progress` as they go.
+pub async fn reinsert(
+    node: &NodeHandle,
+    uri: ChkUri,
+    progress: Arc<Progress>,
+) -> Result<Reinserted, ClientError> {
+    let mut run = FetchRun::new(node.clone(), &uri);
+    let length = loop {
+        if let Some(length) = run.fetcher.total_len() {
+            break length;
+        }
+        run.step().await?;
+    };
+    if run.fetcher.is_site() {
+        return Err(ClientError::BadRequest(
+            "this key names a site; reinsert inserts single files (insert the site's \
+             directory again, which gives the same key)"
+                .into(),
+        ));
+    }
+    // The type the metadata records, not a guess from the name: the guess
+    // would change the manifest and so the key.
+    let content_type = run.fetcher.content_type().map(str::to_owned);
+    let (tx, chunks) = mpsc::channel(OUTPUT_QUEUE);
+    tokio::spawn(async move {
+        if let Err(err) = run.stream_to(&tx).await {
+            let _ = tx
+                .send(Err(std::io::Error::other(crate::error_chain(&err))))
+                .await;
+        }
+    });
+    let content = ContentStream {
+        length,
+        content_type: content_type.clone(),
+        site: false,
+        chunks,
+    };
+    let inserted = insert_stream_counted(
+        node,
+        content.into_stream(),
+        content_type,
+        Arc::clone(&progress),
+    )
+    .await
+    .map_err(|err| match err {
+        // The fetch half failed: say so as a fetch failure.
+        ClientError::Input(why) => ClientError::NotFound(why),
+        other => other,
+    })?;
+    Ok(Reinserted {
+        refreshed: inserted.key.routing == uri.key.routing,
+        uri: ChkUri {
+            path: uri.path.clone(),
+            ..inserted
+        },
+        blocks: progress.snapshot().succeeded,
+    })
+}
+
 /// A content type from the file name in the URI, for single-block files whose
 /// manifest-less form carries none.
 fn guess_type(uri: &ChkUri) -> Option<String> {

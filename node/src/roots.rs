@@ -18,7 +18,7 @@ use crate::client::ClientError;
 use crate::driver::{NodeHandle, RequestError};
 
 /// Heals (re-inserts of a block the network had lost: a root rebuilt from a
-/// copy, or a data block rebuilt from check blocks) waiting at once in this
+/// copy, or a data or check block rebuilt by the erasure code) waiting at once in this
 /// process; past it a rebuilt block is not re-inserted. Bounds the insert
 /// traffic a burst of damaged fetches can cause, and the memory the waiting
 /// blocks hold (64 x 32 KiB).

@@ -81,8 +81,8 @@ pub(crate) struct Download {
     next_first_block: u64,
     /// Requests in flight: a key may fill several slots (identical blocks).
     pending: HashMap<RoutingKey, Vec<Slot>>,
-    /// Data blocks the network reported missing and the erasure code
-    /// rebuilt (and checked against the manifest), for the driver to heal;
+    /// Blocks (data or check) the network reported missing and the erasure
+    /// code rebuilt (and checked against the manifest), for the driver to heal;
     /// at most [`MAX_REBUILT`] wait.
     rebuilt: Vec<ChkBlock>,
 }
@@ -384,11 +384,14 @@ impl Download {
             .sum();
         let mut content = Vec::with_capacity(total);
         let mut rebuilt = Vec::new();
+        // Where each data shard starts in `content` and how long it is.
+        let mut spans = Vec::with_capacity(state.data_count);
         for (index, slot) in recovered.into_iter().enumerate() {
             let len = self.expected_len(Slot {
                 segment,
                 shard: index,
             });
+            spans.push((content.len(), len));
             if let Some(shard) = slot {
                 // Recovered blocks must re-encode to the keys the manifest lists,
                 // so every fetcher gets the same content whatever blocks it found.
@@ -405,10 +408,64 @@ impl Download {
                 content.extend_from_slice(&shard[..len]);
             }
         }
+        let check_missing = state.status[state.data_count..].contains(&Status::Missing);
+        if check_missing {
+            rebuilt.extend(self.rebuild_check(position, &content, &spans)?);
+        }
         Ok((content, rebuilt))
     }
 
-    /// Data blocks rebuilt since the last call that the network had lost.
+    /// The check blocks of a decoded segment that the network reported
+    /// missing, made again from its data (the encoding is deterministic) and
+    /// checked against the manifest's keys, so they can be healed too: a
+    /// segment that lost check blocks has less margin for the next loss.
+    fn rebuild_check(
+        &self,
+        position: usize,
+        content: &[u8],
+        spans: &[(usize, usize)],
+    ) -> Result<Vec<ChkBlock>, FetchError> {
+        let part = self.part;
+        let state = &self.active[position];
+        let segment = state.index;
+        let keys = &self.manifest.segments[segment].check;
+        let shards = spans
+            .iter()
+            .map(|&(start, len)| &content[start..start + len]);
+        let mut made = Vec::with_capacity(keys.len());
+        let mut failure = None;
+        fec::FecEncoder::default()
+            .encode(shards, keys.len(), |shard| match ChkBlock::encode(shard) {
+                Ok((block, key)) => made.push((block, key)),
+                Err(source) => failure = Some(source),
+            })
+            .map_err(|source| FetchError::Fec {
+                part,
+                segment,
+                source,
+            })?;
+        if let Some(source) = failure {
+            return Err(FetchError::BadBlock { part, source });
+        }
+        let mut rebuilt = Vec::new();
+        for (index, (block, key)) in made.into_iter().enumerate() {
+            let Some(expected) = keys.get(index) else {
+                break;
+            };
+            if state.status[state.data_count + index] != Status::Missing {
+                continue;
+            }
+            // A manifest whose check keys do not match its data is not
+            // healed from: the blocks it names are someone else's.
+            if key.routing != expected.routing {
+                return Err(FetchError::InconsistentSegment { part, segment });
+            }
+            rebuilt.push(block);
+        }
+        Ok(rebuilt)
+    }
+
+    /// Blocks rebuilt since the last call that the network had lost.
     pub(crate) fn take_rebuilt(&mut self) -> Vec<ChkBlock> {
         core::mem::take(&mut self.rebuilt)
     }

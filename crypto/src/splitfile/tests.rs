@@ -686,3 +686,32 @@ fn lost_data_blocks_come_back_rebuilt_for_healing() {
     assert_eq!(rebuilt, expected, "exactly the lost blocks, byte for byte");
     assert!(fetcher.take_rebuilt().is_empty(), "each is handed out once");
 }
+
+#[test]
+fn lost_check_blocks_come_back_rebuilt_for_healing() {
+    let data = random_bytes(10, 10 * BLOCK_PAYLOAD);
+    let encoded = encode_with(&data, 4, None);
+    let ranges = segment_ranges(data.len(), 4);
+    let mut net = network(&encoded.blocks);
+    // Segment 1 (4 data, then 4 check blocks) loses two data blocks and its
+    // first check block: the fetcher asks for that one, finds it missing,
+    // and decodes from the other check blocks.
+    let start = ranges[1].start;
+    let lost: Vec<_> = [start, start + 1, start + 4]
+        .iter()
+        .map(|&i| encoded.blocks[i].clone())
+        .collect();
+    for block in &lost {
+        net.remove(&block.routing_key());
+    }
+    let (out, mut fetcher) = fetch(&encoded.uri, &net, 16).unwrap();
+    assert_eq!(out, data);
+    let mut rebuilt = fetcher.take_rebuilt();
+    rebuilt.sort_by_key(ChkBlock::routing_key);
+    let mut expected = lost;
+    expected.sort_by_key(ChkBlock::routing_key);
+    assert_eq!(
+        rebuilt, expected,
+        "the lost data and check blocks, byte for byte"
+    );
+}

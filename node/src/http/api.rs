@@ -1,6 +1,8 @@
 //! The API origin: the CLI's JSON API (token), the operator's pages (status,
 //! upload) and Prometheus metrics.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -34,6 +36,7 @@ pub(super) fn router(shared: Shared, port: u16) -> Router {
         .route("/api/status", get(status))
         .route("/api/insert", post(insert))
         .route("/api/site", post(insert_site))
+        .route("/api/reinsert", post(reinsert))
         .route("/api/publish", post(publish))
         .route("/api/fetch/{*key}", get(fetch))
         .route_layer(from_fn_with_state(door.clone(), require_token));
@@ -166,6 +169,101 @@ async fn insert(
             error_response(&err)
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReinsertRequest {
+    key: String,
+}
+
+/// `warren reinsert`: fetches what a key names and inserts it again (for a
+/// signed key, the CHK content it points to; the key travels in the body).
+async fn reinsert(State(shared): State<Shared>, Json(request): Json<ReinsertRequest>) -> Response {
+    let any: AnyUri = match request.key.parse() {
+        Ok(uri) => uri,
+        Err(err) => return error_response(&ClientError::BadKey(err)),
+    };
+    if any.is_insert() {
+        return error_response(&ClientError::BadRequest(
+            "that is an insert key; reinsert takes the request key".into(),
+        ));
+    }
+    let resolved = match signed::resolve(&shared.node, &any).await {
+        Ok(resolved) => resolved,
+        Err(err) => return error_response(&err),
+    };
+    let Content::Chk(uri) = resolved.content else {
+        return error_response(&ClientError::BadRequest(
+            "this signed key holds its content in its own block, not in CHKs; \
+             only its author can insert it again"
+                .into(),
+        ));
+    };
+    // A reinsert takes as long as a fetch and an insert: the answer streams
+    // one JSON line a second with the blocks inserted so far (so neither
+    // side's read timeout fires and the user sees progress), then one line
+    // with the outcome.
+    let progress = Arc::new(client::Progress::default());
+    let job = tokio::spawn({
+        let (node, progress) = (shared.node.clone(), Arc::clone(&progress));
+        async move { client::reinsert(&node, uri, progress).await }
+    });
+    let metrics = shared.metrics.clone();
+    let lines = futures_util::stream::unfold(Some(AbortOnDrop(job)), move |job| {
+        let (progress, metrics) = (Arc::clone(&progress), metrics.clone());
+        async move {
+            let mut job = job?;
+            let line = tokio::select! {
+                joined = &mut job.0 => {
+                    let outcome = match joined {
+                        Ok(Ok(done)) => {
+                            metrics.count("api", "reinserted");
+                            serde_json::json!({
+                                "uri": done.uri.to_string(),
+                                "refreshed": done.refreshed,
+                                "blocks": done.blocks,
+                            })
+                        }
+                        Ok(Err(err)) => serde_json::json!({ "error": crate::error_chain(&err) }),
+                        Err(_) => serde_json::json!({ "error": ClientError::Stopped.to_string() }),
+                    };
+                    return Some((Ok::<_, std::io::Error>(json_line(&outcome)), None));
+                }
+                () = tokio::time::sleep(REINSERT_PROGRESS_EVERY) => {
+                    let snapshot = progress.snapshot();
+                    json_line(&serde_json::json!({
+                        "progress": snapshot.succeeded,
+                        "total": snapshot.total,
+                    }))
+                }
+            };
+            Some((Ok(line), Some(job)))
+        }
+    });
+    let mut response = Response::new(Body::from_stream(lines));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+}
+
+/// Stops a reinsert whose client went away (the answer stream was dropped).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often a reinsert's answer reports its progress.
+const REINSERT_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn json_line(value: &serde_json::Value) -> bytes::Bytes {
+    let mut line = value.to_string().into_bytes();
+    line.push(b'\n');
+    bytes::Bytes::from(line)
 }
 
 #[derive(Debug, Deserialize)]
