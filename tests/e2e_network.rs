@@ -458,3 +458,34 @@ impl Drop for TinyDisk {
         let _ = Command::new("umount").arg(&self.path).status();
     }
 }
+
+#[test]
+fn reinsert_refreshes_a_document_from_its_key_alone() {
+    let _serial = serial();
+    let net = TestNet::start(4);
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("keep-alive.pdf");
+    random_file(&path, 2 * MIB + 777, 7);
+    let original = std::fs::read(&path).unwrap();
+    let key = insert_ok(&net, 0, &path);
+    // Another node, which never saw the file, re-inserts it from the key:
+    // the content type in its metadata must come back too, or the key
+    // would change.
+    let out = support::warren(&[
+        "reinsert",
+        &key,
+        "--api",
+        &net.api_arg(1),
+        "--data-dir",
+        &net.data_dir_arg(1),
+    ]);
+    assert!(out.status.success(), "reinsert failed: {}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), key, "the same key back");
+    assert!(
+        stderr(&out).contains("refreshed:"),
+        "says it refreshed: {}",
+        stderr(&out)
+    );
+    let fetched = work.path().join("fetched.pdf");
+    fetch_exactly(&net, 3, &key, &fetched, &original, "fetch after reinsert");
+}
