@@ -75,7 +75,9 @@ fn sim_plays_malicious_nodes_and_the_anonymity_attacks() {
     let text = stdout(&levine);
     assert!(levine.status.success(), "{}", stderr(&levine));
     assert!(
-        text.contains("per-link (Warren)") && text.contains("control"),
+        text.contains("max-HTL walk")
+            && text.contains("per-link coins, greedy")
+            && text.contains("control"),
         "{text}"
     );
     let traceback = warren(&["sim", "--traceback", "--nodes", "500", "--trials", "20"]);
