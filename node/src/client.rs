@@ -32,7 +32,7 @@ use crate::flow::{Slot, Window, FETCH_INITIAL, INSERT_INITIAL};
 
 /// Bytes gathered from the client before handing them to the encoder, so the
 /// (CPU-heavy) encoder runs on big batches off the async threads.
-const ENCODE_BATCH: usize = 1024 * 1024;
+pub(crate) const ENCODE_BATCH: usize = 1024 * 1024;
 /// Extra tries for a block whose request timed out.
 const TIMEOUT_RETRIES: u32 = 1;
 /// Extra tries for a block whose request met only overloaded or backed-off
@@ -241,17 +241,20 @@ where
     Ok(encoded.uri)
 }
 
-type Encoding = tokio::task::JoinHandle<(SplitfileEncoder, Result<Vec<ChkBlock>, EncodeError>)>;
+pub(crate) type Encoding =
+    tokio::task::JoinHandle<(SplitfileEncoder, Result<Vec<ChkBlock>, EncodeError>)>;
 
 /// Starts encoding `batch` on a blocking thread (the encoder is CPU-heavy).
-fn spawn_encode(mut encoder: SplitfileEncoder, batch: Vec<u8>) -> Encoding {
+pub(crate) fn spawn_encode(mut encoder: SplitfileEncoder, batch: Vec<u8>) -> Encoding {
     tokio::task::spawn_blocking(move || {
         let blocks = encoder.push(&batch);
         (encoder, blocks)
     })
 }
 
-async fn joined_encode(handle: Encoding) -> Result<(SplitfileEncoder, Vec<ChkBlock>), ClientError> {
+pub(crate) async fn joined_encode(
+    handle: Encoding,
+) -> Result<(SplitfileEncoder, Vec<ChkBlock>), ClientError> {
     let (encoder, blocks) = handle.await.map_err(|_| ClientError::Stopped)?;
     Ok((encoder, blocks?))
 }
@@ -334,7 +337,7 @@ impl InsertWindow {
 
 /// Inserts one block in its window slot: overload or a timeout shrinks the
 /// window (and the block is tried once more), success opens it.
-async fn insert_with_retry(
+pub(crate) async fn insert_with_retry(
     node: &NodeHandle,
     block: ChkBlock,
     mut slot: Slot,

@@ -14,24 +14,19 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use tokio::task::JoinSet;
-use warren_crypto::splitfile::{EncodeError, SplitfileEncoder};
+use warren_crypto::splitfile::SplitfileEncoder;
 use warren_crypto::{ChkBlock, ChkUri};
 
 use super::inserted::{InsertLog, Place, Seen};
-use crate::client::{ClientError, ProgressSnapshot};
+use crate::client::{
+    insert_with_retry, joined_encode, spawn_encode, ClientError, ProgressSnapshot, ENCODE_BATCH,
+};
 use crate::driver::{NodeHandle, RequestError};
-use crate::flow::{Slot, Window, INSERT_INITIAL};
-
-/// Bytes gathered before running the encoder (as the client layer does).
-const ENCODE_BATCH: usize = 1024 * 1024;
-/// Extra tries after a timeout, and after overload (the client layer's).
-const TIMEOUT_RETRIES: u32 = 1;
-const BUSY_RETRIES: u32 = 6;
+use crate::flow::{Window, INSERT_INITIAL};
 
 /// The blocks of one logged insert, counted for `SimpleProgress`; blocks
 /// skipped because they were confirmed before count as succeeded.
@@ -58,57 +53,6 @@ impl Counts {
     pub(super) fn skipped(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
     }
-}
-
-/// Whether a block insert that failed with `err` after `tries` extra tries
-/// is tried again, and after how long (the client layer's policy).
-fn retry_after(err: &RequestError, tries: u32) -> Option<Duration> {
-    if !err.is_transient() {
-        return None;
-    }
-    if err.is_busy() {
-        (tries < BUSY_RETRIES).then(|| Duration::from_millis(250u64 << tries.min(4)))
-    } else {
-        (tries < TIMEOUT_RETRIES).then_some(Duration::ZERO)
-    }
-}
-
-async fn insert_with_retry(
-    node: &NodeHandle,
-    block: ChkBlock,
-    mut slot: Slot,
-) -> Result<(), RequestError> {
-    let mut tries = 0;
-    loop {
-        match node.insert_block(block.clone()).await {
-            Ok(()) => {
-                slot.succeeded();
-                return Ok(());
-            }
-            Err(err) => {
-                if err.is_transient() {
-                    slot.congested();
-                }
-                let delay = retry_after(&err, tries).ok_or(err)?;
-                tokio::time::sleep(delay).await;
-                tries += 1;
-            }
-        }
-    }
-}
-
-type Encoding = tokio::task::JoinHandle<(SplitfileEncoder, Result<Vec<ChkBlock>, EncodeError>)>;
-
-fn spawn_encode(mut encoder: SplitfileEncoder, batch: Vec<u8>) -> Encoding {
-    tokio::task::spawn_blocking(move || {
-        let blocks = encoder.push(&batch);
-        (encoder, blocks)
-    })
-}
-
-async fn joined_encode(handle: Encoding) -> Result<(SplitfileEncoder, Vec<ChkBlock>), ClientError> {
-    let (encoder, blocks) = handle.await.map_err(|_| ClientError::Stopped)?;
-    Ok((encoder, blocks?))
 }
 
 /// What a block insert task hands back: where the block was, its key, how
