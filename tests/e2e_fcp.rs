@@ -137,7 +137,7 @@ fn pyfreenet_genkey_and_fcpgenkey_publish_signed_keys() {
     );
     assert_eq!(
         report.lines().filter(|l| l.starts_with("ok ")).count(),
-        5,
+        6,
         "{report}"
     );
 
@@ -221,4 +221,106 @@ fn pyfreenet_inserts_a_site_that_comes_back_byte_for_byte() {
         5,
         "{report}"
     );
+}
+
+/// pyfreenet3's site tools unchanged: `fcpputdir` (which runs
+/// `freesitemgr add`: `GenerateSSK`, a forever `ClientPut` per large file,
+/// the manifest as a forever `ClientPutComplexDir` to a USK, all on the
+/// global queue) inserts a directory; after a page changes, `freesitemgr
+/// update` publishes edition 1. Both come back elsewhere byte for byte.
+/// freesitemgr's one setting, the FCP port, is in its config file.
+#[test]
+fn fcpputdir_and_freesitemgr_insert_and_update_a_site() {
+    let venv = venv();
+    let net = TestNet::start(4);
+    let ports = fcp_ports(&net);
+    let (far, _) = net.farthest_from(0);
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = home.path().join(".freesitemgr");
+    std::fs::create_dir_all(&config).expect("mkdir");
+    std::fs::write(
+        config.join(".config"),
+        format!("fcpHost = \"127.0.0.1\"\nfcpPort = {}\n", ports[0]),
+    )
+    .expect("write config");
+    let site = home.path().join("mysite");
+    std::fs::create_dir_all(&site).expect("mkdir");
+    std::fs::write(
+        site.join("index.html"),
+        b"<html><body><a href=\"data.bin\">data</a></body></html>\n",
+    )
+    .expect("write");
+    random_file(&site.join("data.bin"), 300 * 1024, 12);
+    let path = format!(
+        "{}:{}",
+        venv.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let tool = |name: &str| {
+        let mut command = Command::new(venv.join(name));
+        command.env("HOME", home.path()).env("PATH", &path);
+        command
+    };
+    let out = tool("fcpputdir")
+        .arg(&site)
+        .output()
+        .expect("run fcpputdir");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let uri = printed.lines().last().unwrap_or_default().trim().to_owned();
+    assert!(
+        out.status.success() && uri.starts_with("USK@") && uri.ends_with("/mysite/0"),
+        "fcpputdir: {printed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // freesitemgr says "No update required" once the node reports the
+    // last insert finished and nothing changed since.
+    let settle = || {
+        for _ in 0..60 {
+            let out = tool("freesitemgr")
+                .args(["update", "mysite"])
+                .output()
+                .expect("run freesitemgr");
+            let said = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(!said.contains("Traceback"), "freesitemgr update: {said}");
+            if said.contains("No update required") {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        panic!("freesitemgr never saw its insert finish");
+    };
+    settle();
+    let fetch = |key: &str, name: &str| {
+        let back = home.path().join(format!("back-{name}"));
+        let get = tool("fcpget")
+            .args(["-P", &ports[far].to_string(), &format!("{key}/{name}")])
+            .arg(&back)
+            .output()
+            .expect("run fcpget");
+        assert!(
+            get.status.success(),
+            "fcpget {key}/{name}: {}",
+            String::from_utf8_lossy(&get.stderr)
+        );
+        std::fs::read(&back).expect("fetched file")
+    };
+    for name in ["index.html", "data.bin"] {
+        assert!(
+            fetch(&uri, name) == std::fs::read(site.join(name)).expect("file"),
+            "{name} came back different"
+        );
+    }
+    let page = b"<html><body>edition one</body></html>\n";
+    std::fs::write(site.join("index.html"), page).expect("write");
+    settle();
+    let listed = tool("freesitemgr")
+        .args(["list", "mysite"])
+        .output()
+        .expect("run freesitemgr");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("/mysite/1/"), "{listed}");
+    let newest = format!("{}/-1", uri.trim_end_matches("/0"));
+    assert_eq!(fetch(&newest, "index.html"), page);
+    assert!(fetch(&newest, "data.bin") == std::fs::read(site.join("data.bin")).expect("file"));
 }

@@ -806,13 +806,40 @@ fn client_puts_under_warren_signed_keys_are_fetched_far_away() {
     let done = c.until("site", &["PutSuccessful", "PutFailed", "ProtocolError"]);
     assert_eq!(done.name, "PutSuccessful", "{done:?}");
     let site = done.fields["URI"].clone();
+    // As Fred answers: no trailing `/` after a signed key's name.
     assert!(
-        site.starts_with("SSK@") && site.ends_with("/blog/"),
+        site.starts_with("SSK@") && site.ends_with("/blog"),
         "{site}"
     );
-    assert_eq!(get(&mut far, "page", &format!("{site}index.html")), page);
-    // A request key cannot be inserted under; a different file under a
-    // name that is taken collides.
+    assert_eq!(get(&mut far, "page", &format!("{site}/index.html")), page);
+    // GetCHKOnly under an insert key answers its request URI and inserts
+    // nothing (pyfreenet's `invertprivate`, which freesitemgr runs).
+    c.send(
+        format!(
+            "ClientPut\nIdentifier=invert\nURI={}foo\nGetCHKOnly=true\nUploadFrom=direct\nDataLength=3\nData\nbar",
+            pair.fields["InsertURI"]
+        )
+        .as_bytes(),
+    );
+    let inverted = c.until("invert", &["PutSuccessful", "PutFailed", "ProtocolError"]);
+    assert_eq!(inverted.name, "PutSuccessful", "{inverted:?}");
+    assert_eq!(
+        inverted.fields["URI"],
+        format!(
+            "{}foo",
+            pair.fields["RequestURI"].trim_start_matches("freenet:")
+        )
+    );
+    far.send(
+        format!(
+            "ClientGet\nIdentifier=nothing\nURI={}foo\nEndMessage\n",
+            pair.fields["RequestURI"]
+        )
+        .as_bytes(),
+    );
+    let failed = far.until("nothing", &["GetFailed", "DataFound"]);
+    assert_eq!(failed.name, "GetFailed", "GetCHKOnly published: {failed:?}");
+    // A request key cannot be inserted under.
     c.send(
         format!(
             "ClientPut\nIdentifier=bad\nURI={request}x/0\nUploadFrom=direct\nDataLength=1\nData\nx"
@@ -821,15 +848,33 @@ fn client_puts_under_warren_signed_keys_are_fetched_far_away() {
     );
     let failed = c.until("bad", &["PutFailed"]);
     assert_eq!(failed.fields["Code"], "1", "{failed:?}");
-    let other = "not the diary";
-    c.send(
-        format!(
-            "ClientPut\nIdentifier=again\nURI={insert}diary/1\nUploadFrom=direct\nDataLength={}\nData\n{other}",
-            other.len()
-        )
-        .as_bytes(),
+    // As Fred's USK inserter: a different file put at a taken edition
+    // goes to the next free one; the same file again is that edition.
+    let put = |c: &mut Client, id: &str, uri: &str, text: &str| {
+        c.send(
+            format!(
+                "ClientPut\nIdentifier={id}\nURI={uri}\nUploadFrom=direct\nDataLength={}\nData\n{text}",
+                text.len()
+            )
+            .as_bytes(),
+        );
+        c.until(id, &["PutFailed", "PutSuccessful"])
+    };
+    let moved = put(
+        &mut c,
+        "again",
+        &format!("{insert}diary/1"),
+        "not the diary",
     );
-    let failed = c.until("again", &["PutFailed", "PutSuccessful"]);
+    assert_eq!(moved.name, "PutSuccessful", "{moved:?}");
+    assert!(moved.fields["URI"].ends_with("/diary/2"), "{moved:?}");
+    let same = put(&mut c, "same", &format!("{insert}diary/0"), "not the diary");
+    assert!(same.fields["URI"].ends_with("/diary/2"), "{same:?}");
+    // An SSK's one document cannot be changed: a different file collides.
+    let ssk = pair.fields["InsertURI"].trim_start_matches("freenet:");
+    let first = put(&mut c, "ssk1", &format!("{ssk}fixed"), "first");
+    assert_eq!(first.name, "PutSuccessful", "{first:?}");
+    let failed = put(&mut c, "ssk2", &format!("{ssk}fixed"), "second");
     assert_eq!(failed.name, "PutFailed", "{failed:?}");
 }
 

@@ -6,7 +6,7 @@
 //! newest edition is found with [`EditionSearch`]: O(log E) SSK fetches.
 
 use warren_crypto::ssk::{EditionSearch, SearchStep};
-use warren_crypto::{AnyUri, ChkUri, Edition, SskBlock, SskPayload, SskUri, UskUri};
+use warren_crypto::{AnyUri, ChkUri, Edition, SskBlock, SskInsertUri, SskPayload, SskUri, UskUri};
 
 use crate::client::ClientError;
 use crate::driver::{NodeHandle, RequestError};
@@ -138,6 +138,32 @@ pub async fn resolve(node: &NodeHandle, uri: &AnyUri) -> Result<Resolved, Client
     })
 }
 
+/// The request URI readers would use for what `target` (an insert key)
+/// publishes, without publishing anything: `GetCHKOnly` under a signed key
+/// (pyfreenet's `invertprivate` asks this way).
+pub fn request_uri_of(target: &AnyUri) -> Result<String, ClientError> {
+    Ok(insert_and_request(target)?.1)
+}
+
+/// The SSK insert key `target` writes, the request URI readers use, and
+/// the USK edition.
+fn insert_and_request(target: &AnyUri) -> Result<(SskInsertUri, String, Option<u64>), ClientError> {
+    Ok(match target {
+        AnyUri::SskInsert(key) => (key.clone(), key.request_uri().to_string(), None),
+        AnyUri::Ksk(ksk) => (ksk.insert_uri(), ksk.to_string(), None),
+        AnyUri::UskInsert(key) => (
+            key.edition_insert_uri(),
+            key.request_uri().to_string(),
+            Some(key.edition),
+        ),
+        _ => {
+            return Err(ClientError::BadRequest(
+                "publish needs an insert key: SSK@ or USK@ with its private key (from `warren keys new`), or KSK@name".into(),
+            ))
+        }
+    })
+}
+
 /// Publishes `content` (a CHK already inserted) under the insert key
 /// `target`: an `SSK@` or `USK@` insert URI, or a `KSK@`. With
 /// `next_edition`, a USK goes to the edition after the newest the network
@@ -148,26 +174,27 @@ pub async fn publish(
     content: ChkUri,
     next_edition: bool,
 ) -> Result<Published, ClientError> {
-    let (insert, request, edition) = match target {
-        AnyUri::SskInsert(key) => (key.clone(), key.request_uri().to_string(), None),
-        AnyUri::Ksk(ksk) => (ksk.insert_uri(), ksk.to_string(), None),
-        AnyUri::UskInsert(key) => {
-            let mut key = key.clone();
-            if next_edition {
-                let (found, _) = newest_edition(node, &key.request_uri()).await?;
-                if let Some((newest, _)) = found {
-                    key.edition = newest + 1;
-                }
+    let mut target = target.clone();
+    if let (AnyUri::UskInsert(key), true) = (&mut target, next_edition) {
+        let request = key.request_uri();
+        let (found, _) = newest_edition(node, &request).await?;
+        if let Some((newest, block)) = found {
+            // The newest edition already points to this content (a client
+            // putting the same site again): that edition is the answer, as
+            // Fred's USK inserter does, rather than a copy under a new one.
+            let same = block.decode(&request.crypto).is_ok_and(
+                |payload| matches!(payload, SskPayload::Chk(chk) if chk == ChkUri { path: None, ..content.clone() }),
+            );
+            if same {
+                return Ok(Published {
+                    uri: request.with_edition(Edition::AtLeast(newest)).to_string(),
+                    edition: Some(newest),
+                });
             }
-            let request = key.request_uri().to_string();
-            (key.edition_insert_uri(), request, Some(key.edition))
+            key.edition = newest + 1;
         }
-        _ => {
-            return Err(ClientError::BadRequest(
-                "publish needs an insert key: SSK@ or USK@ with its private key (from `warren keys new`), or KSK@name".into(),
-            ))
-        }
-    };
+    }
+    let (insert, request, edition) = insert_and_request(&target)?;
     let block = SskBlock::encode(
         &insert.private,
         &insert.crypto,

@@ -1,7 +1,7 @@
 """Signed keys through pyfreenet3's Python API: genkey (GenerateSSK) gives a
 USK pair; put() publishes editions 0 and 1 under the insert URI at one node;
 get() of the request URI at edition -1 (the newest) at another node returns
-edition 1; a KSK put at one node is got at the other.
+edition 1; invertprivate() of the insert URI gives the request URI; a KSK put at one node is got at the other.
 
 Usage: signed_keys.py INSERT_PORT FETCH_PORT
 Prints one line per check, "ok ..." or "FAIL ...", and exits non-zero on any failure.
@@ -24,6 +24,10 @@ def main():
 
     pub, priv = inserter.genkey(name="notes", usk=True)
     check(pub.split("freenet:")[-1].startswith("USK@") and pub.endswith("/notes/0"), "genkey gives a USK pair")
+    # invertprivate: a GetCHKOnly put under the insert key (freesitemgr
+    # runs it for a site whose private key the user gives).
+    inverted = inserter.invertprivate(priv)
+    check(inverted.split("freenet:")[-1] == pub.split("freenet:")[-1], f"invertprivate gives the request URI: {inverted}")
     for edition in (0, 1):
         key = priv[: -len("/0")] + f"/{edition}"
         got = inserter.put(key, data=f"notes, edition {edition}".encode(), mimetype="text/plain")

@@ -178,9 +178,11 @@ fn signed_target(uri: &str) -> Option<String> {
 }
 
 /// Publishes `chk` under the signed insert key `target`; the request URI.
+/// A USK goes to the edition after the newest the network holds, unless
+/// that one already points to `chk` (as Fred's USK inserter does).
 async fn publish(node: &NodeHandle, target: &str, chk: ChkUri) -> Result<String, ClientError> {
     let target: AnyUri = target.parse()?;
-    Ok(signed::publish(node, &target, chk, false).await?.uri)
+    Ok(signed::publish(node, &target, chk, true).await?.uri)
 }
 
 /// Inserts (or only encodes) one file and answers the request. A
@@ -236,6 +238,12 @@ async fn run_put(node: NodeHandle, reply: Reply, source: Source, settings: PutSe
     });
     if let (Ok(chk), Some(target)) = (&result, &publish_to) {
         result = match chk.parse::<ChkUri>() {
+            // Only the key: the request URI of the insert key (pyfreenet's
+            // `invertprivate` asks this way), nothing published.
+            Ok(_) if chk_only => target
+                .parse::<AnyUri>()
+                .map_err(ClientError::from)
+                .and_then(|target| signed::request_uri_of(&target)),
             Ok(chk) => publish(&node, target, chk).await,
             Err(err) => Err(err.into()),
         };
@@ -581,11 +589,6 @@ impl Session {
                 return None;
             }
         };
-        if chk_only && signed {
-            self.refuse(message, Protocol::InvalidField, "GetCHKOnly needs URI=CHK@")
-                .await;
-            return None;
-        }
         let content_type = message.get("Metadata.ContentType").map(str::to_owned);
         let upload_from = message
             .get("UploadFrom")
@@ -1013,7 +1016,12 @@ async fn run_site(
             log.remove().await;
         }
     }
+    // A CHK site's URI ends in `/` (a reader appends a file's path); a
+    // signed key's ends in its edition or name, as Fred answers:
+    // freesitemgr reads the edition as the URI's last `/` part.
+    let signed = publish_to.is_some();
     match result {
+        Ok(uri) if signed => succeed(&reply, &uri, true).await,
         Ok(uri) => succeed(&reply, &format!("{uri}/"), true).await,
         Err(err) => {
             let failed = put_failed(
