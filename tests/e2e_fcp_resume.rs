@@ -6,11 +6,9 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use support::fcp::{Client, Reply, READ_TIMEOUT};
 use support::TestNet;
 use warren_cli::testnet::delay::LinkShape;
 
@@ -20,96 +18,10 @@ const LINK: LinkShape = LinkShape {
     delay: Duration::from_millis(5),
     rate: Some(3 << 20),
 };
-/// Generous: a read that takes this long means the node hung.
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// Blocks confirmed before the crash: a few frames of the insert log.
 const CONFIRMED_BEFORE_CRASH: u64 = 192;
 /// One frame of the insert log on disk (`node/src/fcp/inserted.rs`).
 const LOG_FRAME: u64 = 1 + 12 + 2 + 64 * 40 + 16;
-
-#[derive(Debug, Default)]
-struct Reply {
-    name: String,
-    fields: HashMap<String, String>,
-    data: Vec<u8>,
-}
-
-struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Client {
-    fn hello(port: u16, name: &str) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(READ_TIMEOUT))
-            .expect("timeout");
-        let mut client = Client {
-            writer: stream.try_clone().expect("clone"),
-            reader: BufReader::new(stream),
-        };
-        client.send(
-            format!("ClientHello\nName={name}\nExpectedVersion=2.0\nEndMessage\n").as_bytes(),
-        );
-        assert_eq!(client.read().expect("NodeHello").name, "NodeHello");
-        client
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("send");
-    }
-
-    fn read(&mut self) -> Option<Reply> {
-        let mut reply = Reply::default();
-        loop {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line).expect("read") == 0 {
-                return None;
-            }
-            let line = line.trim_end_matches('\n');
-            if reply.name.is_empty() {
-                line.clone_into(&mut reply.name);
-            } else if line == "EndMessage" {
-                return Some(reply);
-            } else if line == "Data" {
-                let len: usize = reply.fields["DataLength"].parse().expect("length");
-                reply.data = vec![0; len];
-                self.reader.read_exact(&mut reply.data).expect("data");
-                return Some(reply);
-            } else {
-                let (k, v) = line.split_once('=').expect("field");
-                reply.fields.insert(k.to_owned(), v.to_owned());
-            }
-        }
-    }
-
-    fn until(&mut self, identifier: &str, names: &[&str]) -> Reply {
-        loop {
-            let reply = self.read().expect("connection closed while waiting");
-            if reply.fields.get("Identifier").map(String::as_str) == Some(identifier)
-                && names.contains(&reply.name.as_str())
-            {
-                return reply;
-            }
-        }
-    }
-
-    /// The messages `ListPersistentRequests` gives for `identifier`.
-    fn listed(&mut self, identifier: &str) -> Vec<Reply> {
-        self.send(b"ListPersistentRequests\nEndMessage\n");
-        let mut seen = Vec::new();
-        loop {
-            let reply = self.read().expect("listing");
-            if reply.name == "EndListPersistentRequests" {
-                return seen;
-            }
-            if reply.fields.get("Identifier").map(String::as_str) == Some(identifier) {
-                seen.push(reply);
-            }
-        }
-    }
-}
 
 fn fcp_port(net: &TestNet, index: usize) -> u16 {
     net.nodes[index].fcp.expect("the node serves FCP").port()
@@ -156,13 +68,13 @@ fn a_forever_upload_resumes_after_a_crash_without_inserting_its_blocks_again() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
         .collect();
     // The key the content has, without inserting it.
-    let mut keyer = Client::hello(fcp_port(&net, 0), "keyer");
+    let mut keyer = Client::hello_as(fcp_port(&net, 0), "keyer");
     keyer.send(&put_message("key", &data, "GetCHKOnly=true\n"));
     let expected = keyer.until("key", &["PutSuccessful", "PutFailed"]);
     assert_eq!(expected.name, "PutSuccessful", "{expected:?}");
     let expected = expected.fields["URI"].clone();
 
-    let mut c = Client::hello(fcp_port(&net, 1), "uploader");
+    let mut c = Client::hello_as(fcp_port(&net, 1), "uploader");
     c.send(&put_message(
         "big",
         &data,
@@ -190,7 +102,7 @@ fn a_forever_upload_resumes_after_a_crash_without_inserting_its_blocks_again() {
     net.restart(1).expect("restart node 1");
 
     // The same client name on the new process: the put finishes there.
-    let mut again = Client::hello(fcp_port(&net, 1), "uploader");
+    let mut again = Client::hello_as(fcp_port(&net, 1), "uploader");
     let deadline = Instant::now() + READ_TIMEOUT;
     let (uri, progress) = loop {
         let listed = again.listed("big");
@@ -214,7 +126,7 @@ fn a_forever_upload_resumes_after_a_crash_without_inserting_its_blocks_again() {
     };
     // (a) the key the content has; (b) it comes back whole, at another node.
     assert_eq!(uri, expected);
-    let mut reader = Client::hello(fcp_port(&net, 2), "reader");
+    let mut reader = Client::hello_as(fcp_port(&net, 2), "reader");
     reader.send(
         format!("ClientGet\nIdentifier=check\nURI={uri}\nReturnType=direct\nEndMessage\n")
             .as_bytes(),

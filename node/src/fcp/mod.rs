@@ -181,21 +181,78 @@ async fn save_queue(shared: &Arc<Shared>) {
     }
 }
 
+/// Removes the spools and insert logs no unfinished request will read: a
+/// request removed, or finished while the node was stopping, or killed
+/// between its outcome and the removal of its files. Without this they
+/// would hold disk space for ever.
+fn sweep_leftovers(
+    data_dir: &std::path::Path,
+    vault: &Arc<vault::Vault>,
+    unfinished: &[(queue::RequestKey, persist::Resume)],
+) {
+    let mut live = std::collections::HashSet::new();
+    for (key, resume) in unfinished {
+        live.insert(inserted::InsertLog::path_of(data_dir, vault, key));
+        live.insert(
+            spool::Spool::new(data_dir, Arc::clone(vault), key)
+                .path()
+                .to_owned(),
+        );
+        if let persist::Resume::PutSite { files, .. } = resume {
+            for index in 0..files.len() {
+                let spool = spool::Spool::for_site_file(data_dir, Arc::clone(vault), key, index);
+                live.insert(spool.path().to_owned());
+            }
+        }
+    }
+    let mut removed = 0usize;
+    for dir in [inserted::INSERTS_DIR, spool::UPLOADS_DIR] {
+        let Ok(entries) = std::fs::read_dir(data_dir.join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_file())
+                && !live.contains(&path)
+                && std::fs::remove_file(&path).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "FCP: removed spools and insert logs no request needs"
+        );
+    }
+}
+
 /// Loads the queue file, starts its unfinished requests again, and starts
 /// the task that writes the file after each change.
 async fn restore_queue(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
     let loading = Arc::clone(shared);
     let loaded =
         tokio::task::spawn_blocking(move || persist::load(&loading.data_dir, &loading.vault)).await;
-    let records = match loaded {
-        Ok(Ok(records)) => records,
+    let (records, loaded) = match loaded {
+        Ok(Ok(records)) => (records, true),
         Ok(Err(err)) => {
             tracing::warn!("FCP queue not restored: {err:#}");
-            Vec::new()
+            (Vec::new(), false)
         }
-        Err(_) => Vec::new(),
+        Err(_) => (Vec::new(), false),
     };
     let unfinished = shared.queue.restore(records);
+    // Only against a queue that was read: an unreadable one may yet be
+    // fixed, and its uploads resumed.
+    if loaded {
+        let sweeping = Arc::clone(shared);
+        let live = unfinished.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            sweep_leftovers(&sweeping.data_dir, &sweeping.vault, &live);
+        })
+        .await;
+    }
     if !unfinished.is_empty() {
         tracing::info!(
             requests = unfinished.len(),
@@ -241,6 +298,79 @@ async fn restore_queue(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(identifier: &str) -> queue::RequestKey {
+        queue::RequestKey {
+            owner: queue::Owner::Global,
+            identifier: identifier.into(),
+        }
+    }
+
+    #[test]
+    fn leftover_spools_and_insert_logs_go_and_those_of_unfinished_requests_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Arc::new(vault::Vault::open(dir.path()).unwrap());
+        let (put, site, gone) = (key("put"), key("site"), key("gone"));
+        let site_resume = persist::Resume::PutSite {
+            files: vec![
+                persist::SiteRecord {
+                    path: "index.html".into(),
+                    content_type: None,
+                    source: persist::SiteSource::Spooled(0),
+                },
+                persist::SiteRecord {
+                    path: "big.bin".into(),
+                    content_type: None,
+                    source: persist::SiteSource::Spooled(1),
+                },
+            ],
+            publish_to: None,
+        };
+        let put_resume = persist::Resume::PutSpool {
+            content_type: None,
+            name: None,
+            chk_only: false,
+            publish_to: None,
+        };
+        let mut kept = vec![
+            inserted::InsertLog::path_of(dir.path(), &vault, &put),
+            spool::Spool::new(dir.path(), Arc::clone(&vault), &put)
+                .path()
+                .to_owned(),
+            inserted::InsertLog::path_of(dir.path(), &vault, &site),
+        ];
+        for index in 0..2 {
+            let spool = spool::Spool::for_site_file(dir.path(), Arc::clone(&vault), &site, index);
+            kept.push(spool.path().to_owned());
+        }
+        let removed = [
+            inserted::InsertLog::path_of(dir.path(), &vault, &gone),
+            spool::Spool::new(dir.path(), Arc::clone(&vault), &gone)
+                .path()
+                .to_owned(),
+            spool::Spool::for_site_file(dir.path(), Arc::clone(&vault), &site, 2)
+                .path()
+                .to_owned(),
+        ];
+        for path in kept.iter().chain(&removed) {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"sealed bytes").unwrap();
+        }
+        // Another file kind in the data directory is not touched.
+        std::fs::write(dir.path().join("fcp-queue"), b"queue").unwrap();
+        sweep_leftovers(
+            dir.path(),
+            &vault,
+            &[(put, put_resume), (site, site_resume)],
+        );
+        for path in &kept {
+            assert!(path.exists(), "{} was removed", path.display());
+        }
+        for path in &removed {
+            assert!(!path.exists(), "{} was kept", path.display());
+        }
+        assert!(dir.path().join("fcp-queue").exists());
+    }
 
     #[tokio::test]
     async fn refuses_to_listen_beyond_loopback_unless_told() {

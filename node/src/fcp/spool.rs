@@ -63,6 +63,11 @@ impl Spool {
         }
     }
 
+    /// Where the spool lives (whether or not it exists yet).
+    pub(super) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// Writes what `chunks` brings, until it ends, which must be after
     /// exactly `expected` bytes. An upload that ends with an error or short
     /// leaves no spool.
@@ -131,11 +136,6 @@ impl Spool {
 
     pub(super) async fn remove(&self) {
         let _ = tokio::fs::remove_file(&self.path).await;
-    }
-
-    #[cfg(test)]
-    pub(super) fn path(&self) -> &std::path::Path {
-        &self.path
     }
 }
 
