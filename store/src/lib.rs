@@ -43,8 +43,8 @@ mod stats;
 mod suite;
 
 pub use config::{
-    StoreConfig, DEFAULT_CACHE_BYTES, DEFAULT_FLUSH_EVERY_MS, DEFAULT_MIN_FREE_DISK_BYTES,
-    DEFAULT_SLED_CACHE_BYTES, DEFAULT_STORE_BYTES,
+    Eviction, StoreConfig, UnknownEviction, DEFAULT_CACHE_BYTES, DEFAULT_FLUSH_EVERY_MS,
+    DEFAULT_MIN_FREE_DISK_BYTES, DEFAULT_SLED_CACHE_BYTES, DEFAULT_STORE_BYTES,
 };
 pub use error::StoreError;
 #[cfg(any(test, feature = "fault-injection"))]
