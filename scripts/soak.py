@@ -123,7 +123,7 @@ def main():
     ap.add_argument("--nodes", type=int, default=10)
     ap.add_argument("--store-mib", type=int, default=16)
     ap.add_argument("--cache-mib", type=int, default=8)
-    ap.add_argument("--eviction", choices=["lru", "random"], default="lru",
+    ap.add_argument("--eviction", choices=["lru", "random"], default="random",
                     help="the nodes' store eviction policy (WARREN_STORE_EVICTION)")
     ap.add_argument("--max-kib", type=int, default=4096)
     ap.add_argument("--idle-s", type=int, default=60)
@@ -399,7 +399,7 @@ def summarise(args, nodes, samples, fetches, inserts, final_store, capacity_bloc
     p = print
     p("")
     p(f"== soak: {args.nodes} nodes, store {args.store_mib} + cache {args.cache_mib} MiB each, "
-      f"{getattr(args, 'eviction', 'lru')} eviction, "
+      f"{getattr(args, 'eviction', '?')} eviction, "
       f"{args.minutes:g} min of load, files 1 KiB-{args.max_kib} KiB ==")
     ratio = inserts["blocks"] / capacity_blocks if capacity_blocks else 0
     p(f"inserts: {inserts['ok']} ok, {inserts['failed']} failed, {inserts['bytes'] / 2**20:.0f} MiB; "
@@ -472,7 +472,7 @@ def summarise(args, nodes, samples, fetches, inserts, final_store, capacity_bloc
     if minute10 and end_load:
         growth = [((e or 0) - (m or 0)) / 1024 for e, m in zip(end_load, minute10)]
         p(f"  growth from minute 10 to the end of the load: {min(growth):+.1f} to {max(growth):+.1f} MiB")
-    return {"eviction": getattr(args, "eviction", "lru"), "seed": args.seed,
+    return {"eviction": getattr(args, "eviction", None), "seed": args.seed,
             "inserts": inserts, "capacity_blocks": capacity_blocks, "inserted_over_capacity": ratio,
             "fetches": n, "fetches_ok": ok, "by_age": by_age, "causes": causes, "evictions": evictions,
             "left_behind": leftovers, "blocks_held": held, "peak_rss_mib": peak, "idle_rss_mib": [(x or 0) / 1024 for x in idle],

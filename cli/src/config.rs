@@ -63,8 +63,8 @@ pub struct FileConfig {
     pub store_mib: Option<u64>,
     /// Cache size in MiB.
     pub cache_mib: Option<u64>,
-    /// Which block a full store or cache gives up: "lru" (least recently
-    /// used, the default) or "random" (as Fred's datastore).
+    /// Which block a full store or cache gives up: "random" (as Fred's
+    /// datastore, the default) or "lru" (least recently used).
     #[serde(default, with = "eviction_name")]
     pub store_eviction: Option<Eviction>,
     /// Only the configured `peers`: no announcement, no path folding, no strangers kept.

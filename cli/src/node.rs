@@ -63,7 +63,7 @@ pub struct NodeArgs {
     /// Cache size in MiB.
     #[arg(long, env = "WARREN_CACHE_MIB")]
     pub cache_mib: Option<u64>,
-    /// Which block a full store or cache gives up: lru or random [default: lru].
+    /// Which block a full store or cache gives up: random or lru [default: random].
     #[arg(long, env = "WARREN_STORE_EVICTION", value_name = "lru|random")]
     pub store_eviction: Option<warren_store::Eviction>,
     /// Most KiB/s all peer links together may send [default: unlimited].
@@ -240,7 +240,7 @@ fn check_distinct(api: SocketAddr, gateway: SocketAddr) -> Result<()> {
 }
 
 /// The store's sizes and eviction policy: flag or environment first, then
-/// `config.toml`, then the defaults.
+/// `config.toml`, then the defaults (random eviction, `docs/STORE.md`).
 fn store_config(args: &NodeArgs, file: &FileConfig) -> warren_store::StoreConfig {
     let store_mib = args
         .store_mib
@@ -596,10 +596,10 @@ mod tests {
     }
 
     #[test]
-    fn store_eviction_comes_from_the_flag_then_the_file_then_lru() {
+    fn store_eviction_comes_from_the_flag_then_the_file_then_the_default() {
         let parse = |argv: &[&str]| Cli::try_parse_from(argv).map(|cli| cli.node);
-        let random_file = FileConfig {
-            store_eviction: Some(Eviction::Random),
+        let lru_file = FileConfig {
+            store_eviction: Some(Eviction::Lru),
             store_mib: Some(16),
             ..FileConfig::default()
         };
@@ -609,17 +609,17 @@ mod tests {
         let none = parse(&["node"]).unwrap();
         assert_eq!(
             store_config(&none, &FileConfig::default()).eviction,
-            Eviction::Lru
+            Eviction::Random
         );
-        let from_file = store_config(&none, &random_file);
-        assert_eq!(from_file.eviction, Eviction::Random);
+        let from_file = store_config(&none, &lru_file);
+        assert_eq!(from_file.eviction, Eviction::Lru);
         assert_eq!(from_file.store_bytes, 16 * MIB);
-        let flag = parse(&["node", "--store-eviction", "lru"]).unwrap();
-        assert_eq!(store_config(&flag, &random_file).eviction, Eviction::Lru);
         let flag = parse(&["node", "--store-eviction", "random"]).unwrap();
+        assert_eq!(store_config(&flag, &lru_file).eviction, Eviction::Random);
+        let flag = parse(&["node", "--store-eviction", "lru"]).unwrap();
         assert_eq!(
             store_config(&flag, &FileConfig::default()).eviction,
-            Eviction::Random
+            Eviction::Lru
         );
         let err = parse(&["node", "--store-eviction", "fifo"])
             .unwrap_err()

@@ -52,7 +52,7 @@ pub(crate) enum PutPlan {
     /// The target area holds no blocks at all (capacity below one block).
     Skip,
     /// Write it into `target` (moving it from `from` if set) after evicting
-    /// `evict` least recently used blocks of `target`.
+    /// `evict` blocks of `target` (chosen by the eviction policy).
     Place {
         target: Area,
         from: Option<Slot>,

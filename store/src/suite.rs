@@ -90,7 +90,8 @@ pub(crate) fn blocks(n: usize) -> Vec<(ChkBlock, ChkKey)> {
 }
 
 /// A config holding `store` and `cache` whole blocks (plus a partial block
-/// of slack, which must not count).
+/// of slack, which must not count). LRU, so tests outside the harnesses can
+/// say which block goes (the harnesses set their own policy).
 pub(crate) fn config_blocks(store: u64, cache: u64) -> StoreConfig {
     let slack = BLOCK_LEN as u64 - 1;
     StoreConfig {
@@ -98,6 +99,7 @@ pub(crate) fn config_blocks(store: u64, cache: u64) -> StoreConfig {
         cache_bytes: cache * BLOCK_LEN as u64 + slack,
         sled_cache_bytes: 1 << 20,
         flush_every_ms: None,
+        eviction: Eviction::Lru,
         ..StoreConfig::default()
     }
 }
