@@ -3,11 +3,12 @@
 inserts and fetches beyond what its stores hold.
 
     scripts/soak.py --minutes 5 [--nodes 10] [--store-mib 16] [--cache-mib 8]
-                    [--max-kib 4096] [--idle-s 60] [--out DIR] [--seed 1]
+                    [--eviction lru|random] [--max-kib 4096] [--idle-s 60]
+                    [--out DIR] [--seed 1]
 
 Starts `warren testnet` (opennet: the nodes join through node 0) with small
-stores (WARREN_STORE_MIB / WARREN_CACHE_MIB, which override the testnet's
-config), then for the given time: insert a random file (1 KiB to --max-kib,
+stores (WARREN_STORE_MIB / WARREN_CACHE_MIB / WARREN_STORE_EVICTION, which
+override the testnet's config; every node must report that policy), then for the given time: insert a random file (1 KiB to --max-kib,
 log-uniform) at a random node, then fetch a random earlier file at another
 random node and compare it byte for byte. Every --sample-s it records each
 node's resident memory (VmRSS) and store figures (from /api/status). When the
@@ -122,6 +123,8 @@ def main():
     ap.add_argument("--nodes", type=int, default=10)
     ap.add_argument("--store-mib", type=int, default=16)
     ap.add_argument("--cache-mib", type=int, default=8)
+    ap.add_argument("--eviction", choices=["lru", "random"], default="random",
+                    help="the nodes' store eviction policy (WARREN_STORE_EVICTION)")
     ap.add_argument("--max-kib", type=int, default=4096)
     ap.add_argument("--idle-s", type=int, default=60)
     ap.add_argument("--overfill", type=float, default=2.0,
@@ -157,17 +160,25 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     work = pathlib.Path(tempfile.mkdtemp(prefix="warren-soak-work-"))
     net_dir = work / "net"
-    env = dict(os.environ, WARREN_STORE_MIB=str(args.store_mib), WARREN_CACHE_MIB=str(args.cache_mib))
+    env = dict(os.environ, WARREN_STORE_MIB=str(args.store_mib), WARREN_CACHE_MIB=str(args.cache_mib),
+               WARREN_STORE_EVICTION=args.eviction)
     env.setdefault("RUST_LOG", "warn")
     rng = random.Random(args.seed)
     exe = args.exe
 
-    log(f"starting {args.nodes} nodes (store {args.store_mib} MiB + cache {args.cache_mib} MiB each) in {net_dir}")
+    log(f"starting {args.nodes} nodes (store {args.store_mib} MiB + cache {args.cache_mib} MiB each, "
+        f"{args.eviction} eviction) in {net_dir}")
     subprocess.run([exe, "testnet", "start", "--nodes", str(args.nodes), "--dir", str(net_dir),
                     "--seed", str(args.seed), "--detach"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
     state = json.loads((net_dir / "testnet.json").read_text())
     nodes = [Node(n) for n in state["nodes"]]
+    policies = [n.status().get("store", {}).get("eviction") for n in nodes]
+    if any(p != args.eviction for p in policies):
+        subprocess.run([exe, "testnet", "stop", "--dir", str(net_dir)], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"FAIL: asked for {args.eviction} eviction, the nodes report {policies}", file=sys.stderr)
+        return 1
     capacity_blocks = args.nodes * (args.store_mib + args.cache_mib) * (1 << 20) // BLOCK_LEN
 
     samples = []  # (t, phase, [rss_kib per node])
@@ -388,6 +399,7 @@ def summarise(args, nodes, samples, fetches, inserts, final_store, capacity_bloc
     p = print
     p("")
     p(f"== soak: {args.nodes} nodes, store {args.store_mib} + cache {args.cache_mib} MiB each, "
+      f"{getattr(args, 'eviction', '?')} eviction, "
       f"{args.minutes:g} min of load, files 1 KiB-{args.max_kib} KiB ==")
     ratio = inserts["blocks"] / capacity_blocks if capacity_blocks else 0
     p(f"inserts: {inserts['ok']} ok, {inserts['failed']} failed, {inserts['bytes'] / 2**20:.0f} MiB; "
@@ -460,7 +472,8 @@ def summarise(args, nodes, samples, fetches, inserts, final_store, capacity_bloc
     if minute10 and end_load:
         growth = [((e or 0) - (m or 0)) / 1024 for e, m in zip(end_load, minute10)]
         p(f"  growth from minute 10 to the end of the load: {min(growth):+.1f} to {max(growth):+.1f} MiB")
-    return {"inserts": inserts, "capacity_blocks": capacity_blocks, "inserted_over_capacity": ratio,
+    return {"eviction": getattr(args, "eviction", None), "seed": args.seed,
+            "inserts": inserts, "capacity_blocks": capacity_blocks, "inserted_over_capacity": ratio,
             "fetches": n, "fetches_ok": ok, "by_age": by_age, "causes": causes, "evictions": evictions,
             "left_behind": leftovers, "blocks_held": held, "peak_rss_mib": peak, "idle_rss_mib": [(x or 0) / 1024 for x in idle],
             "idle_rss_max_mib": idle_max, "final_store": final_store, "load_s": load_end}

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+use warren_store::Eviction;
 
 /// Name of the config file inside a node's data directory.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -62,6 +63,10 @@ pub struct FileConfig {
     pub store_mib: Option<u64>,
     /// Cache size in MiB.
     pub cache_mib: Option<u64>,
+    /// Which block a full store or cache gives up: "random" (as Fred's
+    /// datastore, the default) or "lru" (least recently used).
+    #[serde(default, with = "eviction_name")]
+    pub store_eviction: Option<Eviction>,
     /// Only the configured `peers`: no announcement, no path folding, no strangers kept.
     pub friends_only: Option<bool>,
     /// Opennet seeds' noderefs (besides `seednodes.txt` in the data directory).
@@ -150,6 +155,30 @@ impl NodeState {
     }
 }
 
+mod eviction_name {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+    use warren_store::Eviction;
+
+    #[allow(clippy::ref_option, clippy::trivially_copy_pass_by_ref)] // serde's `with` hands us `&Option<T>`
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Eviction>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(policy) => s.serialize_str(policy.name()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Eviction>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| text.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 mod hex_location {
     use serde::{Deserialize as _, Deserializer, Serializer};
 
@@ -192,6 +221,7 @@ mod tests {
             listen: Some("127.0.0.1:4000".parse().unwrap()),
             peers: vec!["warren-noderef:v1:x".into()],
             store_mib: Some(10),
+            store_eviction: Some(Eviction::Random),
             location: Some(u64::MAX - 5),
             ..FileConfig::default()
         };
@@ -200,6 +230,8 @@ mod tests {
         assert_eq!(back.listen, config.listen);
         assert_eq!(back.peers, config.peers);
         assert_eq!(back.store_mib, Some(10));
+        assert_eq!(back.store_eviction, Some(Eviction::Random));
+        assert_eq!(FileConfig::default().store_eviction, None);
         assert_eq!(back.location, Some(u64::MAX - 5));
     }
 
@@ -219,6 +251,18 @@ mod tests {
             std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap(),
             config
         );
+    }
+
+    #[test]
+    fn store_eviction_is_read_by_name_and_a_bad_name_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        std::fs::write(&path, "store_eviction = \"lru\"\n").unwrap();
+        let config = FileConfig::load(dir.path()).unwrap();
+        assert_eq!(config.store_eviction, Some(Eviction::Lru));
+        std::fs::write(&path, "store_eviction = \"fifo\"\n").unwrap();
+        let err = format!("{:#}", FileConfig::load(dir.path()).unwrap_err());
+        assert!(err.contains("fifo") && err.contains("random"), "{err}");
     }
 
     #[test]

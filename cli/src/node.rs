@@ -63,6 +63,9 @@ pub struct NodeArgs {
     /// Cache size in MiB.
     #[arg(long, env = "WARREN_CACHE_MIB")]
     pub cache_mib: Option<u64>,
+    /// Which block a full store or cache gives up: random or lru [default: random].
+    #[arg(long, env = "WARREN_STORE_EVICTION", value_name = "lru|random")]
+    pub store_eviction: Option<warren_store::Eviction>,
     /// Most KiB/s all peer links together may send [default: unlimited].
     #[arg(long, env = "WARREN_BANDWIDTH_OUT_KIB")]
     pub bandwidth_out_kib: Option<u64>,
@@ -236,20 +239,34 @@ fn check_distinct(api: SocketAddr, gateway: SocketAddr) -> Result<()> {
     Ok(())
 }
 
+/// The store's sizes and eviction policy: flag or environment first, then
+/// `config.toml`, then the defaults (random eviction, `docs/STORE.md`).
+fn store_config(args: &NodeArgs, file: &FileConfig) -> warren_store::StoreConfig {
+    let store_mib = args
+        .store_mib
+        .or(file.store_mib)
+        .unwrap_or(DEFAULT_STORE_MIB);
+    let cache_mib = args
+        .cache_mib
+        .or(file.cache_mib)
+        .unwrap_or(DEFAULT_CACHE_MIB);
+    warren_store::StoreConfig {
+        store_bytes: store_mib * MIB,
+        cache_bytes: cache_mib * MIB,
+        eviction: args
+            .store_eviction
+            .or(file.store_eviction)
+            .unwrap_or_default(),
+        ..warren_store::StoreConfig::default()
+    }
+}
+
 pub fn run(args: &NodeArgs) -> Result<()> {
     tune_heap();
     init_logging();
     let resolved = resolve(args)?;
     check_distinct(resolved.api, resolved.gateway)?;
     let identity = load_identity(&resolved.data_dir)?;
-    let store_mib = args
-        .store_mib
-        .or(resolved.file.store_mib)
-        .unwrap_or(DEFAULT_STORE_MIB);
-    let cache_mib = args
-        .cache_mib
-        .or(resolved.file.cache_mib)
-        .unwrap_or(DEFAULT_CACHE_MIB);
     let mut config = NodeConfig::new(
         resolved.data_dir.clone(),
         resolved.listen,
@@ -275,8 +292,7 @@ pub fn run(args: &NodeArgs) -> Result<()> {
     if resolved.file.max_htl_walk.unwrap_or(false) {
         config.routing = config.routing.with_max_htl_walk();
     }
-    config.store.store_bytes = store_mib * MIB;
-    config.store.cache_bytes = cache_mib * MIB;
+    config.store = store_config(args, &resolved.file);
     let out_kib = bandwidth_limit(
         "--bandwidth-out-kib",
         args.bandwidth_out_kib.or(resolved.file.bandwidth_out_kib),
@@ -544,6 +560,7 @@ pub fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
         target_peers: None,
         store_mib: None,
         cache_mib: None,
+        store_eviction: None,
         bandwidth_out_kib: None,
         bandwidth_in_kib: None,
     })?;
@@ -567,7 +584,48 @@ pub fn keygen(data_dir: Option<PathBuf>) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+    use warren_store::Eviction;
+
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    #[test]
+    fn store_eviction_comes_from_the_flag_then_the_file_then_the_default() {
+        let parse = |argv: &[&str]| Cli::try_parse_from(argv).map(|cli| cli.node);
+        let lru_file = FileConfig {
+            store_eviction: Some(Eviction::Lru),
+            store_mib: Some(16),
+            ..FileConfig::default()
+        };
+        // WARREN_STORE_EVICTION is the flag's environment variable (clap
+        // reads it in place of the flag; not set here, where tests share one
+        // environment).
+        let none = parse(&["node"]).unwrap();
+        assert_eq!(
+            store_config(&none, &FileConfig::default()).eviction,
+            Eviction::Random
+        );
+        let from_file = store_config(&none, &lru_file);
+        assert_eq!(from_file.eviction, Eviction::Lru);
+        assert_eq!(from_file.store_bytes, 16 * MIB);
+        let flag = parse(&["node", "--store-eviction", "random"]).unwrap();
+        assert_eq!(store_config(&flag, &lru_file).eviction, Eviction::Random);
+        let flag = parse(&["node", "--store-eviction", "lru"]).unwrap();
+        assert_eq!(
+            store_config(&flag, &FileConfig::default()).eviction,
+            Eviction::Lru
+        );
+        let err = parse(&["node", "--store-eviction", "fifo"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fifo") && err.contains("lru"), "{err}");
+    }
 
     #[test]
     fn an_api_on_the_gateway_port_is_refused_naming_both_settings() {

@@ -2,8 +2,9 @@
 //!
 //! A [`BlockStore`] holds encrypted blocks in two size-bounded areas: the
 //! long-term **store** (inserts that ended at this node) and the **cache**
-//! (everything that passed through). Each area evicts its least recently used
-//! block to stay within its byte bound. Every read checks the block against
+//! (everything that passed through). Each area evicts a block to stay within
+//! its byte bound: its least recently used one, or one drawn at random
+//! ([`Eviction`]). Every read checks the block against
 //! its routing key: a corrupt block is deleted and counted, never returned.
 //! [`SledStore`] keeps blocks on disk (bytes in a cell file, index in sled);
 //! [`MemoryStore`] is its in-memory twin for fast tests. Both pass one test
@@ -43,8 +44,8 @@ mod stats;
 mod suite;
 
 pub use config::{
-    StoreConfig, DEFAULT_CACHE_BYTES, DEFAULT_FLUSH_EVERY_MS, DEFAULT_MIN_FREE_DISK_BYTES,
-    DEFAULT_SLED_CACHE_BYTES, DEFAULT_STORE_BYTES,
+    Eviction, StoreConfig, UnknownEviction, DEFAULT_CACHE_BYTES, DEFAULT_FLUSH_EVERY_MS,
+    DEFAULT_MIN_FREE_DISK_BYTES, DEFAULT_SLED_CACHE_BYTES, DEFAULT_STORE_BYTES,
 };
 pub use error::StoreError;
 #[cfg(any(test, feature = "fault-injection"))]
@@ -96,10 +97,10 @@ pub trait BlockStore: Send + Sync + 'static {
     /// verify the block, so a later `get` may still find it corrupt.
     fn contains(&self, key: &RoutingKey) -> Result<bool, StoreError>;
 
-    /// Stores `block` in `area`, evicting that area's least recently used
-    /// blocks to stay within its byte bound. Idempotent for the same block
-    /// (a repeat counts as an access). An area whose capacity is below one
-    /// block stores nothing. Not durable until [`BlockStore::flush`] returns.
+    /// Stores `block` in `area`, evicting blocks of that area (chosen by the
+    /// configured [`Eviction`] policy) to stay within its byte bound.
+    /// Idempotent for the same block (a repeat counts as an access). An area
+    /// whose capacity is below one block stores nothing. Not durable until [`BlockStore::flush`] returns.
     fn put(&self, area: Area, block: &ChkBlock) -> Result<(), StoreError>;
 
     /// Verified read of an SSK block (kept apart from CHK blocks, in their own

@@ -1,15 +1,15 @@
 //! `MemoryStore`: the in-memory twin of `SledStore`, for fast tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tracing::warn;
 use warren_crypto::{ChkBlock, RoutingKey, SskBlock};
 
-use crate::plan::{plan_put, PutPlan};
+use crate::plan::{excess, pick_random, plan_put, random_start, PutPlan};
 use crate::record::Slot;
 use crate::stats::Counters;
-use crate::{Area, BlockStore, StoreConfig, StoreError, StoreStats};
+use crate::{Area, BlockStore, Eviction, StoreConfig, StoreError, StoreStats};
 
 /// A [`BlockStore`] in memory, with the same placement, eviction and
 /// verification rules as [`crate::SledStore`]. `flush` has nothing to do.
@@ -20,9 +20,11 @@ pub struct MemoryStore {
     counters: Counters,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
-    entries: HashMap<RoutingKey, Entry>,
+    /// By routing key, in the key order of `SledStore`'s `index` tree, which
+    /// random eviction walks the same way.
+    entries: BTreeMap<RoutingKey, Entry>,
     /// Access order per area: the first entry of an area is its LRU block.
     lru: BTreeMap<Slot, RoutingKey>,
     next_seq: u64,
@@ -30,6 +32,8 @@ struct State {
     /// SSK blocks by key, with their insertion sequence; oldest evicted first.
     ssk: HashMap<RoutingKey, (u64, Vec<u8>)>,
     ssk_order: BTreeMap<u64, RoutingKey>,
+    /// Random eviction draws.
+    rng: rand::rngs::StdRng,
 }
 
 #[derive(Debug)]
@@ -40,11 +44,47 @@ struct Entry {
 
 impl MemoryStore {
     pub fn new(config: StoreConfig) -> Self {
+        let state = State {
+            entries: BTreeMap::new(),
+            lru: BTreeMap::new(),
+            next_seq: 0,
+            blocks: [0; 2],
+            ssk: HashMap::new(),
+            ssk_order: BTreeMap::new(),
+            rng: config.eviction_rng(),
+        };
         MemoryStore {
             config,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             counters: Counters::default(),
         }
+    }
+
+    /// What closing a [`crate::SledStore`] and opening it again with `config`
+    /// does, in memory: the blocks and their access order are kept, the
+    /// counters start again, the random draws restart from the new seed, and
+    /// an area the new configuration no longer has room for is trimmed by its
+    /// policy (counted as evictions).
+    pub fn reopen(self, config: StoreConfig) -> MemoryStore {
+        let mut state = self
+            .state
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        state.rng = config.eviction_rng();
+        let store = MemoryStore {
+            config,
+            state: Mutex::new(state),
+            counters: Counters::default(),
+        };
+        {
+            let mut state = store.state();
+            for area in Area::ALL {
+                let n = excess(area, state.blocks, &store.config);
+                let evicted = state.evict(store.config.eviction, area, n);
+                store.counters.evicted(area, evicted);
+            }
+        }
+        store
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -86,23 +126,66 @@ impl State {
         Some(entry)
     }
 
-    /// Evicts up to `n` least recently used blocks of `area`; returns how many.
-    fn evict(&mut self, area: Area, n: u64) -> u64 {
-        let lo = Slot { area, seq: 0 };
-        let hi = Slot {
-            area,
-            seq: u64::MAX,
+    /// Evicts up to `n` blocks of `area` chosen by `policy`; returns how many.
+    fn evict(&mut self, policy: Eviction, area: Area, n: u64) -> u64 {
+        let victims: Vec<RoutingKey> = match policy {
+            Eviction::Lru => self
+                .lru
+                .range(area_range(area))
+                .take(n as usize)
+                .map(|(_, key)| *key)
+                .collect(),
+            Eviction::Random => {
+                let mut chosen = HashSet::new();
+                for _ in 0..n {
+                    // A draw that found nothing near its start takes the LRU block.
+                    let Some(key) = self
+                        .draw(area, &chosen)
+                        .or_else(|| self.least_recent(area, &chosen))
+                    else {
+                        break;
+                    };
+                    chosen.insert(key);
+                }
+                chosen.into_iter().collect()
+            }
         };
-        let victims: Vec<RoutingKey> = self
-            .lru
-            .range(lo..=hi)
-            .take(n as usize)
-            .map(|(_, key)| *key)
-            .collect();
         for key in &victims {
             self.remove(key);
         }
         victims.len() as u64
+    }
+
+    /// A random block of `area` not in `chosen` (see `plan::pick_random`).
+    fn draw(&mut self, area: Area, chosen: &HashSet<RoutingKey>) -> Option<RoutingKey> {
+        let start = random_start(&mut self.rng);
+        let entries = self
+            .entries
+            .range(start..)
+            .chain(self.entries.range(..start))
+            .map(|(key, entry)| {
+                Ok::<_, std::convert::Infallible>(Some((*key, entry.slot.area, ())))
+            });
+        match pick_random(entries, area, chosen) {
+            Ok(found) => found.map(|(key, ())| key),
+            Err(never) => match never {},
+        }
+    }
+
+    /// The least recently used block of `area` not in `chosen`.
+    fn least_recent(&self, area: Area, chosen: &HashSet<RoutingKey>) -> Option<RoutingKey> {
+        self.lru
+            .range(area_range(area))
+            .map(|(_, key)| *key)
+            .find(|key| !chosen.contains(key))
+    }
+}
+
+/// Every access-order position of `area`.
+fn area_range(area: Area) -> std::ops::RangeInclusive<Slot> {
+    Slot { area, seq: 0 }..=Slot {
+        area,
+        seq: u64::MAX,
     }
 }
 
@@ -146,7 +229,7 @@ impl BlockStore for MemoryStore {
                 from,
                 evict,
             } => {
-                let evicted = state.evict(target, evict);
+                let evicted = state.evict(self.config.eviction, target, evict);
                 self.counters.evicted(target, evicted);
                 let bytes = match from {
                     Some(_) => state.remove(&key).map(|e| e.bytes),

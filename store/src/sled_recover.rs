@@ -114,7 +114,7 @@ impl SledStore {
         for area in Area::ALL {
             let n = excess(area, state.blocks, &self.config);
             if n > 0 {
-                let victims = self.victims(area, n)?;
+                let victims = self.victims(state, area, n)?;
                 self.commit(state, area, &victims, None)?;
             }
         }

@@ -18,6 +18,7 @@
 //! (which keeps the block counts and the cell allocator exact); reads of
 //! block bytes and their verification run outside it.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -32,10 +33,10 @@ use crate::cells::{CellAllocator, CellFile};
 #[cfg(any(test, feature = "fault-injection"))]
 use crate::fault::FaultInjector;
 use crate::fault::FaultPoint;
-use crate::plan::{plan_put, PutPlan};
+use crate::plan::{pick_random, plan_put, random_start, PutPlan};
 use crate::record::{self, IndexRecord, Slot, FORMAT_KEY};
 use crate::stats::Counters;
-use crate::{Area, BlockStore, StoreConfig, StoreError, StoreStats};
+use crate::{Area, BlockStore, Eviction, StoreConfig, StoreError, StoreStats};
 
 /// Version of the on-disk layout; a store of another version is refused.
 /// Version 1 kept block bytes in a sled tree; version 2 keeps them in
@@ -93,9 +94,11 @@ struct WriteState {
     cells: CellAllocator,
     ssk_blocks: u64,
     ssk_next_seq: u64,
+    /// Random eviction draws.
+    rng: rand::rngs::StdRng,
 }
 
-/// A least recently used entry chosen for eviction.
+/// An entry chosen for eviction.
 struct Victim {
     lru_key: [u8; record::SLOT_LEN],
     /// The block and its cell; `None` if the `lru` entry names no live block
@@ -138,6 +141,7 @@ impl SledStore {
         let has_cells = fs::metadata(&cell_path).is_ok_and(|m| m.len() > 0);
         check_format(dir, &db, &meta, has_cells)?;
         let cells = CellFile::open(&cell_path).map_err(|e| StoreError::from_io(dir, e))?;
+        let rng = config.eviction_rng();
         let store = SledStore {
             dir: dir.to_path_buf(),
             config,
@@ -153,6 +157,7 @@ impl SledStore {
                 cells: CellAllocator::default(),
                 ssk_blocks: 0,
                 ssk_next_seq: 0,
+                rng,
             }),
             counters: Counters::default(),
             #[cfg(any(test, feature = "fault-injection"))]
@@ -252,14 +257,34 @@ impl SledStore {
         Ok(raw.and_then(|raw| IndexRecord::decode(&raw).ok()))
     }
 
-    /// The `n` least recently used entries of `area`.
-    fn victims(&self, area: Area, n: u64) -> Result<Vec<Victim>, StoreError> {
+    /// `n` entries of `area` to evict, chosen by the configured policy.
+    fn victims(
+        &self,
+        state: &mut WriteState,
+        area: Area,
+        n: u64,
+    ) -> Result<Vec<Victim>, StoreError> {
+        match self.config.eviction {
+            Eviction::Lru => self.lru_victims(area, n, &HashSet::new()),
+            Eviction::Random => self.random_victims(state, area, n),
+        }
+    }
+
+    /// The `n` least recently used live entries of `area` that are not in
+    /// `chosen`, with the stale `lru` entries before them (which name no
+    /// live block and do not count toward `n`).
+    fn lru_victims(
+        &self,
+        area: Area,
+        n: u64,
+        chosen: &HashSet<RoutingKey>,
+    ) -> Result<Vec<Victim>, StoreError> {
         let mut out = Vec::new();
-        for item in self
-            .lru
-            .scan_prefix(record::area_prefix(area))
-            .take(n as usize)
-        {
+        let mut live = 0;
+        if n == 0 {
+            return Ok(out);
+        }
+        for item in self.lru.scan_prefix(record::area_prefix(area)) {
             let (lru_key, raw) = item.map_err(|e| self.err(e))?;
             let Ok(lru_key) = <[u8; record::SLOT_LEN]>::try_from(&lru_key[..]) else {
                 continue;
@@ -267,13 +292,64 @@ impl SledStore {
             // Only an entry that `index` agrees with names a block to evict;
             // any other is a leftover of an interrupted touch.
             let block = match record::decode_key(&raw) {
+                Ok(key) if chosen.contains(&key) => continue,
                 Ok(key) => self
                     .read_record(&key)?
                     .filter(|rec| rec.slot.encode() == lru_key)
                     .map(|rec| (key, rec.cell)),
                 Err(_) => None,
             };
+            live += u64::from(block.is_some());
             out.push(Victim { lru_key, block });
+            if live == n {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// `n` distinct entries of `area` drawn at random: each the first block
+    /// of the area at or after a random routing key in `index`, wrapping
+    /// (see `plan::pick_random`); a draw that finds none near its start takes
+    /// the least recently used block instead.
+    fn random_victims(
+        &self,
+        state: &mut WriteState,
+        area: Area,
+        n: u64,
+    ) -> Result<Vec<Victim>, StoreError> {
+        let mut out = Vec::new();
+        let mut chosen = HashSet::new();
+        for _ in 0..n {
+            let start = random_start(&mut state.rng);
+            let start: &[u8] = start.as_bytes();
+            let entries = self
+                .index
+                .range::<&[u8], _>(start..)
+                .chain(self.index.range::<&[u8], _>(..start))
+                .map(|item| {
+                    item.map(|(key, raw)| {
+                        // A damaged record is passed over: `get` drops it.
+                        let key = record::decode_key(&key).ok()?;
+                        let rec = IndexRecord::decode(&raw).ok()?;
+                        Some((key, rec.slot.area, rec))
+                    })
+                });
+            if let Some((key, rec)) =
+                pick_random(entries, area, &chosen).map_err(|e| self.err(e))?
+            {
+                chosen.insert(key);
+                out.push(Victim {
+                    lru_key: rec.slot.encode(),
+                    block: Some((key, rec.cell)),
+                });
+                continue;
+            }
+            let fallback = self.lru_victims(area, 1, &chosen)?;
+            let found = fallback.iter().find_map(|v| v.block.map(|(key, _)| key));
+            out.extend(fallback);
+            let Some(key) = found else { break };
+            chosen.insert(key);
         }
         Ok(out)
     }
@@ -524,7 +600,7 @@ impl BlockStore for SledStore {
                 },
                 existing,
             ) => {
-                let victims = self.victims(target, evict)?;
+                let victims = self.victims(&mut state, target, evict)?;
                 match existing {
                     None => self.place_new(&mut state, block, target, &victims),
                     // A move between areas keeps its cell.

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use warren_crypto::BLOCK_LEN;
 
-use crate::{Area, StoreConfig};
+use crate::{Area, Eviction, StoreConfig};
 
 /// One area's figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct StoreStats {
     pub misses: u64,
     /// SSK blocks held (their own keyspace, see `StoreConfig::ssk_capacity`).
     pub ssk_blocks: u64,
+    /// The eviction policy the store runs with.
+    pub eviction: Eviction,
 }
 
 impl StoreStats {
@@ -89,6 +91,7 @@ impl Counters {
             cache: area(Area::Cache),
             misses: self.misses.load(Ordering::Relaxed),
             ssk_blocks: 0,
+            eviction: config.eviction,
         }
     }
 }

@@ -9,50 +9,73 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use warren_crypto::{ChkBlock, ChkKey, BLOCK_LEN};
 
-use crate::{Area, BlockStore, MemoryStore, SledStore, StoreConfig, StoreStats};
+use crate::{Area, BlockStore, Eviction, MemoryStore, SledStore, StoreConfig, StoreStats};
+
+/// Seed of the random eviction draws in every test store: reproducible.
+pub(crate) const TEST_SEED: u64 = 17;
 
 /// How a test gets, reopens and damages stores of one implementation.
+///
+/// A harness opens every store with its eviction policy (whatever the
+/// config passed says), so each test of the suite runs under both.
 pub(crate) trait Harness {
     type Store: BlockStore;
+    /// The policy stores are opened with from now on (tests may switch it).
+    fn policy(&mut self) -> &mut Eviction;
     fn open(&mut self, config: StoreConfig) -> Self::Store;
-    /// Closes and opens again with the same configuration (the memory store
-    /// has nothing to reopen and hands itself back).
+    /// Closes and opens again with `config` (the memory store keeps its
+    /// blocks and their order, as a disk store does).
     fn reopen(&mut self, store: Self::Store, config: StoreConfig) -> Self::Store;
     /// Flips a byte of the stored copy of `key`; whether it was held.
     fn corrupt(store: &Self::Store, key: &warren_crypto::RoutingKey) -> bool;
 }
 
-pub(crate) struct MemoryHarness;
+/// `config` with `policy`, and the test seed unless it names its own.
+pub(crate) fn with_policy(config: &StoreConfig, policy: Eviction) -> StoreConfig {
+    StoreConfig {
+        eviction: policy,
+        eviction_seed: config.eviction_seed.or(Some(TEST_SEED)),
+        ..config.clone()
+    }
+}
+
+pub(crate) struct MemoryHarness(pub(crate) Eviction);
 
 impl Harness for MemoryHarness {
     type Store = MemoryStore;
-    fn open(&mut self, config: StoreConfig) -> MemoryStore {
-        MemoryStore::new(config)
+    fn policy(&mut self) -> &mut Eviction {
+        &mut self.0
     }
-    fn reopen(&mut self, store: MemoryStore, _config: StoreConfig) -> MemoryStore {
-        store
+    fn open(&mut self, config: StoreConfig) -> MemoryStore {
+        MemoryStore::new(with_policy(&config, self.0))
+    }
+    fn reopen(&mut self, store: MemoryStore, config: StoreConfig) -> MemoryStore {
+        store.reopen(with_policy(&config, self.0))
     }
     fn corrupt(store: &MemoryStore, key: &warren_crypto::RoutingKey) -> bool {
         store.corrupt_stored_block(key).unwrap()
     }
 }
 
-pub(crate) struct SledHarness(tempfile::TempDir);
+pub(crate) struct SledHarness(tempfile::TempDir, Eviction);
 
 impl SledHarness {
-    pub(crate) fn new() -> Self {
-        SledHarness(tempfile::tempdir().unwrap())
+    pub(crate) fn new(policy: Eviction) -> Self {
+        SledHarness(tempfile::tempdir().unwrap(), policy)
     }
 }
 
 impl Harness for SledHarness {
     type Store = SledStore;
+    fn policy(&mut self) -> &mut Eviction {
+        &mut self.1
+    }
     fn open(&mut self, config: StoreConfig) -> SledStore {
-        SledStore::open(self.0.path(), config).unwrap()
+        SledStore::open(self.0.path(), with_policy(&config, self.1)).unwrap()
     }
     fn reopen(&mut self, store: SledStore, config: StoreConfig) -> SledStore {
         drop(store);
-        SledStore::open(self.0.path(), config).unwrap()
+        SledStore::open(self.0.path(), with_policy(&config, self.1)).unwrap()
     }
     fn corrupt(store: &SledStore, key: &warren_crypto::RoutingKey) -> bool {
         store.corrupt_stored_block(key).unwrap()
@@ -67,7 +90,8 @@ pub(crate) fn blocks(n: usize) -> Vec<(ChkBlock, ChkKey)> {
 }
 
 /// A config holding `store` and `cache` whole blocks (plus a partial block
-/// of slack, which must not count).
+/// of slack, which must not count). LRU, so tests outside the harnesses can
+/// say which block goes (the harnesses set their own policy).
 pub(crate) fn config_blocks(store: u64, cache: u64) -> StoreConfig {
     let slack = BLOCK_LEN as u64 - 1;
     StoreConfig {
@@ -75,6 +99,7 @@ pub(crate) fn config_blocks(store: u64, cache: u64) -> StoreConfig {
         cache_bytes: cache * BLOCK_LEN as u64 + slack,
         sled_cache_bytes: 1 << 20,
         flush_every_ms: None,
+        eviction: Eviction::Lru,
         ..StoreConfig::default()
     }
 }
@@ -96,22 +121,53 @@ pub(crate) fn put_get_round_trip<H: Harness>(mut h: H) {
     assert_eq!(st.cache.capacity_bytes, StoreConfig::default().cache_bytes);
 }
 
-pub(crate) fn evicts_least_recently_used<H: Harness>(mut h: H) {
-    let s = h.open(config_blocks(0, 3));
+/// The block each policy gives up: under LRU exactly the least recently
+/// used one; under random any block of the area, the most recently used
+/// included (over several seeds, not always the LRU one).
+pub(crate) fn evicts_by_policy<H: Harness>(mut h: H) {
+    let policy = *h.policy();
     let b = blocks(4);
-    for (block, _) in &b[..3] {
-        s.put(Area::Cache, block).unwrap();
+    let mut victims = HashSet::new();
+    for seed in 0..16 {
+        let config = StoreConfig {
+            eviction_seed: Some(seed),
+            ..config_blocks(0, 3)
+        };
+        let s = h.open(config.clone());
+        for (block, _) in &b[..3] {
+            s.put(Area::Cache, block).unwrap();
+        }
+        // A read is an access: block 0 becomes the most recent, block 1 the LRU.
+        assert!(s.get(&b[0].1.routing).unwrap().is_some());
+        s.put(Area::Cache, &b[3].0).unwrap();
+        let st = s.stats();
+        assert_eq!((st.cache.blocks, st.cache.evictions), (3, 1));
+        assert!(st.cache.bytes <= st.cache.capacity_bytes);
+        assert!(
+            s.contains(&b[3].1.routing).unwrap(),
+            "the new block is kept"
+        );
+        let gone: Vec<usize> = (0..3)
+            .filter(|&i| !s.contains(&b[i].1.routing).unwrap())
+            .collect();
+        assert_eq!(gone.len(), 1, "{gone:?}");
+        victims.insert(gone[0]);
+        // Empty the store for the next seed: reopen with room for nothing.
+        let s = h.reopen(s, config_blocks(0, 0));
+        assert_eq!(s.stats().cache.blocks, 0);
+        drop(s);
+        if policy == Eviction::Lru {
+            assert_eq!(gone, [1], "LRU evicts the least recently used");
+            break;
+        }
     }
-    // A read is an access: block 0 becomes the most recent, block 1 the LRU.
-    assert!(s.get(&b[0].1.routing).unwrap().is_some());
-    s.put(Area::Cache, &b[3].0).unwrap();
-    assert!(!s.contains(&b[1].1.routing).unwrap());
-    for i in [0, 2, 3] {
-        assert!(s.contains(&b[i].1.routing).unwrap(), "block {i}");
+    if policy == Eviction::Random {
+        assert!(
+            victims.contains(&0),
+            "the MRU block was never drawn: {victims:?}"
+        );
+        assert!(victims.len() >= 2, "{victims:?}");
     }
-    let st = s.stats();
-    assert_eq!((st.cache.blocks, st.cache.evictions), (3, 1));
-    assert!(st.cache.bytes <= st.cache.capacity_bytes);
 }
 
 pub(crate) fn store_wins_over_cache<H: Harness>(mut h: H) {
@@ -196,6 +252,122 @@ pub(crate) fn concurrent_use_keeps_the_bound<H: Harness>(mut h: H) {
     assert_eq!(held, 12);
 }
 
+/// A smaller configuration trims the excess at the next open, by the
+/// policy: under LRU the most recent blocks survive, under random some of
+/// the blocks held before; in both the area ends exactly at its new bound.
+pub(crate) fn a_smaller_configuration_trims_at_open<H: Harness>(mut h: H) {
+    let policy = *h.policy();
+    let b = blocks(8);
+    let s = h.open(config_blocks(8, 2));
+    for (block, _) in &b {
+        s.put(Area::Store, block).unwrap();
+    }
+    s.flush().unwrap();
+    let s = h.reopen(s, config_blocks(3, 2));
+    let st = s.stats();
+    assert_eq!((st.store.blocks, st.store.evictions), (3, 5));
+    let kept: Vec<usize> = (0..8)
+        .filter(|&i| s.contains(&b[i].1.routing).unwrap())
+        .collect();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    if policy == Eviction::Lru {
+        assert_eq!(kept, [5, 6, 7]);
+    }
+    for &i in &kept {
+        assert_eq!(s.get(&b[i].1.routing).unwrap().as_ref(), Some(&b[i].0));
+    }
+    // The new bound holds for later puts too, and survives another reopen.
+    s.put(Area::Store, &b[0].0).unwrap();
+    let s = h.reopen(s, config_blocks(3, 2));
+    assert_eq!(s.stats().store.blocks, 3);
+}
+
+/// Damaged blocks are ordinary victims: eviction never reads a block, so it
+/// gives up damaged ones like any other (counted as evictions) and the area
+/// keeps its bound; the damage is found only by a read.
+pub(crate) fn damaged_victims_do_not_break_eviction<H: Harness>(mut h: H) {
+    const CACHE: u64 = 4;
+    let b = blocks(16);
+    let s = h.open(config_blocks(1, CACHE));
+    for (block, key) in &b[..CACHE as usize] {
+        s.put(Area::Cache, block).unwrap();
+        assert!(H::corrupt(&s, &key.routing));
+    }
+    for (block, _) in &b[CACHE as usize..] {
+        s.put(Area::Cache, block).unwrap();
+        assert_eq!(s.stats().cache.blocks, CACHE);
+    }
+    let st = s.stats();
+    assert_eq!(st.cache.evictions, b.len() as u64 - CACHE);
+    let mut damaged_held = 0;
+    for (i, (block, key)) in b.iter().enumerate() {
+        let held = s.contains(&key.routing).unwrap();
+        let got = s.get(&key.routing).unwrap();
+        if i < CACHE as usize {
+            assert_eq!(got, None, "damaged block {i} was served");
+            damaged_held += u64::from(held);
+        } else {
+            assert_eq!(got.as_ref(), held.then_some(block), "block {i}");
+        }
+    }
+    // Whatever damaged block survived eviction was dropped when read.
+    let st = s.stats();
+    assert_eq!(st.cache.corrupt_dropped, damaged_held);
+    assert_eq!(st.cache.blocks, CACHE - damaged_held);
+}
+
+/// A store can be reopened with the other policy: both keep the same
+/// records, the bound holds throughout, and the access order kept under
+/// random eviction is what LRU evicts by afterwards.
+pub(crate) fn the_policy_can_change_on_reopen<H: Harness>(mut h: H) {
+    let first = *h.policy();
+    let other = match first {
+        Eviction::Lru => Eviction::Random,
+        Eviction::Random => Eviction::Lru,
+    };
+    let config = config_blocks(2, 4);
+    let b = blocks(16);
+    let s = h.open(config.clone());
+    for (block, _) in &b[..8] {
+        s.put(Area::Cache, block).unwrap();
+    }
+    s.put(Area::Store, &b[8].0).unwrap();
+    assert_eq!((s.stats().cache.blocks, s.stats().store.blocks), (4, 1));
+    s.flush().unwrap();
+    *h.policy() = other;
+    let s = h.reopen(s, config.clone());
+    for (block, _) in &b[9..14] {
+        s.put(Area::Cache, block).unwrap();
+    }
+    let st = s.stats();
+    assert_eq!(
+        (st.cache.blocks, st.store.blocks, st.cache.evictions),
+        (4, 1, 5)
+    );
+    assert!(
+        s.contains(&b[8].1.routing).unwrap(),
+        "the stored block stays"
+    );
+    // Read the cached blocks in a known order, then switch to LRU: the
+    // first one read is the least recently used.
+    let held: Vec<usize> = (0..14)
+        .filter(|&i| i != 8 && s.contains(&b[i].1.routing).unwrap())
+        .collect();
+    assert_eq!(held.len(), 4, "{held:?}");
+    for &i in &held {
+        assert!(s.get(&b[i].1.routing).unwrap().is_some());
+    }
+    s.flush().unwrap();
+    *h.policy() = Eviction::Lru;
+    let s = h.reopen(s, config);
+    s.put(Area::Cache, &b[14].0).unwrap();
+    assert!(!s.contains(&b[held[0]].1.routing).unwrap(), "{held:?}");
+    for &i in &held[1..] {
+        assert!(s.contains(&b[i].1.routing).unwrap(), "block {i}");
+    }
+    assert_eq!(s.stats().cache.blocks, 4);
+}
+
 /// SSK block `i` of a fixed subspace, with payload `payload`.
 fn ssk_block(i: usize, payload: &[u8]) -> warren_crypto::SskBlock {
     let insert = warren_crypto::SskInsertUri {
@@ -252,8 +424,8 @@ macro_rules! shared_suite {
                 super::put_get_round_trip($harness);
             }
             #[test]
-            fn evicts_least_recently_used() {
-                super::evicts_least_recently_used($harness);
+            fn evicts_by_policy() {
+                super::evicts_by_policy($harness);
             }
             #[test]
             fn store_wins_over_cache() {
@@ -275,12 +447,26 @@ macro_rules! shared_suite {
             fn concurrent_use_keeps_the_bound() {
                 super::concurrent_use_keeps_the_bound($harness);
             }
+            #[test]
+            fn a_smaller_configuration_trims_at_open() {
+                super::a_smaller_configuration_trims_at_open($harness);
+            }
+            #[test]
+            fn damaged_victims_do_not_break_eviction() {
+                super::damaged_victims_do_not_break_eviction($harness);
+            }
+            #[test]
+            fn the_policy_can_change_on_reopen() {
+                super::the_policy_can_change_on_reopen($harness);
+            }
         }
     };
 }
 
-shared_suite!(memory, MemoryHarness);
-shared_suite!(sled, SledHarness::new());
+shared_suite!(memory_lru, MemoryHarness(Eviction::Lru));
+shared_suite!(memory_random, MemoryHarness(Eviction::Random));
+shared_suite!(sled_lru, SledHarness::new(Eviction::Lru));
+shared_suite!(sled_random, SledHarness::new(Eviction::Random));
 
 // ---- model-based test ----
 
@@ -456,7 +642,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
     #[test]
     fn memory_store_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
-        run_model(MemoryHarness, &ops);
+        run_model(MemoryHarness(Eviction::Lru), &ops);
     }
 }
 
@@ -464,6 +650,79 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
     #[test]
     fn sled_store_matches_model(ops in proptest::collection::vec(op(), 1..60)) {
-        run_model(SledHarness::new(), &ops);
+        run_model(SledHarness::new(Eviction::Lru), &ops);
+    }
+}
+
+// ---- random eviction: both stores side by side ----
+
+/// Random eviction has no model to predict its victims, but both stores
+/// draw them the same way (one generator, one key order), so with one seed
+/// they must hold the same blocks and counts after every operation, and
+/// neither may go over its bounds.
+pub(crate) fn run_twins(ops: &[Op]) {
+    let config = config_blocks(MODEL_STORE_BLOCKS, MODEL_CACHE_BLOCKS);
+    let pool = blocks(POOL);
+    let (mut mh, mut sh) = (
+        MemoryHarness(Eviction::Random),
+        SledHarness::new(Eviction::Random),
+    );
+    let (mut mem, mut disk) = (mh.open(config.clone()), sh.open(config.clone()));
+    for op in ops {
+        match *op {
+            Op::Put(area, i) => {
+                mem.put(area, &pool[i].0).unwrap();
+                disk.put(area, &pool[i].0).unwrap();
+            }
+            Op::Get(i) => {
+                let got = mem.get(&pool[i].1.routing).unwrap();
+                assert_eq!(got, disk.get(&pool[i].1.routing).unwrap(), "get {i}");
+                if let Some(block) = got {
+                    assert_eq!(block, pool[i].0);
+                }
+            }
+            Op::Contains(_) => {} // checked for every block below
+            Op::Corrupt(i) => assert_eq!(
+                MemoryHarness::corrupt(&mem, &pool[i].1.routing),
+                SledHarness::corrupt(&disk, &pool[i].1.routing)
+            ),
+            Op::Flush => {
+                mem.flush().unwrap();
+                disk.flush().unwrap();
+            }
+            Op::Reopen => {
+                mem = mh.reopen(mem, config.clone());
+                disk = sh.reopen(disk, config.clone());
+            }
+        }
+        for (j, (_, key)) in pool.iter().enumerate() {
+            assert_eq!(
+                mem.contains(&key.routing).unwrap(),
+                disk.contains(&key.routing).unwrap(),
+                "block {j} after {op:?}"
+            );
+        }
+        let (m, d) = (mem.stats(), disk.stats());
+        for area in Area::ALL {
+            let (ma, da) = (m.area(area), d.area(area));
+            assert_eq!(
+                (ma.blocks, ma.hits, ma.evictions, ma.corrupt_dropped),
+                (da.blocks, da.hits, da.evictions, da.corrupt_dropped),
+                "{area:?} after {op:?}"
+            );
+            assert!(
+                ma.blocks <= config.capacity_blocks(area),
+                "{area:?} over its bound"
+            );
+        }
+        assert_eq!(m.misses, d.misses, "misses after {op:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn random_eviction_is_the_same_in_both_stores(ops in proptest::collection::vec(op(), 1..60)) {
+        run_twins(&ops);
     }
 }

@@ -780,7 +780,12 @@ fn store_json(stats: &warren_store::StoreStats) -> serde_json::Value {
             "corrupt_dropped": a.corrupt_dropped,
         })
     };
-    serde_json::json!({ "store": area(&stats.store), "cache": area(&stats.cache), "misses": stats.misses })
+    serde_json::json!({
+        "store": area(&stats.store),
+        "cache": area(&stats.cache),
+        "misses": stats.misses,
+        "eviction": stats.eviction.name(),
+    })
 }
 
 /// Noderefs in the seed file; bad lines are logged and skipped.
