@@ -3,7 +3,7 @@
 
     target/debug/warren sim --topology folded --nodes 10000 --rounds 400 --json > folded.json
     target/debug/warren sim --topology ideal --nodes 10000 --json > ideal.json
-    scripts/plot_sim.py --out docs/sim-folding.png folded.json [--ideal ideal.json]
+    scripts/plot_sim.py --out docs/sim-folding.png folded.json [--ideal ideal.json ...]
 
 Each run's `curve` (one point per round of requests: requests served,
 success rate, mean hops, mean degree, long-link share) becomes a line in
@@ -43,7 +43,8 @@ def table(name, run):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="`warren sim --json` output of an opennet run")
-    ap.add_argument("--ideal", help="`warren sim --json` output of the ideal topology, drawn as the target")
+    ap.add_argument("--ideal", action="append", default=[],
+                    help="`warren sim --json` output of the ideal topology, drawn as the target (repeatable)")
     ap.add_argument("--out", required=True, help="PNG file to write")
     ap.add_argument("--title", default="warren sim: a network folding itself into a small world")
     args = ap.parse_args()
@@ -54,19 +55,20 @@ def main():
             sys.exit(f"{path}: no curve (not an opennet run: use --topology folded or join)")
         table(path, run)
         runs.append({"label": f"{run['topology']}, {run['nodes']} nodes", "curve": run["curve"]})
-    ideal = None
-    if args.ideal:
-        i = load(args.ideal)
+    ideals = []
+    for path in args.ideal:
+        i = load(path)
         ideal = {"success": 100 * i["success_rate"], "hops": i["hops_mean"], "long": 100 * i["long_link_share"],
                  "label": f"ideal small world, {i['nodes']} nodes, degree {i['degree_mean']:.0f}"}
-        print(f"ideal: {ideal['success']:.1f} % success, {ideal['hops']:.2f} hops, "
+        print(f"{ideal['label']}: {ideal['success']:.1f} % success, {ideal['hops']:.2f} hops, "
               f"{ideal['long']:.1f} % long links")
+        ideals.append(ideal)
     py = VENV / "bin" / "python"
     if not py.exists():
         print("installing matplotlib into .venv-soak (once)", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "matplotlib"], check=True)
-    data = json.dumps({"runs": runs, "ideal": ideal, "out": args.out, "title": args.title})
+    data = json.dumps({"runs": runs, "ideals": ideals, "out": args.out, "title": args.title})
     subprocess.run([str(py), "-c", PLOT], input=data, text=True, check=True)
     print(f"chart: {args.out}")
 
@@ -85,8 +87,8 @@ for ax, (field, scale, label, key) in zip(axes, panels):
     for run in d["runs"]:
         xs = [p["requests_served"] / 1000 for p in run["curve"]]
         ax.plot(xs, [p[field] * scale for p in run["curve"]], label=run["label"], linewidth=1.2)
-    if d["ideal"]:
-        ax.axhline(d["ideal"][key], color="grey", linestyle="--", linewidth=1, label=d["ideal"]["label"])
+    for ideal, style in zip(d["ideals"], ["--", ":", "-."]):
+        ax.axhline(ideal[key], color="grey", linestyle=style, linewidth=1, label=ideal["label"])
     ax.set_xlabel("requests served (thousands)")
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
