@@ -414,51 +414,35 @@ pub(crate) fn ssk_blocks_first_wins_bounded_and_kept<H: Harness>(mut h: H) {
     assert_eq!(s.stats().ssk_blocks, capacity);
 }
 
-/// Instantiates the shared suite for one harness constructor.
+/// Instantiates each test of the shared suite for one harness constructor.
 macro_rules! shared_suite {
     ($module:ident, $harness:expr) => {
+        shared_suite!(
+            $module,
+            $harness,
+            [
+                put_get_round_trip,
+                evicts_by_policy,
+                store_wins_over_cache,
+                zero_capacity_area_stores_nothing,
+                corrupt_block_is_dropped_not_served,
+                ssk_blocks_first_wins_bounded_and_kept,
+                concurrent_use_keeps_the_bound,
+                a_smaller_configuration_trims_at_open,
+                damaged_victims_do_not_break_eviction,
+                the_policy_can_change_on_reopen,
+            ]
+        );
+    };
+    ($module:ident, $harness:expr, [$($test:ident),* $(,)?]) => {
         mod $module {
             use super::*;
-            #[test]
-            fn put_get_round_trip() {
-                super::put_get_round_trip($harness);
-            }
-            #[test]
-            fn evicts_by_policy() {
-                super::evicts_by_policy($harness);
-            }
-            #[test]
-            fn store_wins_over_cache() {
-                super::store_wins_over_cache($harness);
-            }
-            #[test]
-            fn zero_capacity_area_stores_nothing() {
-                super::zero_capacity_area_stores_nothing($harness);
-            }
-            #[test]
-            fn corrupt_block_is_dropped_not_served() {
-                super::corrupt_block_is_dropped_not_served($harness);
-            }
-            #[test]
-            fn ssk_blocks_first_wins_bounded_and_kept() {
-                super::ssk_blocks_first_wins_bounded_and_kept($harness);
-            }
-            #[test]
-            fn concurrent_use_keeps_the_bound() {
-                super::concurrent_use_keeps_the_bound($harness);
-            }
-            #[test]
-            fn a_smaller_configuration_trims_at_open() {
-                super::a_smaller_configuration_trims_at_open($harness);
-            }
-            #[test]
-            fn damaged_victims_do_not_break_eviction() {
-                super::damaged_victims_do_not_break_eviction($harness);
-            }
-            #[test]
-            fn the_policy_can_change_on_reopen() {
-                super::the_policy_can_change_on_reopen($harness);
-            }
+            $(
+                #[test]
+                fn $test() {
+                    super::$test($harness);
+                }
+            )*
         }
     };
 }
