@@ -7,6 +7,7 @@
 pub mod api_client;
 pub mod config;
 pub mod demo;
+pub mod fec_worker;
 pub mod fetch;
 pub mod insert;
 pub mod keys;

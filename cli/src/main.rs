@@ -5,7 +5,7 @@
 //! codes live here; everything else is in `warren-node`, `warren-store` and
 //! `warren-crypto`.
 
-use warren_cli::{demo, fetch, insert, keys, node, reinsert, sim, status, testnet};
+use warren_cli::{demo, fec_worker, fetch, insert, keys, node, reinsert, sim, status, testnet};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +49,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the routing simulator over many virtual nodes.
     Sim(sim::SimArgs),
+    /// Erasure-code segments for a parent node on stdin/stdout (internal).
+    #[command(hide = true)]
+    FecWorker,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Testnet(args) => testnet::run(args),
         Command::Demo(args) => demo::run(&args),
         Command::Sim(args) => sim::run(&args),
+        Command::FecWorker => fec_worker::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

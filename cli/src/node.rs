@@ -264,6 +264,7 @@ fn store_config(args: &NodeArgs, file: &FileConfig) -> warren_store::StoreConfig
 pub fn run(args: &NodeArgs) -> Result<()> {
     tune_heap();
     init_logging();
+    crate::fec_worker::install_from_env();
     let resolved = resolve(args)?;
     check_distinct(resolved.api, resolved.gateway)?;
     let identity = load_identity(&resolved.data_dir)?;

@@ -3,6 +3,13 @@
 //! The code is reed-solomon-simd 3 (Leopard-style Reed-Solomon over GF(2^16)
 //! with FFT, the "default rate" selection). With `k` data shards and `m` check
 //! shards, any `k` of the `k + m` shards recover the data shards.
+//!
+//! The code runs in this process unless the program installs a
+//! [`FecBackend`] (the `warren` binary's node runs it in a worker process so
+//! the codec's 8.5 MiB of global tables do not stay in a relay's memory).
+
+use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 
@@ -36,6 +43,30 @@ fn codec_error(err: reed_solomon_simd::Error) -> FecError {
     }
 }
 
+/// Somewhere else to run the erasure code: given full shards, it must give
+/// exactly what [`FecEncoder::encode_here`] and [`recover_here`] give.
+pub trait FecBackend: Send + Sync {
+    /// The `check_count` check shards of `data` (each exactly [`SHARD_LEN`]).
+    fn encode(&self, data: &[&[u8]], check_count: usize) -> Result<Vec<Vec<u8>>, FecError>;
+    /// As [`recover_here`], called only when some data shard is missing and
+    /// enough shards are at hand.
+    fn recover(
+        &self,
+        data_count: usize,
+        check_count: usize,
+        data: &[(usize, &[u8])],
+        check: &[(usize, &[u8])],
+    ) -> Result<Vec<(usize, Vec<u8>)>, FecError>;
+}
+
+static BACKEND: OnceLock<&'static dyn FecBackend> = OnceLock::new();
+
+/// Sends every later encode and recover of this process to `backend`.
+/// Returns false (and changes nothing) if one was installed already.
+pub fn install_backend(backend: &'static dyn FecBackend) -> bool {
+    BACKEND.set(backend).is_ok()
+}
+
 /// Pads `data` with zeros to a full shard, reusing `scratch`.
 fn padded<'a>(data: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
     if data.len() == SHARD_LEN {
@@ -62,8 +93,40 @@ impl core::fmt::Debug for FecEncoder {
 
 impl FecEncoder {
     /// Computes `check_count` check shards over `data` shards (each at most
-    /// [`SHARD_LEN`] bytes, zero-padded), calling `sink` with each in order.
+    /// [`SHARD_LEN`] bytes, zero-padded), calling `sink` with each in order;
+    /// in the installed [`FecBackend`] if there is one.
     pub fn encode<'d>(
+        &mut self,
+        data: impl ExactSizeIterator<Item = &'d [u8]>,
+        check_count: usize,
+        mut sink: impl FnMut(&[u8]),
+    ) -> Result<(), FecError> {
+        let Some(backend) = BACKEND.get() else {
+            return self.encode_here(data, check_count, sink);
+        };
+        if check_count == 0 {
+            return Ok(());
+        }
+        let full: Vec<Cow<'d, [u8]>> = data
+            .map(|shard| {
+                if shard.len() == SHARD_LEN {
+                    Cow::Borrowed(shard)
+                } else {
+                    let mut owned = shard.to_vec();
+                    owned.resize(SHARD_LEN, 0);
+                    Cow::Owned(owned)
+                }
+            })
+            .collect();
+        let shards: Vec<&[u8]> = full.iter().map(|shard| &shard[..]).collect();
+        for check in backend.encode(&shards, check_count)? {
+            sink(&check);
+        }
+        Ok(())
+    }
+
+    /// [`FecEncoder::encode`] in this process, whatever backend is installed.
+    pub fn encode_here<'d>(
         &mut self,
         data: impl ExactSizeIterator<Item = &'d [u8]>,
         check_count: usize,
@@ -97,7 +160,8 @@ impl FecEncoder {
     }
 }
 
-/// Recovers the missing data shards of a segment from any `data_count` shards.
+/// Recovers the missing data shards of a segment from any `data_count` shards,
+/// in the installed [`FecBackend`] if there is one.
 ///
 /// `data` and `check` give `(index, shard)` pairs of the shards at hand (full
 /// [`SHARD_LEN`] bytes each). Returns the missing data shards as `(index, shard)`.
@@ -107,14 +171,46 @@ pub fn recover(
     data: &[(usize, &[u8])],
     check: &[(usize, &[u8])],
 ) -> Result<Vec<(usize, Vec<u8>)>, FecError> {
+    if let Some(early) = nothing_to_recover(data_count, check_count, data, check) {
+        return early;
+    }
+    match BACKEND.get() {
+        Some(backend) => backend.recover(data_count, check_count, data, check),
+        None => recover_here(data_count, check_count, data, check),
+    }
+}
+
+/// Recovered data shards, `(index, shard)`.
+pub type Restored = Vec<(usize, Vec<u8>)>;
+
+/// The answers [`recover`] gives without running the code.
+fn nothing_to_recover(
+    data_count: usize,
+    check_count: usize,
+    data: &[(usize, &[u8])],
+    check: &[(usize, &[u8])],
+) -> Option<Result<Restored, FecError>> {
     if data.len() == data_count {
-        return Ok(Vec::new());
+        return Some(Ok(Vec::new()));
     }
     if data.len() + check.len() < data_count || check_count == 0 {
-        return Err(FecError::NotEnoughShards {
+        return Some(Err(FecError::NotEnoughShards {
             have: data.len() + check.len(),
             data: data_count,
-        });
+        }));
+    }
+    None
+}
+
+/// [`recover`] in this process, whatever backend is installed.
+pub fn recover_here(
+    data_count: usize,
+    check_count: usize,
+    data: &[(usize, &[u8])],
+    check: &[(usize, &[u8])],
+) -> Result<Vec<(usize, Vec<u8>)>, FecError> {
+    if let Some(early) = nothing_to_recover(data_count, check_count, data, check) {
+        return early;
     }
     let mut decoder =
         ReedSolomonDecoder::new(data_count, check_count, SHARD_LEN).map_err(codec_error)?;
