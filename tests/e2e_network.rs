@@ -178,15 +178,25 @@ fn fetch_survives_a_relay_killed_mid_fetch() {
     read_up_to(&mut got, len / 4);
     // Pick the neighbour carrying the fetch: the one whose sent bytes move
     // most while the reader takes the next few megabytes.
+    // The node may already hold a segment or two ahead of the reader (a
+    // loaded machine lets it run ahead), so read on a megabyte at a time
+    // until a neighbour has carried a block.
     let neighbours = net.nodes[fetcher].neighbours.clone();
     let before: Vec<u64> = neighbours.iter().map(|&n| bytes_sent(&net, n)).collect();
-    read_up_to(&mut got, len / 4 + 4 * MIB);
-    let (victim, moved) = neighbours
-        .iter()
-        .zip(before)
-        .map(|(&n, before)| (n, bytes_sent(&net, n) - before))
-        .max_by_key(|&(_, moved)| moved)
-        .expect("the fetcher has neighbours");
+    let mut target = len / 4;
+    let (victim, moved) = loop {
+        target += MIB;
+        read_up_to(&mut got, target);
+        let busiest = neighbours
+            .iter()
+            .zip(&before)
+            .map(|(&n, before)| (n, bytes_sent(&net, n) - before))
+            .max_by_key(|&(_, moved)| moved)
+            .expect("the fetcher has neighbours");
+        if busiest.1 >= warren_crypto::BLOCK_LEN as u64 || target >= len / 2 {
+            break busiest;
+        }
+    };
     let progress = got.len();
     assert!(
         (len / 4..=3 * len / 4).contains(&progress),
