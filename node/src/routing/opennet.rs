@@ -3,7 +3,8 @@
 //! path folding (after a successful fetch the data source offers itself back
 //! along the path) and the peer-acceptance policy (target count, least
 //! recently successful peer dropped, grace period, rate-limited drops, a
-//! share of long links). Rules and messages: `docs/PROTOCOL.md` (Part IV).
+//! share of long links, and the nearest peer on each side of the circle
+//! kept). Rules and messages: `docs/PROTOCOL.md` (Part IV).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -135,6 +136,10 @@ pub(super) struct Opennet {
     own_announce: Option<RequestId>,
     /// Peers gained by the current own announcement.
     own_gained: u32,
+    /// Locations the current own announcement's replies were dialled at
+    /// (bounded by [`MAX_ANNOUNCE_REPLIES`]): a reply counts as a new nearest
+    /// neighbour only if nearer than these too, as they are not up yet.
+    own_dialled: Vec<Location>,
     failures: u32,
     next_announce: Time,
     folds: HashMap<RequestId, FoldRoute>,
@@ -176,6 +181,22 @@ impl OpennetStats {
         self.not_found_drops += other.not_found_drops;
         self.bad_noderefs += other.bad_noderefs;
     }
+}
+
+/// Whether `other` lies on the same side of `here` on the circle as `than`,
+/// and nearer.
+fn nearer_on_same_side(here: Location, other: Location, than: Location) -> bool {
+    let side_and_distance = |l: Location| {
+        let clockwise = l.0.wrapping_sub(here.0);
+        if clockwise <= u64::MAX / 2 {
+            (true, clockwise)
+        } else {
+            (false, clockwise.wrapping_neg())
+        }
+    };
+    let (side, distance) = side_and_distance(than);
+    let (their_side, theirs) = side_and_distance(other);
+    other != than && their_side == side && theirs < distance
 }
 
 /// How many opennet peers a node at `target` holds at most while taking
@@ -246,8 +267,8 @@ impl Node {
     }
 
     /// Whether this node takes the announcer of an announcement passing
-    /// through it: below its target plus the newcomer slack, or able to drop
-    /// a peer for it.
+    /// through it: below its target plus the newcomer slack, able to drop a
+    /// peer for it, or the announcer would be its nearest on a side.
     fn takes_newcomer(&self, now: Time, location: Location) -> bool {
         let Some(cfg) = self.config.opennet.as_ref() else {
             return false;
@@ -257,11 +278,37 @@ impl Node {
         }
         self.opennet_count() < newcomer_limit(cfg.target_peers)
             || self.drop_candidate(now, Some(location)).is_some()
+            || self.is_ring_neighbour(location, None)
+    }
+
+    /// Whether a peer at `location` is, or would be, this node's nearest on
+    /// its side of the circle (`except` not counted). Greedy routing ends
+    /// where no peer is closer to the key: only links to the nearest nodes on
+    /// either side make that end the node nearest the key, so such a peer is
+    /// taken whenever one offers itself and never dropped to make room.
+    pub(super) fn is_ring_neighbour(&self, location: Location, except: Option<PeerId>) -> bool {
+        let here = self.location;
+        !self
+            .peers
+            .iter()
+            .filter(|p| p.kind != PeerKind::Seed && Some(p.id) != except)
+            .any(|p| nearer_on_same_side(here, p.location, location))
+    }
+
+    /// Whether a peer at `location` would be a new nearest neighbour on the
+    /// circle and there is a link slot for it.
+    fn takes_ring_neighbour(&self, location: Location) -> bool {
+        self.opennet.own.is_some()
+            && self.config.opennet.is_some()
+            && self.peers.len() < self.config.max_peers
+            && !self.is_peer_at(location)
+            && self.is_ring_neighbour(location, None)
     }
 
     /// The opennet peer to drop to make room for one at `incoming`: out of its
-    /// grace period, least recently successful, and not one of the long links
-    /// the node keeps its share of. `None` while drops are rate-limited.
+    /// grace period, least recently successful, not the nearest on either
+    /// side of the circle, and not one of the long links the node keeps its
+    /// share of. `None` while drops are rate-limited.
     fn drop_candidate(&self, now: Time, incoming: Option<Location>) -> Option<PeerId> {
         let cfg = self.config.opennet.as_ref()?;
         if self
@@ -279,6 +326,7 @@ impl Node {
         let spare_long = (long.saturating_sub(1)) as f64 >= cfg.long_link_share * total as f64;
         opennet()
             .filter(|p| now >= p.connected_at.after(cfg.peer_grace))
+            .filter(|p| !self.is_ring_neighbour(p.location, Some(p.id)))
             .filter(|p| spare_long || !is_long(p.location))
             .min_by_key(|p| (p.last_success.unwrap_or(Time::ZERO), p.connected_at, p.id))
             .map(|p| p.id)
@@ -411,6 +459,7 @@ impl Node {
         self.opennet.announces.insert(id, announce);
         self.opennet.own_announce = Some(id);
         self.opennet.own_gained = 0;
+        self.opennet.own_dialled.clear();
         self.opennet_stats.announcements_started += 1;
         self.route_announce(now, id);
     }
@@ -595,14 +644,12 @@ impl Node {
     /// A node on our own announcement's path offers itself.
     fn announce_offer(&mut self, now: Time, noderef: NodeRef) {
         self.opennet_stats.announce_offers_received += 1;
-        // Announcing fills the node up to its threshold; folding does the rest
-        // (its links follow the traffic, which is what makes them navigable).
-        let threshold = self
-            .config
-            .opennet
-            .as_ref()
-            .map_or(0, |c| c.announce_threshold);
-        let room = self.routing_peers() + (self.opennet.own_gained as usize) < threshold;
+        // The threshold decides when to announce; the replies fill the node up
+        // to its target. They come from along a greedy path toward its own
+        // location, whose hops lie at roughly halving distances: links of the
+        // kind greedy routing needs. Folding reshapes them afterwards.
+        let target = self.config.opennet.as_ref().map_or(0, |c| c.target_peers);
+        let room = self.routing_peers() + (self.opennet.own_gained as usize) < target;
         if room {
             // The first hop offering itself: keep its seed link as a real one.
             if let Some(p) = self
@@ -616,12 +663,17 @@ impl Node {
                 return;
             }
         }
-        if room
-            && self.plausible(&noderef)
-            && !self.is_peer_at(noderef.location)
-            && self.wants_peer(now, Some(noderef.location))
-        {
+        let here = self.location;
+        let nearest_offered = !self
+            .opennet
+            .own_dialled
+            .iter()
+            .any(|&d| d == noderef.location || nearer_on_same_side(here, d, noderef.location));
+        let wanted = (room && self.wants_peer(now, Some(noderef.location)))
+            || (nearest_offered && self.takes_ring_neighbour(noderef.location));
+        if wanted && self.plausible(&noderef) && !self.is_peer_at(noderef.location) {
             self.opennet.own_gained += 1;
+            self.opennet.own_dialled.push(noderef.location);
             self.connect(noderef, ConnectReason::Announced);
         }
     }
@@ -721,7 +773,9 @@ impl Node {
         if !self.plausible(&noderef) {
             return;
         }
-        if !self.is_peer_at(noderef.location) && self.wants_peer(now, Some(noderef.location)) {
+        let wanted = self.wants_peer(now, Some(noderef.location))
+            || self.takes_ring_neighbour(noderef.location);
+        if !self.is_peer_at(noderef.location) && wanted {
             if let Some(own) = self.opennet.own.clone() {
                 self.opennet_stats.folds_taken += 1;
                 self.send(from, Message::FoldReply { id, noderef: own });

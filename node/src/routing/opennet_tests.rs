@@ -245,14 +245,22 @@ fn a_node_below_its_threshold_announces_itself_and_dials_the_replies() {
     };
     assert_eq!((*htl, noderef.location), (DEFAULT_MAX_HTL_FOR_TESTS, ME));
     let id = *id;
-    // Replies: it dials up to its threshold (target 4 -> 2), not more.
+    // Replies: it dials up to its target (4), not more...
     let mut dialled = 0;
     for i in 0..5u32 {
         let noderef = sim_noderef(100 + i, loc(0.3 + 0.01 * f64::from(i)));
         let out = one.msg(9, Message::AnnounceReply { id, noderef });
         dialled += connects(&out).len();
     }
-    assert_eq!(dialled, 2);
+    assert_eq!(dialled, 4);
+    // ...except a reply nearer on its side of the circle than every peer and
+    // every reply dialled so far: a nearest neighbour, taken beyond the
+    // target. One nearer than that on the other side is taken too.
+    for (i, at, taken) in [(105, 0.26, true), (106, 0.27, false), (107, 0.24, true)] {
+        let noderef = sim_noderef(i, loc(at));
+        let out = one.msg(9, Message::AnnounceReply { id, noderef });
+        assert_eq!(connects(&out).len(), usize::from(taken), "{at}: {out:?}");
+    }
     // A reply naming this node itself or an unusable address is refused.
     let mut own = sim_noderef(0, ME);
     own.location = loc(0.2);
@@ -433,7 +441,8 @@ fn a_hop_at_its_target_passes_the_offer_on_and_relays_the_reply_back() {
     one.up(5, loc(0.62), PeerKind::Opennet);
     // Four opennet peers (1, 2, 4, 5) = target, all in their grace period.
     let id = relay_a_fetch(&mut one, 10);
-    let source = sim_noderef(40, loc(0.4));
+    // (Not nearer than peer 1 at 0.95: a nearest neighbour would be taken.)
+    let source = sim_noderef(40, loc(0.8));
     let out = one.msg(
         2,
         Message::FoldOffer {
@@ -460,11 +469,35 @@ fn a_hop_at_its_target_passes_the_offer_on_and_relays_the_reply_back() {
 }
 
 #[test]
+fn a_hop_at_its_target_takes_a_fold_offer_from_a_new_nearest_neighbour() {
+    let mut one = fold_relay();
+    one.up(3, loc(0.6), PeerKind::Friend);
+    one.up(4, loc(0.61), PeerKind::Opennet);
+    one.up(5, loc(0.62), PeerKind::Opennet);
+    let id = relay_a_fetch(&mut one, 10);
+    let next_door = sim_noderef(40, Location(ME.0 + 1));
+    let out = one.msg(
+        2,
+        Message::FoldOffer {
+            id,
+            noderef: next_door.clone(),
+        },
+    );
+    assert_eq!(connects(&out), [&next_door], "{out:?}");
+    assert!(
+        matches!(sends(&out)[..], [(2, Message::FoldReply { .. })]),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn over_the_target_the_least_recently_successful_peer_goes_after_its_grace_and_friends_never() {
     let cfg = OpennetConfig::with_target(3);
     let grace = cfg.peer_grace;
     let mut one = One::new(0, ME, cfg);
-    one.up(1, loc(0.9), PeerKind::Friend);
+    // The friend is the nearest peer on its side of the circle (the nearest
+    // on each side is never dropped to make room).
+    one.up(1, loc(0.2505), PeerKind::Friend);
     one.up(2, loc(0.251), PeerKind::Opennet);
     one.up(3, loc(0.252), PeerKind::Opennet);
     one.up(4, loc(0.7), PeerKind::Opennet);
@@ -493,8 +526,8 @@ fn over_the_target_the_least_recently_successful_peer_goes_after_its_grace_and_f
     // A new one arrives while in its grace period nobody else is: one goes.
     let out = one.up(5, loc(0.253), PeerKind::Opennet);
     let dropped = disconnects(&out);
-    assert_eq!(dropped.len(), 1, "{out:?}");
-    assert!(dropped[0] == 2 || dropped[0] == 4, "{dropped:?}");
+    // Peer 4 is the one long link, kept for the long-link share.
+    assert_eq!(dropped, [2], "{out:?}");
     // At most one drop per interval, whatever arrives.
     let out = one.up(6, loc(0.254), PeerKind::Opennet);
     assert!(disconnects(&out).is_empty(), "{out:?}");
