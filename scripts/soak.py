@@ -11,15 +11,15 @@ stores (WARREN_STORE_MIB / WARREN_CACHE_MIB / WARREN_STORE_EVICTION, which
 override the testnet's config; every node must report that policy), then for the given time: insert a random file (1 KiB to --max-kib,
 log-uniform) at a random node, then fetch a random earlier file at another
 random node and compare it byte for byte. Every --sample-s it records each
-node's resident memory (VmRSS) and store figures (from /api/status). When the
+node's resident memory (VmRSS, with that of its fec-worker children) and store figures (from /api/status). When the
 time is up the load stops; memory is sampled for --idle-s more.
 
 Reports (stdout, and DIR/soak.json, DIR/rss.csv, DIR/rss.png):
 - fetch success by the document's age (fraction of the run elapsed since its
   insert), and overall, beside the data inserted as a multiple of the
   network's capacity;
-- fetch failures by cause: top block lost (a manifest root and its copies),
-  single-block file lost (its one block, root and copies), segment
+- fetch failures by cause: top block lost (a manifest root and its 6 copies),
+  single-block file lost (its one block, root and 2 copies), segment
   unrecoverable, timeout, other;
 - evictions and store fill per node at the end;
 - each node's RSS over time (table and chart), its peak, the figure at the
@@ -61,7 +61,7 @@ def log(msg):
     print(f"[soak {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def rss_kib(pid):
+def own_rss_kib(pid):
     try:
         for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -69,6 +69,29 @@ def rss_kib(pid):
     except OSError:
         return None
     return None
+
+
+def children(pid):
+    kids = []
+    try:
+        for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+            try:
+                kids += [int(c) for c in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                pass
+    except OSError:
+        pass
+    return kids
+
+
+def rss_kib(pid):
+    """The node's resident memory plus that of its children (the
+    `warren fec-worker` processes coding a segment for it), so a relay's
+    memory is counted whole however its work is split."""
+    own = own_rss_kib(pid)
+    if own is None:
+        return None
+    return own + sum(own_rss_kib(c) or 0 for c in children(pid))
 
 
 class Node:
@@ -94,7 +117,7 @@ def classify(stderr, timed_out):
     if "content block was not found" in stderr:
         # A one-block file: its only block is its root; data, not metadata.
         return "single-block file lost"
-    if "nor either of its copies" in stderr or "block was not found in the network" in stderr:
+    if "of its copies" in stderr or "block was not found in the network" in stderr:
         return "top block lost"
     if "cannot be recovered" in stderr:
         return "segment unrecoverable"
@@ -109,12 +132,13 @@ def file_size(rng, max_kib):
 
 
 def blocks_of(size):
-    """Blocks one insert puts into the network: data + check + root + 2 root copies (+2 small SSKs)."""
+    """Blocks one insert puts into the network: data + check + root + its
+    copies (2 for a one-block file, 6 for a manifest; + as many small SSKs)."""
     if size <= BLOCK:
         return 1 + 2
     data = math.ceil(size / BLOCK)
     meta = 1  # a manifest fits one block up to ~16 GiB at this size range
-    return 2 * data + meta + 2
+    return 2 * data + meta + 6
 
 
 def main():

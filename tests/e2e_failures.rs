@@ -180,7 +180,7 @@ fn a_lost_root_says_so_in_one_line() {
     let stderr = support::stderr(&output);
     assert!(!output.status.success());
     assert!(
-        stderr.contains("nor either of its copies: evicted from the network or never inserted"),
+        stderr.contains("nor any of its copies: evicted from the network or never inserted"),
         "{stderr}"
     );
     assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 0);

@@ -3,11 +3,14 @@
 //! A document's data is erasure-coded (any half of a segment rebuilds it),
 //! but its root block (the one block its URI names: the top manifest, or the
 //! content of a small file) was a single block whose loss lost the document
-//! however much of the data survived. So every root is stored twice more, at
-//! two other places on the key circle, found from the URI alone:
+//! however much of the data survived. So every root is stored again, at
+//! other places on the key circle found from the URI alone: twice more for a
+//! one-block document ([`ROOT_COPIES`]), six times more for a root that names
+//! a tree of blocks ([`TREE_ROOT_COPIES`]), whose erasure-coded data would
+//! otherwise outlive it:
 //!
 //! ```text
-//! copy key      K_i = SHA-256("warren-root-copy-key-v1" ‖ K ‖ i)      i = 1, 2
+//! copy key      K_i = SHA-256("warren-root-copy-key-v1" ‖ K ‖ i)      i = 1, 2, ...
 //! copy block    the root's sealed plaintext S (section 1) encrypted under K_i
 //!               instead of K: an ordinary CHK block at R_i = SHA-256(B_i)
 //! pointer seed  s_i = SHA-256("warren-root-copy-seed-v1" ‖ K ‖ i)
@@ -33,8 +36,26 @@ use crate::block::{BlockError, ChkBlock};
 use crate::key::{ChkKey, CryptoKey, RoutingKey, KEY_LEN};
 use crate::ssk::{HashedName, SskBlock, SskBlockError, SskPayload, SskPrivateKey};
 
-/// Extra copies of each root (Fred inserts top blocks 1 + 2 times).
+/// Extra copies of a one-block document's root (Fred inserts top blocks
+/// 1 + 2 times). Its only block is its data: nothing else outlives it.
 pub const ROOT_COPIES: u8 = 2;
+/// Extra copies of a root that names a tree of blocks (a splitfile's or a
+/// site's manifest). Its segments survive while any half of each does, so
+/// the root must be far less likely to be lost than a segment: with a share
+/// `s` of blocks surviving, all 7 places are lost with odds (1 - s)^7 (0.8 %
+/// at s = 0.5), where a 64 + 64 segment is then lost half the time. A copy
+/// costs one block and one SSK pointer, small beside a tree's blocks.
+pub const TREE_ROOT_COPIES: u8 = 6;
+
+/// Extra copies inserted for a root: [`TREE_ROOT_COPIES`] when it names a
+/// tree of blocks, [`ROOT_COPIES`] when it is the whole document.
+pub fn copies_for(names_a_tree: bool) -> u8 {
+    if names_a_tree {
+        TREE_ROOT_COPIES
+    } else {
+        ROOT_COPIES
+    }
+}
 /// Domain of the copy's crypto key.
 pub const COPY_KEY_DOMAIN: &[u8] = b"warren-root-copy-key-v1";
 /// Domain of the pointer's signing seed.
@@ -90,10 +111,11 @@ fn pointer_keys(root: &CryptoKey, index: u8) -> (SskPrivateKey, CryptoKey, Hashe
     (SskPrivateKey::from_seed(&seed), crypto, name)
 }
 
-/// The copies of the root whose plaintext is `content` (what the root block
-/// decodes to); `root` is the key `ChkBlock::encode(content)` gives.
-pub fn root_copies(content: &[u8], root: &ChkKey) -> Result<Vec<RootCopy>, CopyError> {
-    (1..=ROOT_COPIES)
+/// Copies `1..=count` of the root whose plaintext is `content` (what the
+/// root block decodes to); `root` is the key `ChkBlock::encode(content)`
+/// gives. `count` is [`copies_for`] the document.
+pub fn root_copies(content: &[u8], root: &ChkKey, count: u8) -> Result<Vec<RootCopy>, CopyError> {
+    (1..=count)
         .map(|index| {
             let (block, _) = ChkBlock::encode_under(content, |k| {
                 CryptoKey::from_bytes(derive(COPY_KEY_DOMAIN, k, index))
@@ -106,9 +128,12 @@ pub fn root_copies(content: &[u8], root: &ChkKey) -> Result<Vec<RootCopy>, CopyE
         .collect()
 }
 
-/// Where each copy of `root` lives, in the order a fetcher tries them.
+/// Where each copy of `root` may live, in the order a fetcher tries them:
+/// all [`TREE_ROOT_COPIES`] places, as a URI does not say which kind of
+/// root it names (a one-block document's copies past the second are simply
+/// not found).
 pub fn copy_locators(root: &ChkKey) -> Vec<CopyLocator> {
-    (1..=ROOT_COPIES)
+    (1..=TREE_ROOT_COPIES)
         .map(|index| {
             let (private, pointer_crypto, name) = pointer_keys(&root.crypto, index);
             let pk_hash = private.public_key().hash();
@@ -155,9 +180,14 @@ mod tests {
     fn copies_restore_the_root_and_live_elsewhere() {
         let content = b"Hello, Warren!";
         let (root_block, root) = ChkBlock::encode(content).unwrap();
-        let copies = root_copies(content, &root).unwrap();
+        let copies = root_copies(content, &root, TREE_ROOT_COPIES).unwrap();
         let locators = copy_locators(&root);
-        assert_eq!(copies.len(), usize::from(ROOT_COPIES));
+        assert_eq!(copies.len(), usize::from(TREE_ROOT_COPIES));
+        assert_eq!(locators.len(), copies.len());
+        let small = root_copies(content, &root, copies_for(false)).unwrap();
+        assert_eq!(small.len(), usize::from(ROOT_COPIES));
+        // The first copies are the same whichever count was asked for.
+        assert_eq!(small[1].block, copies[1].block);
         for (copy, locator) in copies.iter().zip(&locators) {
             assert_ne!(copy.block.routing_key(), root.routing);
             assert_eq!(copy.pointer.routing_key(), locator.pointer_key);
@@ -173,7 +203,7 @@ mod tests {
     fn a_copy_of_another_root_is_refused() {
         let (_, root) = ChkBlock::encode(b"the real root").unwrap();
         let (_, other) = ChkBlock::encode(b"an impostor").unwrap();
-        let forged = root_copies(b"an impostor", &other).unwrap();
+        let forged = root_copies(b"an impostor", &other, ROOT_COPIES).unwrap();
         let locator = &copy_locators(&root)[0];
         // Decrypting under the wrong copy key fails, or re-encoding gives
         // another root: either way the copy is not used.
@@ -185,8 +215,8 @@ mod tests {
     #[test]
     fn copies_are_deterministic() {
         let (_, root) = ChkBlock::encode(b"same").unwrap();
-        let a = root_copies(b"same", &root).unwrap();
-        let b = root_copies(b"same", &root).unwrap();
+        let a = root_copies(b"same", &root, ROOT_COPIES).unwrap();
+        let b = root_copies(b"same", &root, ROOT_COPIES).unwrap();
         assert_eq!(a[1].block, b[1].block);
         assert_eq!(a[1].pointer, b[1].pointer);
     }
@@ -197,7 +227,7 @@ mod tests {
         // scripts/check_vectors.py.
         let content = b"Hello, Warren!";
         let (_, root) = ChkBlock::encode(content).unwrap();
-        let copies = root_copies(content, &root).unwrap();
+        let copies = root_copies(content, &root, ROOT_COPIES).unwrap();
         let locators = copy_locators(&root);
         let expected = [
             (

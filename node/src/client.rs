@@ -197,6 +197,8 @@ where
     // instead of taking turns.
     let mut encoding = None;
     let mut input_done = false;
+    // Blocks sent before the codec's last ones (which end with the root).
+    let mut streamed = 0usize;
     while !input_done {
         match chunks.next().await {
             Some(chunk) => {
@@ -217,11 +219,13 @@ where
         };
         let next = encoder.take().ok_or(ClientError::Stopped)?;
         encoding = Some(spawn_encode(next, std::mem::take(&mut batch)));
+        streamed += previous.len();
         window.insert_all(previous).await?;
     }
     if let Some(handle) = encoding.take() {
         let (back, blocks) = joined_encode(handle).await?;
         encoder = Some(back);
+        streamed += blocks.len();
         window.insert_all(blocks).await?;
     }
     let encoder = encoder.ok_or(ClientError::Stopped)?;
@@ -233,10 +237,12 @@ where
     let last = encoded.blocks.len();
     progress.set_total(progress.snapshot().total + last as u64);
     let root = encoded.blocks.last().cloned();
+    // Only a one-block document's root is its whole content.
+    let names_a_tree = streamed > 0 || last > 1;
     window.insert_all_counted(encoded.blocks, false).await?;
     window.finish().await?;
     if let Some(root) = root {
-        crate::roots::insert_copies(node, &root, &encoded.uri.key).await?;
+        crate::roots::insert_copies(node, &root, &encoded.uri.key, names_a_tree).await?;
     }
     Ok(encoded.uri)
 }
@@ -388,11 +394,12 @@ pub async fn insert_site(
     }
     let encoded = builder.finish()?;
     let root = encoded.blocks.last().cloned();
+    let names_a_tree = encoded.blocks.len() > 1;
     let mut window = InsertWindow::new(node.clone());
     window.insert_all(encoded.blocks).await?;
     window.finish().await?;
     if let Some(root) = root {
-        crate::roots::insert_copies(node, &root, &encoded.uri.key).await?;
+        crate::roots::insert_copies(node, &root, &encoded.uri.key, names_a_tree).await?;
     }
     Ok(encoded.uri)
 }

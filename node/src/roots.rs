@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rand::Rng as _;
 use tokio::task::JoinSet;
-use warren_crypto::copies::{copy_locators, root_copies, CopyLocator};
+use warren_crypto::copies::{copies_for, copy_locators, root_copies, CopyLocator};
 use warren_crypto::{ChkBlock, ChkKey};
 
 use crate::client::ClientError;
@@ -59,7 +59,9 @@ pub(crate) fn heal_later(node: NodeHandle, block: ChkBlock) {
 /// overloaded peer (as `client::BLOCK_RETRIES` for blocks).
 const POINTER_RETRIES: u32 = 1;
 
-/// Inserts the copies of `root` (whose block is `block`) and their pointers.
+/// Inserts the copies of `root` (whose block is `block`) and their pointers:
+/// [`warren_crypto::copies::copies_for`] the document, more when the root
+/// names a tree of blocks.
 ///
 /// A copy that cannot be inserted does not fail the insert: the root itself
 /// is in, and the copies only add to its chances. A pointer that meets a
@@ -70,13 +72,14 @@ pub(crate) async fn insert_copies(
     node: &NodeHandle,
     block: &ChkBlock,
     root: &ChkKey,
+    names_a_tree: bool,
 ) -> Result<usize, ClientError> {
     let content = block
         .decode(&root.crypto)
         .map_err(|e| ClientError::Input(format!("the root block does not decode: {e}")))?;
     let copies = tokio::task::spawn_blocking({
         let root = root.clone();
-        move || root_copies(&content, &root)
+        move || root_copies(&content, &root, copies_for(names_a_tree))
     })
     .await
     .map_err(|_| ClientError::Stopped)?
@@ -154,7 +157,7 @@ async fn fetch_copy(
 mod tests {
     use std::sync::Arc;
 
-    use warren_crypto::copies::root_copies;
+    use warren_crypto::copies::{root_copies, TREE_ROOT_COPIES};
     use warren_crypto::ChkBlock;
     use warren_store::{Area, BlockStore, MemoryStore, StoreConfig};
 
@@ -194,11 +197,12 @@ mod tests {
             fetch_root(&handle, &root).await.is_err(),
             "nothing stored yet"
         );
-        let copies = root_copies(content, &root).unwrap();
-        // Only the second copy: the first pointer is missing, so the
-        // fetcher must pass it by.
-        store.put(Area::Store, &copies[1].block).unwrap();
-        store.put_ssk(&copies[1].pointer).unwrap();
+        let copies = root_copies(content, &root, TREE_ROOT_COPIES).unwrap();
+        // Only the last copy: the first five pointers are missing, so the
+        // fetcher must pass them by.
+        let last = &copies[usize::from(TREE_ROOT_COPIES) - 1];
+        store.put(Area::Store, &last.block).unwrap();
+        store.put_ssk(&last.pointer).unwrap();
         assert_eq!(fetch_root(&handle, &root).await.unwrap(), root_block);
         // A pointer to a block that is not a copy of this root is refused.
         let (_, other) = ChkBlock::encode(b"another document").unwrap();

@@ -70,7 +70,7 @@ pub enum FetchError {
         available: usize,
         needed: usize,
     },
-    #[error("the {part} block was not found in the network, nor either of its copies: evicted from the network or never inserted")]
+    #[error("the {part} block was not found in the network, nor any of its copies: evicted from the network or never inserted")]
     BlockNotFound { part: Part },
     #[error("recovered blocks of segment {segment} of the {part} do not match their keys: the insert has inconsistent check blocks")]
     InconsistentSegment { part: Part, segment: usize },

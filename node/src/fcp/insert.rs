@@ -200,12 +200,13 @@ where
     // names a whole tree; then its copies.
     let mut blocks = encoded.blocks;
     let root = blocks.pop();
+    let names_a_tree = !blocks.is_empty();
     window.insert_all(blocks, false).await?;
     window.finish().await?;
     if let Some(root) = root {
         window.insert_all(vec![root.clone()], false).await?;
         window.finish().await?;
-        crate::roots::insert_copies(node, &root, &encoded.uri.key).await?;
+        crate::roots::insert_copies(node, &root, &encoded.uri.key, names_a_tree).await?;
     }
     Ok(encoded.uri)
 }
