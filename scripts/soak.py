@@ -205,7 +205,7 @@ def main():
         return 1
     capacity_blocks = args.nodes * (args.store_mib + args.cache_mib) * (1 << 20) // BLOCK_LEN
 
-    samples = []  # (t, phase, [rss_kib per node])
+    samples = []  # (t, phase, [rss_kib per node], [node process alone, kib])
     store_samples = []  # (t, [status store json per node])
     docs = []  # dict(uri, t, size, sha, blocks)
     fetches = []  # dict(t, age_s, ok, cause, size)
@@ -217,7 +217,9 @@ def main():
     def sampler():
         while not stop_sampling.is_set():
             t = time.monotonic() - t0
-            samples.append((t, phase["name"], [rss_kib(n.pid) for n in nodes]))
+            # Whole (node + fec-worker children), and the node process alone.
+            samples.append((t, phase["name"], [rss_kib(n.pid) for n in nodes],
+                            [own_rss_kib(n.pid) for n in nodes]))
             stats = []
             for n in nodes:
                 try:
@@ -299,7 +301,7 @@ def main():
                                                 "store_samples": store_samples}, indent=1))
     with open(out / "rss.csv", "w") as f:
         f.write("t_s,phase," + ",".join(f"node{n.index}_mib" for n in nodes) + "\n")
-        for t, ph, rss in samples:
+        for t, ph, rss, *_ in samples:
             f.write(f"{t:.0f},{ph}," + ",".join("" if r is None else f"{r / 1024:.1f}" for r in rss) + "\n")
     if not args.no_chart:
         chart(out / "rss.png", nodes, samples, load_end)
@@ -468,7 +470,7 @@ def summarise(args, nodes, samples, fetches, inserts, final_store, capacity_bloc
     p("resident memory (MiB) over time:")
     p("  t(s)   phase " + " ".join(f"n{n.index:<5}" for n in nodes))
     last_row = -1e9
-    for t, ph, rss in samples:
+    for t, ph, rss, *_ in samples:
         if t - last_row >= 60 or ph == "idle" and t - last_row >= 20:
             last_row = t
             p(f"  {t:5.0f}  {ph:5} " + " ".join(f"{(r or 0) / 1024:<6.1f}" for r in rss))
@@ -496,6 +498,20 @@ def summarise(args, nodes, samples, fetches, inserts, final_store, capacity_bloc
     if minute10 and end_load:
         growth = [((e or 0) - (m or 0)) / 1024 for e, m in zip(end_load, minute10)]
         p(f"  growth from minute 10 to the end of the load: {min(growth):+.1f} to {max(growth):+.1f} MiB")
+    # A busy fec-worker child adds 10-25 MiB to one sample and not the next:
+    # steadiness is judged on the node process alone, as the median of the
+    # samples of minutes 9-11 against that of the load's last two minutes.
+    own = [s for s in samples if len(s) > 3 and s[1] == "load"]
+    early = [s[3] for s in own if 540 <= s[0] <= 660]
+    late = [s[3] for s in own if load_end - 120 <= s[0] <= load_end]
+    if early and late:
+        def median(rows, i):
+            xs = sorted((r[i] or 0) for r in rows)
+            return xs[len(xs) // 2] / 1024
+        drift = [median(late, i) - median(early, i) for i in range(len(nodes))]
+        p("  node process alone, median of minutes 9-11 / of the last 2 minutes of load: "
+          + " ".join(f"{median(early, i):.1f}/{median(late, i):.1f}" for i in range(len(nodes))))
+        p(f"  its growth over that time: {min(drift):+.1f} to {max(drift):+.1f} MiB")
     return {"eviction": getattr(args, "eviction", None), "seed": args.seed,
             "inserts": inserts, "capacity_blocks": capacity_blocks, "inserted_over_capacity": ratio,
             "fetches": n, "fetches_ok": ok, "by_age": by_age, "causes": causes, "evictions": evictions,
