@@ -359,10 +359,35 @@ fn relay_a_fetch(one: &mut One, htl: u8) -> RequestId {
 fn fold_relay() -> One {
     let block = sim_block(3, 1);
     let key_loc = block.routing_key().location();
-    let mut one = One::new(0, ME, OpennetConfig::with_target(4));
+    let cfg = OpennetConfig {
+        fold_take_probability: 1.0,
+        ..OpennetConfig::with_target(4)
+    };
+    let mut one = One::new(0, ME, cfg);
     one.up(1, loc(0.95), PeerKind::Opennet);
     one.up(2, key_loc, PeerKind::Opennet);
     one
+}
+
+#[test]
+fn a_hop_that_wants_a_peer_passes_an_offer_on_when_its_coin_says_so() {
+    let mut one = fold_relay();
+    if let Some(cfg) = one.node.config.opennet.as_mut() {
+        cfg.fold_take_probability = 0.0;
+    }
+    let id = relay_a_fetch(&mut one, 10);
+    let out = one.msg(
+        2,
+        Message::FoldOffer {
+            id,
+            noderef: sim_noderef(40, loc(0.8)),
+        },
+    );
+    assert!(connects(&out).is_empty(), "{out:?}");
+    assert!(
+        matches!(sends(&out)[..], [(1, Message::FoldOffer { .. })]),
+        "{out:?}"
+    );
 }
 
 #[test]
