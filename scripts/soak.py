@@ -256,8 +256,12 @@ def main():
                 r = subprocess.run([exe, "insert", str(path), "--api", at.api, "--data-dir", at.data_dir],
                                    capture_output=True, text=True, timeout=INSERT_TIMEOUT_S)
                 uri = r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else None
+                if not uri:
+                    why = (r.stderr.strip().splitlines() or ["(nothing on stderr)"])[-1]
+                    log(f"insert of {size} bytes at node {at.index} failed: {why}")
             except subprocess.TimeoutExpired:
                 uri = None
+                log(f"insert of {size} bytes at node {at.index} timed out after {INSERT_TIMEOUT_S} s")
             segments = block_keys(path) if uri and size > BLOCK and args.probe_docs else None
             path.unlink()
             if uri:

@@ -126,10 +126,14 @@ impl StoreConfig {
         }
     }
 
-    /// How many SSK blocks the store keeps: a sixty-fourth of both areas'
-    /// bytes (SSK blocks are small pointers; 28,000 of them by default).
+    /// How many SSK blocks the store keeps: a sixteenth of both areas' bytes
+    /// (113,000 by default). Every document stores up to 6 root-copy
+    /// pointers beside its blocks (`warren_crypto::copies`), 2 % of the bytes
+    /// of a small splitfile; a sixty-fourth let them fill it and go before
+    /// the blocks they point to, oldest first and a document's together,
+    /// taking the copies of its root with them.
     pub fn ssk_capacity(&self) -> u64 {
-        self.store_bytes.saturating_add(self.cache_bytes) / 64 / SSK_BLOCK_LEN as u64
+        self.store_bytes.saturating_add(self.cache_bytes) / 16 / SSK_BLOCK_LEN as u64
     }
 
     /// The generator of random eviction draws this configuration asks for.
