@@ -458,13 +458,19 @@ fn no_folding_near_the_originator_nor_at_it() {
     assert!(out.is_empty(), "{out:?}");
 }
 
-#[test]
-fn a_hop_at_its_target_passes_the_offer_on_and_relays_the_reply_back() {
+/// [`fold_relay`] with a friend and two more opennet peers: four opennet
+/// peers (1, 2, 4, 5) = its target, all in their grace period.
+fn fold_relay_at_target() -> One {
     let mut one = fold_relay();
     one.up(3, loc(0.6), PeerKind::Friend);
     one.up(4, loc(0.61), PeerKind::Opennet);
     one.up(5, loc(0.62), PeerKind::Opennet);
-    // Four opennet peers (1, 2, 4, 5) = target, all in their grace period.
+    one
+}
+
+#[test]
+fn a_hop_at_its_target_passes_the_offer_on_and_relays_the_reply_back() {
+    let mut one = fold_relay_at_target();
     let id = relay_a_fetch(&mut one, 10);
     // (Not nearer than peer 1 at 0.95: a nearest neighbour would be taken.)
     let source = sim_noderef(40, loc(0.8));
@@ -495,10 +501,7 @@ fn a_hop_at_its_target_passes_the_offer_on_and_relays_the_reply_back() {
 
 #[test]
 fn a_hop_at_its_target_takes_a_fold_offer_from_a_new_nearest_neighbour() {
-    let mut one = fold_relay();
-    one.up(3, loc(0.6), PeerKind::Friend);
-    one.up(4, loc(0.61), PeerKind::Opennet);
-    one.up(5, loc(0.62), PeerKind::Opennet);
+    let mut one = fold_relay_at_target();
     let id = relay_a_fetch(&mut one, 10);
     let next_door = sim_noderef(40, Location(ME.0 + 1));
     let out = one.msg(
