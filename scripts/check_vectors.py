@@ -353,24 +353,44 @@ class Checker:
         rows = re.findall(r"^\| (\d) \| `([0-9a-f]{64})` \| `([0-9a-f]{64})` \| `([0-9a-f]{64})` \|$", sec, re.M)
         if len(rows) != 2:
             raise Unreadable("the root copy vector table")
+
+        def ssk_block(seed, crypto, name, content):
+            private = Ed25519PrivateKey.from_private_bytes(seed)
+            public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            n = sha(name_dom, crypto, name)
+            routing = sha(routing_dom, sha(public), n)
+            plain = content + bytes(payload - len(content)) + len(content).to_bytes(2, "little") + bytes([0])
+            e = sha(key_dom, crypto, n)
+            iv = sha(nonce_dom, e, plain)[:12]
+            body = ssk_header + public + n + iv
+            body += ChaCha20Poly1305(e).encrypt(iv, plain, body)
+            return routing, body + private.sign(sig_dom + body)
+
         for index, stated_r, stated_p, stated_sha in rows:
             i = bytes([int(index)])
             copy = self.header + ChaCha20Poly1305(sha(copy_dom, k, i)).encrypt(NONCE, sealed, self.header)
             r_i = sha(copy)
-            private = Ed25519PrivateKey.from_private_bytes(sha(seed_dom, k, i))
-            public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-            pk = sha(ptr_dom, k, i)
-            n = sha(name_dom, pk, doc_name)
-            pointer_key = sha(routing_dom, sha(public), n)
-            plain = r_i + bytes(payload - len(r_i)) + len(r_i).to_bytes(2, "little") + bytes([0])
-            e = sha(key_dom, pk, n)
-            iv = sha(nonce_dom, e, plain)[:12]
-            body = ssk_header + public + n + iv
-            body += ChaCha20Poly1305(e).encrypt(iv, plain, body)
-            block = body + private.sign(sig_dom + body)
+            pointer_key, block = ssk_block(sha(seed_dom, k, i), sha(ptr_dom, k, i), doc_name, r_i)
             self.expect(f"root copy {index} R_i", stated_r, r_i.hex())
             self.expect(f"root copy {index} pointer key", stated_p, pointer_key.hex())
             self.expect(f"root copy {index} pointer block", stated_sha, sha(block).hex())
+
+        # Root shards: shard 0 of the same root (one piece, so the piece is
+        # the content zero-padded).
+        shard_seed = find(r's_j  = SHA-256\("([^"]+)" ‖ K ‖ j\)', sec, "the shard seed domain").group(1).encode()
+        shard_key = find(r'P_j  = SHA-256\("([^"]+)" ‖ K ‖ j\)', sec, "the shard key domain").group(1).encode()
+        shard_name = find(r'document name\s+"([^"]+)", kind 0, content k', sec, "the shard name").group(1).encode()
+        piece_len = int(find(r"pieces\s+k\s+= max\(1, ceil\(\|C\| / (\d+)\)\)", sec, "the piece size").group(1))
+        min_checks = int(find(r"checks\s+m\s+= max\((\d+), 3 k\)", sec, "the fewest checks").group(1))
+        vector = find(r"\(k = 1, m = (\d+)\): shard 0 has routing key\s+`([0-9a-f]{64})` and its block\s+"
+                      r"SHA-256 `([0-9a-f]{64})`", sec, "the shard vector")
+        self.expect("root shard vector checks", int(vector.group(1)), min_checks)
+        j = bytes([0])
+        layout = bytes([1, min_checks]) + len(content).to_bytes(2, "big")
+        piece = content + bytes(piece_len - len(content))
+        routing, block = ssk_block(sha(shard_seed, k, j), sha(shard_key, k, j), shard_name, layout + piece)
+        self.expect("root shard 0 routing key", vector.group(2), routing.hex())
+        self.expect("root shard 0 block", vector.group(3), sha(block).hex())
 
     # ---- Part III ----
 

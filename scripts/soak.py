@@ -132,13 +132,14 @@ def file_size(rng, max_kib):
 
 
 def blocks_of(size):
-    """Blocks one insert puts into the network: data + check + root + its
-    copies (2 for a one-block file, 6 for a manifest; + as many small SSKs)."""
+    """CHK blocks one insert puts into the network: data + check + root, and
+    for a one-block file its 2 copies (each with a small SSK pointer; a
+    manifest's root is coded into small SSK shards instead, not counted)."""
     if size <= BLOCK:
         return 1 + 2
     data = math.ceil(size / BLOCK)
     meta = 1  # a manifest fits one block up to ~16 GiB at this size range
-    return 2 * data + meta + 6
+    return 2 * data + meta
 
 
 def main():

@@ -1,13 +1,10 @@
 //! Root copies: extra, unlinkable copies of a document's root block.
 //!
-//! A document's data is erasure-coded (any half of a segment rebuilds it),
-//! but its root block (the one block its URI names: the top manifest, or the
-//! content of a small file) was a single block whose loss lost the document
-//! however much of the data survived. So every root is stored again, at
-//! other places on the key circle found from the URI alone: twice more for a
-//! one-block document ([`ROOT_COPIES`]), six times more for a root that names
-//! a tree of blocks ([`TREE_ROOT_COPIES`]), whose erasure-coded data would
-//! otherwise outlive it:
+//! A one-block document's only block is its root: the content itself, which
+//! no erasure code protects. So that root is stored again, twice
+//! ([`ROOT_COPIES`]), at other places on the key circle found from the URI
+//! alone. (A root that names a tree of blocks is coded into shards instead,
+//! [`crate::shards`], so that it outlives its segments.)
 //!
 //! ```text
 //! copy key      K_i = SHA-256("warren-root-copy-key-v1" ‖ K ‖ i)      i = 1, 2, ...
@@ -39,19 +36,13 @@ use crate::ssk::{HashedName, SskBlock, SskBlockError, SskPayload, SskPrivateKey}
 /// Extra copies of a one-block document's root (Fred inserts top blocks
 /// 1 + 2 times). Its only block is its data: nothing else outlives it.
 pub const ROOT_COPIES: u8 = 2;
-/// Extra copies of a root that names a tree of blocks (a splitfile's or a
-/// site's manifest). Its segments survive while any half of each does, so
-/// the root must be far less likely to be lost than a segment: with a share
-/// `s` of blocks surviving, all 7 places are lost with odds (1 - s)^7 (0.8 %
-/// at s = 0.5), where a 64 + 64 segment is then lost half the time. A copy
-/// costs one block and one SSK pointer, small beside a tree's blocks.
-pub const TREE_ROOT_COPIES: u8 = 6;
 
-/// Extra copies inserted for a root: [`TREE_ROOT_COPIES`] when it names a
-/// tree of blocks, [`ROOT_COPIES`] when it is the whole document.
+/// Extra copies inserted for a root: none when it names a tree of blocks
+/// (its shards stand in for them), [`ROOT_COPIES`] when it is the whole
+/// document.
 pub fn copies_for(names_a_tree: bool) -> u8 {
     if names_a_tree {
-        TREE_ROOT_COPIES
+        0
     } else {
         ROOT_COPIES
     }
@@ -77,6 +68,10 @@ pub enum CopyError {
     BadPointer,
     #[error("root copy does not re-encode to the root it claims to copy: forged or squatted")]
     NotTheRoot,
+    #[error("root shard is malformed")]
+    BadShard,
+    #[error("root shard code: {0}")]
+    Code(String),
 }
 
 /// What one root copy is made of, ready to insert.
@@ -96,7 +91,7 @@ pub struct CopyLocator {
     copy_crypto: CryptoKey,
 }
 
-fn derive(domain: &[u8], root: &CryptoKey, index: u8) -> [u8; KEY_LEN] {
+pub(crate) fn derive(domain: &[u8], root: &CryptoKey, index: u8) -> [u8; KEY_LEN] {
     let mut h = Sha256::new();
     h.update(domain);
     h.update(root.as_bytes());
@@ -104,11 +99,26 @@ fn derive(domain: &[u8], root: &CryptoKey, index: u8) -> [u8; KEY_LEN] {
     h.finalize().into()
 }
 
-fn pointer_keys(root: &CryptoKey, index: u8) -> (SskPrivateKey, CryptoKey, HashedName) {
-    let seed = Zeroizing::new(derive(POINTER_SEED_DOMAIN, root, index));
-    let crypto = CryptoKey::from_bytes(derive(POINTER_CRYPTO_DOMAIN, root, index));
-    let name = HashedName::of(&crypto, POINTER_NAME);
+/// The signing key, crypto key and hashed name of an SSK whose seed and
+/// crypto key follow from the root key (KSK-like: whoever holds the URI can
+/// find it, nobody without it).
+pub(crate) fn derived_ssk(
+    (seed_domain, crypto_domain, doc_name): (&[u8], &[u8], &str),
+    root: &CryptoKey,
+    index: u8,
+) -> (SskPrivateKey, CryptoKey, HashedName) {
+    let seed = Zeroizing::new(derive(seed_domain, root, index));
+    let crypto = CryptoKey::from_bytes(derive(crypto_domain, root, index));
+    let name = HashedName::of(&crypto, doc_name);
     (SskPrivateKey::from_seed(&seed), crypto, name)
+}
+
+fn pointer_keys(root: &CryptoKey, index: u8) -> (SskPrivateKey, CryptoKey, HashedName) {
+    derived_ssk(
+        (POINTER_SEED_DOMAIN, POINTER_CRYPTO_DOMAIN, POINTER_NAME),
+        root,
+        index,
+    )
 }
 
 /// Copies `1..=count` of the root whose plaintext is `content` (what the
@@ -128,12 +138,11 @@ pub fn root_copies(content: &[u8], root: &ChkKey, count: u8) -> Result<Vec<RootC
         .collect()
 }
 
-/// Where each copy of `root` may live, in the order a fetcher tries them:
-/// all [`TREE_ROOT_COPIES`] places, as a URI does not say which kind of
-/// root it names (a one-block document's copies past the second are simply
-/// not found).
+/// Where each copy of `root` may live, in the order a fetcher tries them. A
+/// URI does not say which kind of root it names, so a fetcher tries these
+/// for any root (a tree's are simply not found).
 pub fn copy_locators(root: &ChkKey) -> Vec<CopyLocator> {
-    (1..=TREE_ROOT_COPIES)
+    (1..=ROOT_COPIES)
         .map(|index| {
             let (private, pointer_crypto, name) = pointer_keys(&root.crypto, index);
             let pk_hash = private.public_key().hash();
@@ -180,14 +189,13 @@ mod tests {
     fn copies_restore_the_root_and_live_elsewhere() {
         let content = b"Hello, Warren!";
         let (root_block, root) = ChkBlock::encode(content).unwrap();
-        let copies = root_copies(content, &root, TREE_ROOT_COPIES).unwrap();
+        let copies = root_copies(content, &root, copies_for(false)).unwrap();
         let locators = copy_locators(&root);
-        assert_eq!(copies.len(), usize::from(TREE_ROOT_COPIES));
+        assert_eq!(copies.len(), usize::from(ROOT_COPIES));
         assert_eq!(locators.len(), copies.len());
-        let small = root_copies(content, &root, copies_for(false)).unwrap();
-        assert_eq!(small.len(), usize::from(ROOT_COPIES));
-        // The first copies are the same whichever count was asked for.
-        assert_eq!(small[1].block, copies[1].block);
+        assert!(root_copies(content, &root, copies_for(true))
+            .unwrap()
+            .is_empty());
         for (copy, locator) in copies.iter().zip(&locators) {
             assert_ne!(copy.block.routing_key(), root.routing);
             assert_eq!(copy.pointer.routing_key(), locator.pointer_key);

@@ -164,3 +164,22 @@ pub fn parse_noderef(data: &[u8]) -> Option<NodeRef> {
 
 #[cfg(test)]
 mod tests;
+
+/// Reads a shard index, then a root shard's payload (`crate::shards`): a
+/// payload that reads has the layout its length gives, and that layout
+/// includes the index.
+pub fn read_root_shard(data: &[u8]) -> Option<crate::shards::ShardLayout> {
+    let (&index, payload) = data.split_first()?;
+    let (layout, _) = crate::shards::read_payload(payload, index).ok()?;
+    assert_eq!(payload.len(), crate::shards::SHARD_PAYLOAD_LEN);
+    assert!(
+        usize::from(index) < layout.total(),
+        "index outside its layout"
+    );
+    assert_eq!(
+        crate::shards::ShardLayout::for_len(usize::from(layout.len)),
+        Some(layout),
+        "a layout no inserter writes"
+    );
+    Some(layout)
+}

@@ -29,6 +29,7 @@ pub mod identity;
 pub mod key;
 pub mod location;
 pub mod metadata;
+pub mod shards;
 pub mod splitfile;
 pub mod ssk;
 pub mod uri;

@@ -1,6 +1,6 @@
 //! `MemoryStore`: the in-memory twin of `SledStore`, for fast tests.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tracing::warn;
@@ -29,8 +29,9 @@ struct State {
     lru: BTreeMap<Slot, RoutingKey>,
     next_seq: u64,
     blocks: [u64; 2],
-    /// SSK blocks by key, with their insertion sequence; oldest evicted first.
-    ssk: HashMap<RoutingKey, (u64, Vec<u8>)>,
+    /// SSK blocks by key (in `SledStore`'s key order, for random eviction),
+    /// with their insertion sequence (for oldest-first eviction).
+    ssk: BTreeMap<RoutingKey, (u64, Vec<u8>)>,
     ssk_order: BTreeMap<u64, RoutingKey>,
     /// Random eviction draws.
     rng: rand::rngs::StdRng,
@@ -49,7 +50,7 @@ impl MemoryStore {
             lru: BTreeMap::new(),
             next_seq: 0,
             blocks: [0; 2],
-            ssk: HashMap::new(),
+            ssk: BTreeMap::new(),
             ssk_order: BTreeMap::new(),
             rng: config.eviction_rng(),
         };
@@ -274,10 +275,22 @@ impl BlockStore for MemoryStore {
             return Ok(());
         }
         while state.ssk.len() as u64 >= capacity {
-            let Some((_, oldest)) = state.ssk_order.pop_first() else {
-                break;
+            let victim = match self.config.eviction {
+                Eviction::Lru => state.ssk_order.first_key_value().map(|(_, key)| *key),
+                Eviction::Random => {
+                    let start = random_start(&mut state.rng);
+                    state
+                        .ssk
+                        .range(start..)
+                        .next()
+                        .or_else(|| state.ssk.first_key_value())
+                        .map(|(key, _)| *key)
+                }
             };
-            state.ssk.remove(&oldest);
+            let Some(victim) = victim else { break };
+            if let Some((seq, _)) = state.ssk.remove(&victim) {
+                state.ssk_order.remove(&seq);
+            }
         }
         let seq = state.next_seq;
         state.next_seq += 1;

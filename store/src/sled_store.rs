@@ -226,12 +226,37 @@ impl SledStore {
         self.trim_ssk(&mut state, self.config.ssk_capacity())
     }
 
-    /// Evicts the oldest SSK blocks until at most `keep` remain.
+    /// Evicts SSK blocks until at most `keep` remain: the oldest first under
+    /// [`Eviction::Lru`], each the first at or after a random key under
+    /// [`Eviction::Random`] (as `MemoryStore` does, key for key).
     fn trim_ssk(&self, state: &mut WriteState, keep: u64) -> Result<(), StoreError> {
         while state.ssk_blocks > keep {
-            let Some((_, key)) = self.ssk_order.pop_min().map_err(|e| self.err(e))? else {
-                break;
+            let victim = match self.config.eviction {
+                Eviction::Lru => self
+                    .ssk_order
+                    .pop_min()
+                    .map_err(|e| self.err(e))?
+                    .map(|(_, key)| key),
+                Eviction::Random => {
+                    let start = random_start(&mut state.rng);
+                    let found = match self
+                        .ssk
+                        .range::<&[u8], _>(start.as_bytes().as_slice()..)
+                        .next()
+                    {
+                        Some(entry) => Some(entry),
+                        None => self.ssk.first().transpose(),
+                    };
+                    let Some((key, value)) = found.transpose().map_err(|e| self.err(e))? else {
+                        break;
+                    };
+                    if let Some(seq) = value.get(..SEQ_LEN) {
+                        self.ssk_order.remove(seq).map_err(|e| self.err(e))?;
+                    }
+                    Some(key)
+                }
             };
+            let Some(key) = victim else { break };
             if self.ssk.remove(&key).map_err(|e| self.err(e))?.is_some() {
                 state.ssk_blocks -= 1;
             }

@@ -401,17 +401,60 @@ pub(crate) fn ssk_blocks_first_wins_bounded_and_kept<H: Harness>(mut h: H) {
     assert!(s.get(&key).unwrap().is_none());
     assert!(!s.contains(&key).unwrap());
     assert_eq!(s.stats().ssk_blocks, 1);
-    for i in 1..=capacity as usize {
-        s.put_ssk(&ssk_block(i, b"more")).unwrap();
+    let more: Vec<_> = (1..=capacity as usize)
+        .map(|i| ssk_block(i, b"more"))
+        .collect();
+    for block in &more {
+        s.put_ssk(block).unwrap();
     }
     assert_eq!(s.stats().ssk_blocks, capacity);
-    // The oldest went first.
-    assert!(s.get_ssk(&key).unwrap().is_none());
-    let newest = ssk_block(capacity as usize, b"more");
+    let held = |s: &H::Store| -> Vec<bool> {
+        std::iter::once(&first)
+            .chain(&more)
+            .map(|b| s.get_ssk(&b.routing_key()).unwrap().is_some())
+            .collect()
+    };
+    let before = held(&s);
+    assert_eq!(before.iter().filter(|&&h| h).count() as u64, capacity);
+    if *h.policy() == Eviction::Lru {
+        // The oldest went first.
+        assert!(!before[0], "{before:?}");
+    }
+    // The newest is always kept: eviction makes room before a put.
+    assert!(before[capacity as usize], "{before:?}");
     s.flush().unwrap();
     let s = h.reopen(s, config);
-    assert_eq!(s.get_ssk(&newest.routing_key()).unwrap(), Some(newest));
+    assert_eq!(held(&s), before, "the same SSK blocks after a reopen");
     assert_eq!(s.stats().ssk_blocks, capacity);
+}
+
+/// Random eviction of SSK blocks takes any of them, not the oldest only,
+/// and the memory and sled stores take the same ones for one seed.
+#[test]
+fn random_ssk_eviction_draws_any_block_alike_in_both_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = with_policy(&config_blocks(3, 4), Eviction::Random);
+    let capacity = config.ssk_capacity() as usize;
+    let memory = MemoryStore::new(config.clone());
+    let sled = SledStore::open(dir.path(), config).unwrap();
+    let blocks: Vec<_> = (0..capacity * 3).map(|i| ssk_block(i, b"x")).collect();
+    for block in &blocks {
+        memory.put_ssk(block).unwrap();
+        sled.put_ssk(block).unwrap();
+    }
+    let held = |s: &dyn BlockStore| -> Vec<bool> {
+        blocks
+            .iter()
+            .map(|b| s.get_ssk(&b.routing_key()).unwrap().is_some())
+            .collect()
+    };
+    let kept = held(&memory);
+    assert_eq!(kept, held(&sled));
+    assert_eq!(kept.iter().filter(|&&h| h).count(), capacity);
+    assert!(
+        kept[..capacity].iter().any(|&h| h),
+        "some of the oldest third survive random eviction"
+    );
 }
 
 /// Instantiates each test of the shared suite for one harness constructor.
