@@ -211,10 +211,10 @@ fn print_transfer(args: &SimArgs, file_mib: usize) -> Result<()> {
     };
     let windows: [(&str, WindowMaker<'_>); 2] = [
         (
-            "the client's adaptive windows (AIMD, at most 512 in flight)",
+            "the client's adaptive windows (AIMD, at most 512 inserts or 1,024 requests in flight)",
             &|| {
                 (
-                    Box::new(Aimd::new(flow::INSERT_INITIAL, flow::MAX_WINDOW)),
+                    Box::new(Aimd::new(flow::INSERT_INITIAL, flow::MAX_INSERT_WINDOW)),
                     Box::new(Aimd::new(flow::FETCH_INITIAL, flow::MAX_WINDOW)),
                 )
             },

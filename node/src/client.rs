@@ -20,8 +20,8 @@ use tokio::task::JoinSet;
 use warren_crypto::metadata::{Segment, SplitfileManifest, INDEX_FILE, MAX_PATH_LEN};
 use warren_crypto::splitfile::{
     ContentFetcher, EncodeError, FetchError as ContentError, Part, SiteBuilder,
-    SiteEntry as CodecSiteEntry, SiteError, SplitfileEncoder, MAX_METADATA_DEPTH,
-    MAX_METADATA_HOPS,
+    SiteEntry as CodecSiteEntry, SiteError, SplitfileEncoder, FETCH_WINDOW_SEGMENTS,
+    MAX_METADATA_DEPTH, MAX_METADATA_HOPS,
 };
 use warren_crypto::{
     ChkBlock, ChkKey, ChkUri, ContentKind, Extra, Metadata, RoutingKey, UriError, BLOCK_PAYLOAD,
@@ -29,6 +29,7 @@ use warren_crypto::{
 
 use crate::driver::{NodeHandle, RequestError};
 use crate::flow::{Slot, Window, FETCH_INITIAL, INSERT_INITIAL};
+use crate::spill::BlockSpill;
 
 /// Bytes gathered from the client before handing them to the encoder, so the
 /// (CPU-heavy) encoder runs on big batches off the async threads.
@@ -54,6 +55,10 @@ fn retry_after(err: &RequestError, tries: u32) -> Option<std::time::Duration> {
         (tries < TIMEOUT_RETRIES).then_some(std::time::Duration::ZERO)
     }
 }
+/// Segments a fetch asks for at once on a near path (see `flow::NEAR_WINDOW`):
+/// as many as its window's requests fill, which the codec holds in memory
+/// without parking any.
+const NEAR_SEGMENTS: usize = 4;
 /// Decoded segments queued between the fetch task and the reader.
 const OUTPUT_QUEUE: usize = 2;
 
@@ -277,7 +282,7 @@ struct InsertWindow {
 impl InsertWindow {
     fn new(node: NodeHandle) -> Self {
         InsertWindow {
-            window: Window::new(node.transfers(), INSERT_INITIAL),
+            window: Window::for_insert(node.transfers(), INSERT_INITIAL),
             node,
             inflight: JoinSet::new(),
             progress: Arc::default(),
@@ -598,6 +603,9 @@ struct FetchRun {
     cache: Option<Arc<dyn BlockCache>>,
     /// Blocks at hand already (made here, or fetched before): not asked for.
     local: HashMap<RoutingKey, ChkBlock>,
+    /// Answers the fetcher handed back while its memory was full, until it
+    /// asks for them again.
+    spill: BlockSpill,
     progress: Arc<Progress>,
 }
 
@@ -605,6 +613,7 @@ impl FetchRun {
     fn new(node: NodeHandle, uri: &ChkUri) -> Self {
         FetchRun {
             window: Window::new(node.transfers(), FETCH_INITIAL),
+            spill: BlockSpill::new(node.data_dir().to_path_buf()),
             node,
             fetcher: ContentFetcher::new(uri),
             inflight: JoinSet::new(),
@@ -617,7 +626,7 @@ impl FetchRun {
 
     /// Requests `key` in `slot` (a block at hand needs none), after `delay`.
     fn request(&mut self, key: RoutingKey, slot: Option<Slot>, delay: std::time::Duration) {
-        if let Some(block) = self.local.remove(&key) {
+        if let Some(block) = self.local.remove(&key).or_else(|| self.spill.take(&key)) {
             self.inflight.spawn(async move { (key, Ok(block), None) });
             return;
         }
@@ -660,6 +669,13 @@ impl FetchRun {
 
     /// Tops up the window, then handles one finished block request.
     async fn step(&mut self) -> Result<(), ClientError> {
+        // On a near path the window's 512 requests fill four segments; on a
+        // far one it grows to 1,024, and the fetch asks that far ahead.
+        self.fetcher.set_lookahead(if self.window.is_far() {
+            FETCH_WINDOW_SEGMENTS
+        } else {
+            NEAR_SEGMENTS
+        });
         let room = self.window.room();
         for key in self.fetcher.wanted(room) {
             let slot = self.window.try_acquire();
@@ -680,8 +696,16 @@ impl FetchRun {
                 if let Some(slot) = slot {
                     slot.succeeded();
                 }
-                self.progress.succeeded_one();
                 self.fetcher.on_block(&block)?;
+                let parked = self.fetcher.take_parked();
+                if parked.is_empty() {
+                    self.progress.succeeded_one();
+                }
+                // A block record is 32 KiB written to the page cache; done
+                // here, in the fetch's own task, as the codec's work is.
+                for block in parked {
+                    self.spill.put(&block);
+                }
                 // Blocks the network lost and the check blocks rebuilt go
                 // back in, later and bounded (see `roots::heal_later`).
                 for rebuilt in self.fetcher.take_rebuilt() {

@@ -13,15 +13,20 @@
 //! (blocks sent before the last decrease cannot cause another), as TCP's
 //! recovery does.
 //!
-//! Bounds: one transfer never has more than [`MAX_WINDOW`] blocks in flight,
-//! and all of one node's transfers together never more than [`NODE_BUDGET`],
-//! shared equally among the transfers running ([`Transfers`]): two fetches
-//! on one node get half each. Both bounds equal the routing core's per-peer
-//! limit (`DEFAULT_MAX_REQUESTS_PER_PEER`), so a node with a single peer is
-//! not refused by that peer for its own transfers. Memory: a block is 32 KiB,
-//! so a node's transfers hold at most 512 x 32 KiB = 16 MiB of blocks in
-//! flight (inserts not yet done; a fetch's answered blocks are held by the
-//! codec's segment window instead), whatever the number of transfers.
+//! Bounds: one fetch never has more than [`NEAR_WINDOW`] block requests in
+//! flight while its path is near, nor more than [`MAX_WINDOW`] once it is
+//! far (see [`FAR_RTT_MS`]), one insert never more than [`MAX_INSERT_WINDOW`] blocks, and a
+//! node's transfers share those budgets equally among the transfers running
+//! ([`Transfers`]): two fetches on one node get half of [`MAX_WINDOW`]
+//! each. Memory: a request in flight holds nothing (a fetch's answers are
+//! held by the codec, `FETCH_HELD_BLOCKS`, and answers past that are kept
+//! on disk, see `spill`), while an insert's block in flight is held until
+//! it is stored: inserts share [`MAX_INSERT_WINDOW`], so a node's inserts
+//! hold at most 512 x 32 KiB = 16 MiB of blocks in flight, whatever their
+//! number. A fetch's bound equals the routing core's per-peer limit
+//! (`DEFAULT_MAX_REQUESTS_PER_PEER`), so a node with a single peer, and each
+//! relay of a chain behind it, is not refused for its own fetch: a
+//! wide-area path needs about 1,000 blocks in flight to fill.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,15 +34,35 @@ use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Blocks one transfer keeps in flight at most.
-pub const MAX_WINDOW: usize = 512;
-/// Blocks all the transfers of one node keep in flight at most, together.
-pub const NODE_BUDGET: usize = 512;
+/// Block requests one fetch keeps in flight at most (the bound on any
+/// window), and those of all a node's transfers together.
+pub const MAX_WINDOW: usize = 1024;
+/// Blocks one insert keeps in flight at most, and those of all a node's
+/// transfers together when they are inserts: each is held in memory until
+/// it is stored.
+pub const MAX_INSERT_WINDOW: usize = 512;
+/// Blocks a fetch keeps in flight at most while its path is near (see
+/// [`FAR_RTT_MS`]): on a loopback or LAN path 512 blocks are past what a
+/// node's CPU moves, and more in flight there only queue in the nodes and
+/// their memory.
+pub const NEAR_WINDOW: usize = 512;
+/// The base block round trip, in ms, from which a fetch's window may grow
+/// past [`NEAR_WINDOW`] to [`MAX_WINDOW`]. The base round trip is the 90th
+/// percentile of the first [`BASE_SAMPLES`] blocks that came from the
+/// network (took at least [`LOCAL_RTT_MS`]): taken in slow start, before a
+/// large window's queue inflates every round trip of a busy near path, and
+/// a high percentile because many blocks come back at once from nearby
+/// nodes (an insert stores at every hop) whatever the path to the rest.
+pub const FAR_RTT_MS: u64 = 150;
+/// Round trips the base round trip is taken from.
+pub const BASE_SAMPLES: usize = 64;
+/// Round trips shorter than this, in ms, are blocks the node had itself.
+pub const LOCAL_RTT_MS: u64 = 2;
 /// The window never shrinks below this: a transfer always makes progress.
 pub const MIN_WINDOW: usize = 4;
-/// Where a fetch's window starts: a quarter of the bound, so a wide-area
-/// fetch reaches the bound in two round trips of slow start (on loopback a
-/// window grows in microseconds, so the start matters little there).
+/// Where a fetch's window starts: an eighth of the bound, so a wide-area
+/// fetch reaches the bound in three round trips of slow start (on loopback
+/// a window grows in microseconds, so the start matters little there).
 pub const FETCH_INITIAL: usize = 128;
 /// Where an insert's window starts (as a fetch's).
 pub const INSERT_INITIAL: usize = 128;
@@ -57,6 +82,10 @@ pub struct Aimd {
     decreases: u32,
     /// Smoothed round trip of a block (for status and tuning), in ms.
     srtt_ms: Option<f64>,
+    /// The first round trips, in ms, until there are [`BASE_SAMPLES`].
+    first_rtts: Vec<u64>,
+    /// Their 90th percentile, once known.
+    base_rtt_ms: Option<u64>,
 }
 
 impl Aimd {
@@ -71,13 +100,30 @@ impl Aimd {
             last_decrease: None,
             decreases: 0,
             srtt_ms: None,
+            first_rtts: Vec::new(),
+            base_rtt_ms: None,
         }
+    }
+
+    /// The bound now: `max`, or at most [`NEAR_WINDOW`] until the path has
+    /// shown itself far.
+    fn cap(&self) -> f64 {
+        if self.is_far() {
+            self.max
+        } else {
+            self.max.min(NEAR_WINDOW as f64)
+        }
+    }
+
+    /// Whether the base round trip is known and at least [`FAR_RTT_MS`].
+    pub fn is_far(&self) -> bool {
+        self.base_rtt_ms.is_some_and(|rtt| rtt >= FAR_RTT_MS)
     }
 
     /// Blocks that may be in flight now.
     pub fn window(&self) -> usize {
         // Bounded by `max`, itself at most MAX_WINDOW: the cast cannot truncate.
-        self.window.floor() as usize
+        self.window.min(self.cap()).floor() as usize
     }
 
     /// The smoothed round trip of a block, once one has completed.
@@ -89,12 +135,20 @@ impl Aimd {
     pub fn on_success(&mut self, rtt_ms: u64) {
         let rtt = rtt_ms as f64;
         self.srtt_ms = Some(self.srtt_ms.map_or(rtt, |s| 0.875 * s + 0.125 * rtt));
+        if self.base_rtt_ms.is_none() && rtt_ms >= LOCAL_RTT_MS {
+            self.first_rtts.push(rtt_ms);
+            if self.first_rtts.len() == BASE_SAMPLES {
+                self.first_rtts.sort_unstable();
+                self.base_rtt_ms = Some(self.first_rtts[BASE_SAMPLES * 9 / 10]);
+                self.first_rtts = Vec::new();
+            }
+        }
         let step = if self.window < self.threshold {
             1.0
         } else {
             1.0 / self.window
         };
-        self.window = (self.window + step).min(self.max);
+        self.window = (self.window + step).min(self.cap());
     }
 
     /// A block sent at `sent_ms` met overload or a timeout, seen at `now_ms`.
@@ -104,24 +158,25 @@ impl Aimd {
         if self.last_decrease.is_some_and(|at| sent_ms < at) {
             return;
         }
-        self.window = (self.window / 2.0).max(MIN_WINDOW as f64);
+        self.window = (self.window.min(self.cap()) / 2.0).max(MIN_WINDOW as f64);
         self.threshold = self.window;
         self.last_decrease = Some(now_ms);
         self.decreases += 1;
     }
 }
 
-/// The transfers running on one node, for sharing [`NODE_BUDGET`].
+/// The transfers running on one node, for sharing the window budgets.
 #[derive(Debug, Default)]
 pub struct Transfers {
     active: AtomicUsize,
 }
 
 impl Transfers {
-    /// How many blocks each transfer may have in flight now.
-    pub fn share(&self) -> usize {
+    /// How many blocks each transfer whose bound is `budget` may have in
+    /// flight now.
+    pub fn share(&self, budget: usize) -> usize {
         let active = self.active.load(Ordering::Relaxed).max(1);
-        (NODE_BUDGET / active).max(MIN_WINDOW)
+        (budget / active).max(MIN_WINDOW)
     }
 
     fn join(self: &Arc<Self>) -> Member {
@@ -148,6 +203,8 @@ pub struct Window {
     state: Mutex<WindowState>,
     started: Instant,
     member: Member,
+    /// The transfer's bound, and the budget it shares with the node's others.
+    budget: usize,
 }
 
 #[derive(Debug)]
@@ -160,11 +217,20 @@ struct WindowState {
 }
 
 impl Window {
-    /// A window for a new transfer on the node whose transfers are `transfers`.
+    /// A window for a new fetch on the node whose transfers are `transfers`.
     pub fn new(transfers: &Arc<Transfers>, initial: usize) -> Arc<Window> {
+        Window::bounded(transfers, initial, MAX_WINDOW)
+    }
+
+    /// A window for a new insert (bound [`MAX_INSERT_WINDOW`]).
+    pub fn for_insert(transfers: &Arc<Transfers>, initial: usize) -> Arc<Window> {
+        Window::bounded(transfers, initial, MAX_INSERT_WINDOW)
+    }
+
+    fn bounded(transfers: &Arc<Transfers>, initial: usize, budget: usize) -> Arc<Window> {
         let member = transfers.join();
-        let aimd = Aimd::new(initial, MAX_WINDOW);
-        let granted = aimd.window().min(transfers.share());
+        let aimd = Aimd::new(initial, budget);
+        let granted = aimd.window().min(transfers.share(budget));
         Arc::new(Window {
             semaphore: Arc::new(Semaphore::new(granted)),
             state: Mutex::new(WindowState {
@@ -174,6 +240,7 @@ impl Window {
             }),
             started: Instant::now(),
             member,
+            budget,
         })
     }
 
@@ -209,6 +276,12 @@ impl Window {
         self.semaphore.available_permits()
     }
 
+    /// Whether the path has shown itself far (see [`Aimd::is_far`]), so the
+    /// window may grow past [`NEAR_WINDOW`].
+    pub fn is_far(&self) -> bool {
+        self.state.lock().is_ok_and(|s| s.aimd.is_far())
+    }
+
     /// Blocks that may be in flight now.
     pub fn current(&self) -> usize {
         self.state.lock().map_or(MIN_WINDOW, |s| s.granted)
@@ -220,7 +293,7 @@ impl Window {
             return;
         };
         event(&mut state.aimd);
-        let target = state.aimd.window().min(self.member.0.share());
+        let target = state.aimd.window().min(self.member.0.share(self.budget));
         if target > state.granted {
             let mut grow = target - state.granted;
             // Owed permits are cancelled first, then new ones added.
@@ -303,11 +376,11 @@ mod tests {
     fn slow_start_doubles_the_window_each_round_up_to_the_bound() {
         let mut aimd = Aimd::new(8, MAX_WINDOW);
         for _ in 0..8 {
-            aimd.on_success(80);
+            aimd.on_success(FAR_RTT_MS);
         }
         assert_eq!(aimd.window(), 16);
-        for _ in 0..1000 {
-            aimd.on_success(80);
+        for _ in 0..MAX_WINDOW {
+            aimd.on_success(FAR_RTT_MS);
         }
         assert_eq!(aimd.window(), MAX_WINDOW);
     }
@@ -339,11 +412,40 @@ mod tests {
             aimd.on_congestion(round * 10, round * 10 + 5);
         }
         assert_eq!(aimd.window(), MIN_WINDOW);
-        // Additive from 4 to 512: about 512^2 / 2 successes.
-        for _ in 0..200_000 {
-            aimd.on_success(1);
+        // Additive from 4 to 1024 (on a far path): about 1024^2 / 2 successes.
+        for _ in 0..600_000 {
+            aimd.on_success(FAR_RTT_MS);
         }
         assert_eq!(aimd.window(), MAX_WINDOW);
+    }
+
+    #[test]
+    fn a_window_grows_past_the_near_bound_only_on_a_far_path() {
+        // Most of the first blocks came back fast: the path is near, however
+        // long the queue makes the later round trips.
+        let mut near = Aimd::new(NEAR_WINDOW, MAX_WINDOW);
+        for i in 0..BASE_SAMPLES as u64 {
+            near.on_success(if i % 16 == 0 { FAR_RTT_MS * 4 } else { 5 });
+        }
+        for _ in 0..2 * MAX_WINDOW {
+            near.on_success(FAR_RTT_MS * 4);
+        }
+        assert!(!near.is_far());
+        assert_eq!(near.window(), NEAR_WINDOW);
+        // Most came back slowly, some at once (held by the node itself):
+        // the path is far.
+        let mut far = Aimd::new(NEAR_WINDOW, MAX_WINDOW);
+        for i in 0..2 * MAX_WINDOW as u64 {
+            far.on_success(if i % 3 == 0 { 0 } else { FAR_RTT_MS * 2 });
+        }
+        assert!(far.is_far());
+        assert_eq!(far.window(), MAX_WINDOW);
+        // An insert's bound is below the near bound: no difference.
+        let mut insert = Aimd::new(MAX_INSERT_WINDOW, MAX_INSERT_WINDOW);
+        for _ in 0..2 * MAX_WINDOW {
+            insert.on_success(FAR_RTT_MS * 4);
+        }
+        assert_eq!(insert.window(), MAX_INSERT_WINDOW);
     }
 
     #[test]
@@ -360,13 +462,14 @@ mod tests {
     fn transfers_on_one_node_share_its_budget() {
         let transfers = Arc::new(Transfers::default());
         let one = transfers.join();
-        assert_eq!(transfers.share(), NODE_BUDGET);
+        assert_eq!(transfers.share(MAX_WINDOW), MAX_WINDOW);
         let two = transfers.join();
-        assert_eq!(transfers.share(), NODE_BUDGET / 2);
+        assert_eq!(transfers.share(MAX_WINDOW), MAX_WINDOW / 2);
+        assert_eq!(transfers.share(MAX_INSERT_WINDOW), MAX_INSERT_WINDOW / 2);
         drop(one);
-        assert_eq!(transfers.share(), NODE_BUDGET);
+        assert_eq!(transfers.share(MAX_WINDOW), MAX_WINDOW);
         drop(two);
-        assert_eq!(transfers.share(), NODE_BUDGET);
+        assert_eq!(transfers.share(MAX_WINDOW), MAX_WINDOW);
     }
 
     #[tokio::test]
@@ -391,7 +494,10 @@ mod tests {
         assert_eq!(window.semaphore.available_permits(), 4);
         // A second transfer on the node caps each at half the budget.
         let other = Window::new(&transfers, MAX_WINDOW);
-        assert_eq!(other.current(), NODE_BUDGET / 2);
+        assert_eq!(other.current(), MAX_WINDOW / 2);
+        // An insert's bound is its own, shared the same way.
+        let insert = Window::for_insert(&transfers, MAX_WINDOW);
+        assert_eq!(insert.current(), MAX_INSERT_WINDOW / 3);
     }
 
     #[tokio::test]

@@ -27,6 +27,7 @@ mod roots;
 pub mod routing;
 pub mod signed;
 pub mod sim;
+mod spill;
 pub mod wire;
 
 /// An error and all its causes in one line, outermost first (`a: b: c`), for

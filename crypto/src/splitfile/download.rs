@@ -9,6 +9,8 @@ use crate::metadata::{Segment, SplitfileManifest};
 
 use super::fec::{self, SHARD_LEN};
 use super::fetcher::{FetchError, Part};
+#[cfg(doc)]
+use super::FETCH_HELD_BLOCKS;
 use super::FETCH_WINDOW_SEGMENTS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +21,10 @@ enum Status {
     Pending,
     /// Reported not found.
     Missing,
+    /// Answered while memory was at its bound and handed back to the
+    /// driver, which keeps it: asked for again (and answered at once) when
+    /// there is room.
+    Parked,
     /// Decoded and kept.
     Have,
 }
@@ -85,6 +91,12 @@ pub(crate) struct Download {
     /// code rebuilt (and checked against the manifest), for the driver to heal;
     /// at most [`MAX_REBUILT`] wait.
     rebuilt: Vec<ChkBlock>,
+    /// Blocks of content held for segments behind the front one, at most.
+    held_limit: usize,
+    /// Answers handed back (over `held_limit`) for the driver to keep.
+    parked: Vec<ChkBlock>,
+    /// Segments asked for at once (at most [`FETCH_WINDOW_SEGMENTS`]).
+    lookahead: usize,
 }
 
 /// Rebuilt blocks kept for healing until the driver takes them (a segment's
@@ -101,7 +113,13 @@ fn key_of(manifest: &SplitfileManifest, slot: Slot) -> &ChkKey {
 
 impl Download {
     /// Starts a download of a manifest that has passed validation.
-    pub(crate) fn new(manifest: SplitfileManifest, part: Part) -> Self {
+    /// It holds at most `held_limit` blocks of content for the segments
+    /// behind the front one (normally [`FETCH_HELD_BLOCKS`]).
+    pub(crate) fn with_held_limit(
+        manifest: SplitfileManifest,
+        part: Part,
+        held_limit: usize,
+    ) -> Self {
         let mut download = Download {
             manifest,
             part,
@@ -110,6 +128,9 @@ impl Download {
             next_first_block: 0,
             pending: HashMap::new(),
             rebuilt: Vec::new(),
+            held_limit,
+            parked: Vec::new(),
+            lookahead: FETCH_WINDOW_SEGMENTS,
         };
         download.fill_window();
         download
@@ -138,34 +159,84 @@ impl Download {
         self.active.iter_mut().find(|s| s.index == segment)
     }
 
+    /// Blocks of content in memory: shards held and segments decoded but
+    /// not yet taken (a decoded segment holds all its data blocks' worth).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.active.iter().map(|state| state.have).sum()
+    }
+
+    /// As [`Self::held`], for the segments behind the front one only (the
+    /// front is always taken in, so the bound is on these).
+    fn held_behind_front(&self) -> usize {
+        self.active.iter().skip(1).map(|state| state.have).sum()
+    }
+
+    /// Asks for blocks of at most `segments` segments at once (1 to
+    /// [`FETCH_WINDOW_SEGMENTS`]); blocks already asked for stay asked for.
+    pub(crate) fn set_lookahead(&mut self, segments: usize) {
+        self.lookahead = segments.clamp(1, FETCH_WINDOW_SEGMENTS);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn held_blocks(&self) -> usize {
+        self.held()
+    }
+
     /// Up to `max` new keys to request: the front segment's needs first, data
     /// blocks before check blocks, never more than would complete a segment.
+    /// Answers parked with the driver come first (they are answered at once)
+    /// but, past the front segment, only as many as memory has room for;
+    /// keys never asked for are asked for in every segment of the window
+    /// whatever memory holds (their answers may be parked in turn), so the
+    /// requests in flight do not wait for the front segment.
     pub(crate) fn wanted(&mut self, max: usize) -> Vec<RoutingKey> {
         let mut out = Vec::new();
-        for position in 0..self.active.len() {
+        let mut unparked_room = self.held_limit.saturating_sub(self.held_behind_front());
+        for position in 0..self.active.len().min(self.lookahead) {
             let state = &mut self.active[position];
             if state.decoded.is_some() {
                 continue;
             }
             let mut need = state.data_count.saturating_sub(state.have + state.pending);
-            let mut shard = 0;
-            while need > 0 && shard < state.status.len() && out.len() < max {
-                if state.status[shard] == Status::Idle {
-                    let slot = Slot {
-                        segment: state.index,
-                        shard,
-                    };
-                    state.status[shard] = Status::Pending;
-                    state.pending += 1;
-                    need -= 1;
-                    let routing = key_of(&self.manifest, slot).routing;
-                    let slots = self.pending.entry(routing).or_default();
-                    if slots.is_empty() {
-                        out.push(routing);
-                    }
-                    slots.push(slot);
+            let mut parked = state
+                .status
+                .iter()
+                .filter(|&&s| s == Status::Parked)
+                .count();
+            for pass in [Status::Parked, Status::Idle] {
+                if pass == Status::Idle {
+                    // Parked answers not asked for this time still count:
+                    // other blocks are not asked for in their place.
+                    need = need.saturating_sub(parked);
                 }
-                shard += 1;
+                let mut shard = 0;
+                while need > 0 && shard < state.status.len() && out.len() < max {
+                    if state.status[shard] == pass
+                        && (position == 0 || pass == Status::Idle || unparked_room > 0)
+                    {
+                        if pass == Status::Parked {
+                            parked -= 1;
+                            if position > 0 {
+                                unparked_room -= 1;
+                            }
+                        }
+                        let slot = Slot {
+                            segment: state.index,
+                            shard,
+                        };
+                        state.status[shard] = Status::Pending;
+                        state.pending += 1;
+                        need -= 1;
+                        let routing = key_of(&self.manifest, slot).routing;
+                        let slots = self.pending.entry(routing).or_default();
+                        if slots.is_empty() {
+                            out.push(routing);
+                        }
+                        slots.push(slot);
+                    }
+                    shard += 1;
+                }
             }
         }
         out
@@ -177,6 +248,24 @@ impl Download {
         let Some(slots) = self.pending.remove(&routing) else {
             return Ok(false);
         };
+        let front = self.active.front().map(|state| state.index);
+        if self.held_behind_front() >= self.held_limit
+            && !slots.iter().any(|s| Some(s.segment) == front)
+        {
+            // Memory is at its bound while the front segment waits: the
+            // driver keeps the block (as it came) and gives it back when it
+            // is asked for again, once the front has moved on.
+            for slot in slots {
+                if let Some(state) = self.state_mut(slot.segment) {
+                    if state.status[slot.shard] == Status::Pending {
+                        state.status[slot.shard] = Status::Parked;
+                        state.pending -= 1;
+                    }
+                }
+            }
+            self.parked.push(block.clone());
+            return Ok(true);
+        }
         // Decoded straight into what becomes the shard (capacity for the
         // sealed form), so the common case of one slot copies nothing more.
         let mut plain = Vec::with_capacity(SEALED_LEN.max(SHARD_LEN));
@@ -210,7 +299,7 @@ impl Download {
                     segment: state.index,
                     shard,
                 };
-                if matches!(status, Status::Idle | Status::Missing)
+                if matches!(status, Status::Idle | Status::Missing | Status::Parked)
                     && key_of(&self.manifest, slot).routing == routing
                     && decoded_with.as_ref() == Some(&key_of(&self.manifest, slot).crypto)
                     && plain.len() == self.expected_len(slot)
@@ -463,6 +552,13 @@ impl Download {
             rebuilt.push(block);
         }
         Ok(rebuilt)
+    }
+
+    /// Answers handed back since the last call, for the driver to keep out
+    /// of memory until it is asked for them again (at most the requests it
+    /// had in flight).
+    pub(crate) fn take_parked(&mut self) -> Vec<ChkBlock> {
+        core::mem::take(&mut self.parked)
     }
 
     /// Blocks rebuilt since the last call that the network had lost.

@@ -119,7 +119,10 @@ enum Stage {
 /// each result to [`on_block`](Self::on_block) or
 /// [`on_missing`](Self::on_missing), and drain [`take_output`](Self::take_output)
 /// (content in order, a segment at a time) until [`is_done`](Self::is_done).
-/// Any error is final. Memory: the splitfile manifest plus about
+/// Any error is final. Memory: the splitfile manifest, the segment being
+/// output and [`FETCH_HELD_BLOCKS`](super::FETCH_HELD_BLOCKS) blocks of the
+/// segments after it (answers past that are handed back, see
+/// [`take_parked`](Self::take_parked)), and the state of
 /// [`FETCH_WINDOW_SEGMENTS`](super::FETCH_WINDOW_SEGMENTS) segments.
 #[derive(Debug)]
 pub struct ContentFetcher {
@@ -135,6 +138,12 @@ pub struct ContentFetcher {
     site: bool,
     /// Rebuilt blocks taken from the download, for [`Self::take_rebuilt`].
     rebuilt: Vec<ChkBlock>,
+    /// Answers handed back by the download, for [`Self::take_parked`].
+    parked: Vec<ChkBlock>,
+    /// Blocks of content held for segments behind the front one, at most.
+    held_limit: usize,
+    /// Segments asked for at once.
+    lookahead: usize,
 }
 
 impl ContentFetcher {
@@ -153,6 +162,19 @@ impl ContentFetcher {
             output: VecDeque::new(),
             site: false,
             rebuilt: Vec::new(),
+            parked: Vec::new(),
+            held_limit: super::FETCH_HELD_BLOCKS,
+            lookahead: super::FETCH_WINDOW_SEGMENTS,
+        }
+    }
+
+    /// As [`Self::new`], holding at most `blocks` blocks of content in
+    /// memory for the segments behind the one being output (default
+    /// [`FETCH_HELD_BLOCKS`](super::FETCH_HELD_BLOCKS)).
+    pub fn with_held_limit(uri: &ChkUri, blocks: usize) -> Self {
+        ContentFetcher {
+            held_limit: blocks,
+            ..Self::new(uri)
         }
     }
 
@@ -236,6 +258,40 @@ impl ContentFetcher {
         core::mem::take(&mut self.rebuilt)
     }
 
+    /// Asks for the blocks of at most `segments` segments at once (1 to
+    /// [`FETCH_WINDOW_SEGMENTS`](super::FETCH_WINDOW_SEGMENTS), the
+    /// default). A driver on a near path sets fewer: the requests it keeps
+    /// in flight fill them, and asking further ahead would only park
+    /// answers.
+    pub fn set_lookahead(&mut self, segments: usize) {
+        self.lookahead = segments;
+        if let Stage::Content(download) | Stage::SplitMetadata { download, .. } = &mut self.stage {
+            download.set_lookahead(segments);
+        }
+    }
+
+    /// Blocks that answered a request but were handed back because the
+    /// fetch's memory was at its bound (see
+    /// [`FETCH_HELD_BLOCKS`](super::FETCH_HELD_BLOCKS)): verified against
+    /// nothing yet, as they came. Their keys are asked for again by
+    /// [`wanted`](Self::wanted) later; a driver that kept a block answers
+    /// that request with it instead of asking the network. One dropped is
+    /// only fetched again.
+    pub fn take_parked(&mut self) -> Vec<ChkBlock> {
+        core::mem::take(&mut self.parked)
+    }
+
+    /// Blocks of content the download holds now (for tests of the bound).
+    #[cfg(test)]
+    pub(crate) fn held_blocks(&self) -> usize {
+        match &self.stage {
+            Stage::Content(download) | Stage::SplitMetadata { download, .. } => {
+                download.held_blocks()
+            }
+            _ => 0,
+        }
+    }
+
     /// The next piece of content, in order. Pieces are whole segments (or the
     /// single block of a small file).
     pub fn take_output(&mut self) -> Option<Vec<u8>> {
@@ -281,6 +337,7 @@ impl ContentFetcher {
             Stage::Content(download) => {
                 download.on_block(block)?;
                 self.rebuilt.extend(download.take_rebuilt());
+                self.parked.extend(download.take_parked());
                 while let Some(content) = download.take_decoded() {
                     self.output.push_back(content);
                 }
@@ -292,6 +349,7 @@ impl ContentFetcher {
             Stage::SplitMetadata { download, buffer } => {
                 download.on_block(block)?;
                 self.rebuilt.extend(download.take_rebuilt());
+                self.parked.extend(download.take_parked());
                 while let Some(content) = download.take_decoded() {
                     buffer.extend_from_slice(&content);
                 }
@@ -335,7 +393,12 @@ impl ContentFetcher {
                 if self.split_depth > MAX_METADATA_DEPTH {
                     return Err(FetchError::TooDeep);
                 }
-                let download = Download::new(manifest, Part::Metadata { hop: self.hops });
+                let mut download = Download::with_held_limit(
+                    manifest,
+                    Part::Metadata { hop: self.hops },
+                    self.held_limit,
+                );
+                download.set_lookahead(self.lookahead);
                 self.stage = Stage::SplitMetadata {
                     download,
                     buffer: Vec::new(),
@@ -351,7 +414,9 @@ impl ContentFetcher {
         if self.content_type.is_none() {
             self.content_type.clone_from(&manifest.content_type);
         }
-        self.stage = Stage::Content(Download::new(manifest, Part::Content));
+        let mut download = Download::with_held_limit(manifest, Part::Content, self.held_limit);
+        download.set_lookahead(self.lookahead);
+        self.stage = Stage::Content(download);
         Ok(())
     }
 

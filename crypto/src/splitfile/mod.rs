@@ -32,12 +32,19 @@ pub const MAX_METADATA_HOPS: usize = 8;
 /// Fewest data blocks per full segment: smaller segments could end in a
 /// one-block segment, whose single check block is a copy of its data block.
 pub const MIN_SEGMENT_DATA_BLOCKS: usize = 3;
-/// Segments a fetch works on at once: the one being output and three
-/// prefetched. Their data blocks (4 x 128 at most) are what a wide-area fetch
-/// can keep in flight, and a path of a few 80 ms links needs several hundred
-/// to fill (two segments capped such a fetch at about a third of its
-/// loopback speed); the blocks held are at most 4 x 128 x 32 KiB = 16 MiB.
-pub const FETCH_WINDOW_SEGMENTS: usize = 4;
+/// Segments a fetch asks for blocks of at once: the one being output and
+/// seven ahead. Their data blocks (8 x 128 at most) are what a wide-area
+/// fetch can keep in flight: a path of a few 80 ms links has a block round
+/// trip of ~360 ms, and 512 blocks in flight (four segments) capped such a
+/// fetch at about a third of its loopback speed.
+pub const FETCH_WINDOW_SEGMENTS: usize = 8;
+/// Blocks of content a fetch holds in memory for the segments behind its
+/// front one (which is always taken in): three segments' worth, so a fetch
+/// holds at most 4 x 128 x 32 KiB = 16 MiB however many segments it asks
+/// for. Past it, an answer for a later segment is handed back to the driver
+/// as it came (ciphertext, [`ContentFetcher::take_parked`]) to keep out of
+/// memory and give back when it is asked for again.
+pub const FETCH_HELD_BLOCKS: usize = 3 * MAX_SEGMENT_DATA_BLOCKS;
 
 /// How content is cut into segments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

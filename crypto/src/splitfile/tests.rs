@@ -204,6 +204,91 @@ fn wanted_asks_for_data_first_and_only_what_is_needed() {
 }
 
 #[test]
+fn a_shorter_lookahead_asks_for_fewer_segments() {
+    let data = random_bytes(12, 4 * super::FETCH_WINDOW_SEGMENTS * BLOCK_PAYLOAD);
+    let encoded = encode_with(&data, 4, None);
+    let net = network(&encoded.blocks);
+    let mut fetcher = ContentFetcher::new(&encoded.uri);
+    fetcher.set_lookahead(2);
+    let root = fetcher.wanted(100);
+    fetcher.on_block(&net[&root[0]]).unwrap();
+    let first = fetcher.wanted(100);
+    let expected: Vec<RoutingKey> = (0..2)
+        .flat_map(|segment| &encoded.blocks[8 * segment..8 * segment + 4])
+        .map(ChkBlock::routing_key)
+        .collect();
+    assert_eq!(first, expected);
+    // Widened again: the rest of the window is asked for.
+    fetcher.set_lookahead(super::FETCH_WINDOW_SEGMENTS);
+    assert_eq!(
+        fetcher.wanted(1000).len(),
+        4 * (super::FETCH_WINDOW_SEGMENTS - 2)
+    );
+    let (out, _) = fetch(&encoded.uri, &net, 7).unwrap();
+    assert_eq!(out, data);
+}
+
+/// A fetch whose front segment answers last, so every later answer arrives
+/// while the front still waits: with a small memory bound, answers past it
+/// are handed back (parked), the driver keeps them and gives them back when
+/// they are asked for again, and the blocks held never pass the bound plus
+/// the front segment.
+#[test]
+fn answers_past_the_memory_bound_are_parked_and_asked_for_again() {
+    let segment = 4;
+    let limit = 2 * segment;
+    let data = random_bytes(11, 12 * segment * BLOCK_PAYLOAD + 5);
+    let encoded = encode_with(&data, segment, None);
+    let net = network(&encoded.blocks);
+    let mut fetcher = ContentFetcher::with_held_limit(&encoded.uri, limit);
+    let mut kept: Network = HashMap::new();
+    let (mut out, mut parked_total, mut from_network) = (Vec::new(), 0, 0);
+    let mut late: Vec<RoutingKey> = Vec::new();
+    let mut rounds = 0;
+    while !fetcher.is_done() {
+        rounds += 1;
+        assert!(rounds < 1000, "the fetch does not finish");
+        let keys = fetcher.wanted(usize::MAX);
+        // Answers from what the driver kept come at once; of the network's,
+        // the first asked for (the front segment's) are held back a round.
+        let (at_hand, asked): (Vec<_>, Vec<_>) =
+            keys.into_iter().partition(|key| kept.contains_key(key));
+        let (front, rest) = asked.split_at(asked.len().min(segment));
+        let mut answers: Vec<ChkBlock> =
+            at_hand.iter().filter_map(|key| kept.remove(key)).collect();
+        from_network += rest.len() + late.len();
+        answers.extend(rest.iter().chain(&late).map(|key| net[key].clone()));
+        late = front.to_vec();
+        for block in answers {
+            fetcher.on_block(&block).unwrap();
+            for block in fetcher.take_parked() {
+                parked_total += 1;
+                kept.insert(block.routing_key(), block);
+            }
+            assert!(
+                fetcher.held_blocks() <= limit + segment,
+                "{} blocks held",
+                fetcher.held_blocks()
+            );
+            while let Some(piece) = fetcher.take_output() {
+                out.extend_from_slice(&piece);
+            }
+        }
+    }
+    assert_eq!(out, data);
+    assert!(parked_total > 0, "nothing was parked");
+    assert!(
+        kept.is_empty(),
+        "{} parked blocks never asked for",
+        kept.len()
+    );
+    // Parking saves asking the network again: each block came from it once
+    // (the root, and the data blocks of 13 segments).
+    let data_blocks = data.len().div_ceil(BLOCK_PAYLOAD);
+    assert_eq!(from_network, 1 + data_blocks);
+}
+
+#[test]
 fn output_comes_in_order_a_segment_at_a_time() {
     let data = random_bytes(6, 9 * BLOCK_PAYLOAD + 3);
     let encoded = encode_with(&data, 3, None);

@@ -359,6 +359,8 @@ pub struct NodeHandle {
     noderef: SharedNodeRef,
     /// This node's client transfers, sharing its flow-control budget.
     transfers: Arc<crate::flow::Transfers>,
+    /// The data directory, where a fetch keeps what it may not hold in memory.
+    data_dir: Arc<std::path::Path>,
 }
 
 /// This node's noderef as it is handed out now: it changes when the node
@@ -402,6 +404,11 @@ impl NodeHandle {
     /// The transfers running on this node (they share its window budget).
     pub fn transfers(&self) -> &Arc<crate::flow::Transfers> {
         &self.transfers
+    }
+
+    /// The node's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
     }
 
     /// This node's noderef, to hand to peers (with the address its peers
@@ -531,6 +538,7 @@ impl Node {
             commands,
             noderef: SharedNodeRef::new(noderef.clone()),
             transfers: Arc::default(),
+            data_dir: Arc::from(config.data_dir.as_path()),
         };
         let writer =
             store_writer::StoreWriter::start(store.clone()).map_err(StartError::StoreWriter)?;

@@ -147,7 +147,7 @@ where
     let mut chunks = std::pin::pin!(chunks);
     let mut encoder = Some(SplitfileEncoder::new(content_type));
     let mut window = LoggedWindow {
-        window: Window::new(node.transfers(), INSERT_INITIAL),
+        window: Window::for_insert(node.transfers(), INSERT_INITIAL),
         node: node.clone(),
         inflight: JoinSet::new(),
         counts,

@@ -263,11 +263,14 @@ pub const DEFAULT_MAX_PEERS: usize = 256;
 /// Requests (fetches and inserts) one node works on at once.
 pub const DEFAULT_MAX_LIVE_REQUESTS: usize = 2048;
 /// Requests one node works on at once for one peer; beyond, `Overloaded`.
-/// As large as a node's client window budget (`flow::NODE_BUDGET`), so a
-/// node with one peer is not refused for its own transfers: a wide-area path
-/// needs a few hundred blocks in flight to fill its links. Memory stays
-/// bounded by `max_live_requests`, which is unchanged.
-pub const DEFAULT_MAX_REQUESTS_PER_PEER: u32 = 512;
+/// As large as a node's fetch budget (`flow::MAX_WINDOW`), so a node with
+/// one peer, and every relay of a chain behind it, is not refused for a
+/// fetch's requests: a wide-area path needs about 1,000 blocks in flight to
+/// fill its links. (At 512 against a window of 1,024, a fetch through a
+/// chain lost blocks: refusals and shed replies past the link outbox ran
+/// out its retries.) Half of `max_live_requests`, so one peer never has all
+/// of a node's work; memory stays bounded by `max_live_requests`.
+pub const DEFAULT_MAX_REQUESTS_PER_PEER: u32 = 1024;
 /// Identical requests merged into one in flight at most.
 pub const DEFAULT_MAX_WAITERS: usize = 16;
 /// How long to wait for a peer to accept a request before trying the next.

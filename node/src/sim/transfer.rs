@@ -245,13 +245,18 @@ mod tests {
 
     #[test]
     fn the_clients_controller_keeps_a_long_path_busy() {
-        use crate::flow::{Aimd, FETCH_INITIAL, INSERT_INITIAL, MAX_WINDOW};
-        let aimd = |initial| move || Box::new(Aimd::new(initial, MAX_WINDOW)) as Box<dyn Window>;
+        use crate::flow::{Aimd, FETCH_INITIAL, INSERT_INITIAL, MAX_INSERT_WINDOW, MAX_WINDOW};
+        let aimd = |initial, max| move || Box::new(Aimd::new(initial, max)) as Box<dyn Window>;
         let config = TransferConfig {
             file_mib: 8,
             ..SMALL
         };
-        let adaptive = by_rtt(&config, &[80], &aimd(INSERT_INITIAL), &aimd(FETCH_INITIAL));
+        let adaptive = by_rtt(
+            &config,
+            &[80],
+            &aimd(INSERT_INITIAL, MAX_INSERT_WINDOW),
+            &aimd(FETCH_INITIAL, MAX_WINDOW),
+        );
         let fixed = by_rtt(&config, &[80], &fixed(32), &fixed(48));
         let (a, f) = (adaptive[0], fixed[0]);
         assert_eq!(a.fetch.failed + a.insert.failed, 0, "{a:?}");
